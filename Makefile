@@ -1,0 +1,41 @@
+# pixcolor: `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DATA ?= data
+SPLIT ?= demo
+IMAGENET_VAL ?=
+DEVICE ?= cpu
+RUNS ?= runs
+
+.PHONY: help venv demo-data bench test test-fast lint clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch pinned: on these machines 2.13.0 resolves to a CPU build already on disk.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP) ## create .venv and install the project (only when needed)
+
+demo-data: $(STAMP) ## prepare the embedded demo photos into $(DATA)/demo
+	$(PY) -m pixcolor.demo prepare --out $(DATA)/demo
+
+bench: $(STAMP) ## run the benchmark on the demo data (or IMAGENET_VAL=... SPLIT=ctest10k DEVICE=cuda)
+	$(PY) -m bench run --data $(DATA) --split $(SPLIT) --runs $(RUNS) --device $(DEVICE) $(if $(IMAGENET_VAL),--imagenet-val $(IMAGENET_VAL))
+
+test: $(STAMP) ## run the whole test suite
+	$(PY) -m pytest -q
+
+lint: $(STAMP) ## ruff
+	$(VENV)/bin/ruff check .
+
+clean: ## remove caches and generated outputs (keeps .venv)
+	rm -rf $(RUNS) .pytest_cache build *.egg-info
