@@ -10,7 +10,7 @@ IMAGENET_VAL ?=
 DEVICE ?= cpu
 RUNS ?= runs
 
-.PHONY: help venv demo-data bench test test-fast lint clean
+.PHONY: help venv demo-data bench test test-fast lint clean browser
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -31,8 +31,11 @@ demo-data: $(STAMP) ## prepare the embedded demo photos into $(DATA)/demo
 bench: $(STAMP) ## run the benchmark on the demo data (or IMAGENET_VAL=... SPLIT=ctest10k DEVICE=cuda)
 	$(PY) -m bench run --data $(DATA) --split $(SPLIT) --runs $(RUNS) --device $(DEVICE) $(if $(IMAGENET_VAL),--imagenet-val $(IMAGENET_VAL))
 
-test: $(STAMP) ## run the whole test suite
+test: $(STAMP) browser ## run the whole test suite
 	$(PY) -m pytest -q
+
+browser: ## install Debian chromium for the browser tests (idempotent)
+	bash scripts/install_browser.sh
 
 lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check .
