@@ -1,0 +1,239 @@
+"""PixColor: conditioning network + gated PixelCNN + refinement network (paper Sec. 3, Fig. 4).
+
+Public API (kept stable for the benchmark harness, the baselines and users)::
+
+    model = PixColor.from_preset("paper")        # random init
+    model = PixColor.load(path=None)             # a checkpoint; None = the shipped demo one
+    out = model.colorize(images, num_samples=3, seed=1, sampler="cached", temperature=1.0)
+    bins, logp = model.sample_lowres(y, num_samples=3, seed=1, sampler="cached")
+    logits = model.pixelcnn_logits(y, bins)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from pixcolor import color
+from pixcolor.config import ModelConfig, config_from_dict, get_preset
+from pixcolor.models.conditioning import ConditioningNetwork
+from pixcolor.models.pixelcnn import PixelCNN
+from pixcolor.models.refine import RefinementNetwork
+from pixcolor.sampling import image_key, sample, sample_noise
+
+SHIPPED_CHECKPOINT = Path(__file__).parent / "checkpoints" / "pixcolor_small.pt"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable or not a PixColor checkpoint."""
+
+
+def init_weights(module: nn.Module, std: float) -> None:
+    """Truncated normal (stddev ``std``, cut at 2 std) weights, zero biases (Table 2).
+
+    ``std <= 0`` keeps PyTorch's default initialisation. BatchNorm keeps weight 1, bias 0.
+    """
+    if std <= 0:
+        return
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class PixColor(nn.Module):
+    """The full model; see the module docstring for the public methods."""
+
+    def __init__(self, cfg: ModelConfig, preset: str = "custom"):
+        super().__init__()
+        self.cfg, self.preset = cfg, preset
+        self.cond = ConditioningNetwork(cfg)
+        self.pixelcnn = PixelCNN(cfg, cond_channels=cfg.adapt_channels)
+        self.refine = RefinementNetwork(cfg)
+        init_weights(self, cfg.init_std)
+        self.checkpoint_sha256: str | None = None
+        self.eval()
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_preset(cls, name: str) -> PixColor:
+        return cls(get_preset(name).model, preset=name)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, map_location: str = "cpu") -> PixColor:
+        """Load a checkpoint written by :meth:`save` or by ``pixcolor train``.
+
+        A training checkpoint holds one stage; the other stage keeps its random init (a
+        warning is logged by the caller's choice). ``path=None`` loads the shipped demo model.
+        """
+        path = Path(path) if path is not None else SHIPPED_CHECKPOINT
+        if not path.is_file():
+            raise CheckpointError(f"{path}: no such checkpoint file")
+        try:
+            ckpt = torch.load(path, map_location=map_location, weights_only=False)
+        except Exception as e:  # noqa: BLE001
+            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({e})") from e
+        if not isinstance(ckpt, dict) or "model_config" not in ckpt:
+            raise CheckpointError(f"{path}: not a PixColor checkpoint (no 'model_config')")
+        cfg = config_from_dict(ModelConfig, ckpt["model_config"])
+        model = cls(cfg, preset=ckpt.get("preset", "custom"))
+        missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
+        if unexpected:
+            raise CheckpointError(f"{path}: unexpected tensors {unexpected[:5]}")
+        model.stages = ckpt.get("stages", ["pixelcnn", "refine"])
+        model.checkpoint_sha256 = file_sha256(path)
+        model.checkpoint_path = str(path)
+        model.missing_keys = missing
+        return model
+
+    def save(self, path: str | Path, extra: dict | None = None) -> None:
+        """Write an inference checkpoint (config, weights, ``extra``) atomically."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ckpt = {"model_config": dataclasses.asdict(self.cfg), "preset": self.preset,
+                "model": self.state_dict(), "stages": ["pixelcnn", "refine"], **(extra or {})}
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        torch.save(ckpt, tmp)
+        tmp.replace(path)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    # ------------------------------------------------------------------ low resolution
+    def lowres_size(self, height: int, width: int) -> tuple[int, int]:
+        return color.lowres_size(height, width, self.cfg.lowres_short_side)
+
+    def cond_input(self, y: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Resize Y (N, 1, H, W) to cond_stride x the low-resolution size (antialiased)."""
+        h, w = size if size is not None else self.lowres_size(*y.shape[-2:])
+        s = self.cfg.cond_stride
+        return color.resize(y.to(self.dtype), (h * s, w * s), antialias=True)
+
+    def conditioning(self, y: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """(N, 1, H, W) Y -> (N, adapt_channels, h, w) features at the chroma resolution."""
+        return self.cond(self.cond_input(y, size))
+
+    def pixelcnn_logits(self, y: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: y (N, 1, H, W), bins (N, 2, h, w) -> (N, 2, bins, h, w) logits."""
+        return self.pixelcnn(bins, self.conditioning(y, tuple(bins.shape[-2:])))
+
+    @torch.no_grad()
+    def sample_lowres(self, y: torch.Tensor, num_samples: int = 3, seed: int = 0,
+                      sampler: str = "cached", temperature: float = 1.0,
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample low-resolution chroma bins.
+
+        Args:
+            y: (N, 1, H, W) float in [0, 1], any size (the chroma is at a 28-pixel short side).
+            num_samples: samples per image.
+            seed: samples depend only on (seed, sample index, image content).
+            sampler: "cached" (fast) or "naive" (reference); both give the same samples.
+            temperature: softmax temperature; <= 0 takes the most likely bin.
+
+        Returns:
+            bins (N, S, 2, h, w) int64 in [0, 32) in (Cb, Cr) order; logp (N, S) float64,
+            the PixelCNN log-likelihood of each sample in nats.
+        """
+        y = y.to(self.device)
+        n = y.shape[0]
+        size = self.lowres_size(*y.shape[-2:])
+        feats = self.conditioning(y, size)
+        feats = feats.repeat_interleave(num_samples, dim=0)
+        noise = sample_noise([image_key(y[i]) for i in range(n)], num_samples, seed, size,
+                             device=self.device, dtype=self.dtype)
+        bins, logp = sample(self.pixelcnn, feats, noise, sampler, temperature)
+        return bins.view(n, num_samples, 2, *size), logp.view(n, num_samples)
+
+    # ------------------------------------------------------------------ refinement
+    @torch.no_grad()
+    def refine_chroma(self, y: torch.Tensor, lowres: torch.Tensor) -> torch.Tensor:
+        """(N, 1, H, W) Y + (N, 2, h, w) low-res chroma -> (N, 2, H, W) refined chroma."""
+        up = color.upsample_chroma(lowres.to(self.dtype), tuple(y.shape[-2:]))
+        return self.refine(y.to(self.dtype), up).clamp(-0.5, 0.5)
+
+    # ------------------------------------------------------------------ user entry point
+    @torch.no_grad()
+    def colorize(self, images: list[np.ndarray], num_samples: int = 3, seed: int = 1,
+                 sampler: str = "cached", temperature: float = 1.0, refine: bool = True,
+                 max_side: int = 1024, batch_size: int = 16, return_logp: bool = False):
+        """Colourise grayscale (or colour, whose chroma is discarded) images.
+
+        Args:
+            images: list of (H, W) or (H, W, 3) uint8 arrays, any sizes.
+            num_samples: samples per image (S).
+            seed: base seed; sample s of an image depends only on (seed, s, image).
+            refine: False gives the bilinearly upsampled PixelCNN sample (the ablation).
+            max_side: the refinement network runs at most at this size (longer side);
+                larger images are refined at a reduced working size, the chroma is
+                upsampled bilinearly and the original Y is restored.
+            batch_size: images per batch (images of equal size are batched together).
+
+        Returns:
+            list of (S, H, W, 3) uint8 arrays (and, with ``return_logp``, a list of (S,)
+            log-likelihoods). The output's Y equals the input's (up to uint8 rounding).
+        """
+        ys = [_to_luma(im) for im in images]
+        out: list = [None] * len(ys)
+        logps: list = [None] * len(ys)
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for i, yy in enumerate(ys):
+            by_size.setdefault(yy.shape, []).append(i)
+        for (hh, ww), idxs in by_size.items():
+            for start in range(0, len(idxs), batch_size):
+                chunk = idxs[start:start + batch_size]
+                y = torch.from_numpy(np.stack([ys[i] for i in chunk]))[:, None].to(self.device)
+                bins, logp = self.sample_lowres(y, num_samples, seed, sampler, temperature)
+                lowres = color.dequantize_chroma(bins, self.cfg.bins).flatten(0, 1)
+                yw = y.repeat_interleave(num_samples, dim=0)
+                scale = min(1.0, max_side / max(hh, ww))
+                if scale < 1.0:
+                    work = (max(1, round(hh * scale)), max(1, round(ww * scale)))
+                    yw = color.resize(yw, work, antialias=True)
+                if refine:
+                    chroma = self.refine_chroma(yw, lowres)
+                else:
+                    chroma = color.upsample_chroma(lowres.to(self.dtype), tuple(yw.shape[-2:]))
+                chroma = color.upsample_chroma(chroma, (hh, ww)).view(
+                    len(chroma) // num_samples, num_samples, 2, hh, ww)
+                for k, i in enumerate(chunk):
+                    cbcr = chroma[k].permute(0, 2, 3, 1).float().cpu().numpy()
+                    out[i] = np.stack([color.merge_luma_chroma(ys[i], c) for c in cbcr])
+                    logps[i] = logp[k].cpu().numpy()
+        return (out, logps) if return_logp else out
+
+
+def _to_luma(im: np.ndarray) -> np.ndarray:
+    """(H, W) or (H, W, 3) uint8 -> (H, W) float32 Y in [0, 1]."""
+    im = np.asarray(im)
+    if im.dtype != np.uint8:
+        raise TypeError(f"expected uint8 images, got {im.dtype}")
+    if im.ndim == 2:
+        return im.astype(np.float32) / 255.0
+    if im.ndim == 3 and im.shape[2] == 3:
+        return color.luminance(im)
+    raise ValueError(f"expected (H, W) or (H, W, 3) image, got shape {im.shape}")
+
+
+def expected_cond_size(cfg: ModelConfig, image_size: int) -> int:
+    """Chroma resolution a square training crop of ``image_size`` gives."""
+    return math.ceil(image_size / cfg.cond_stride)

@@ -1,0 +1,1 @@
+"""PixColor networks: conditioning (ResNet), gated conditional PixelCNN, refinement."""
