@@ -1,0 +1,66 @@
+"""Attention-check images: an obviously wrong colorization made from the ground truth.
+
+The Visual Turing Test (paper Sec. 4) only measures something if raters look. About 10% of
+trials pair the ground truth with its own colours rotated by 180 degrees of hue in CIELab
+(``a, b -> -a, -b``, lightness kept): grass turns magenta, sky turns orange. A rater who picks
+the rotated image as the one with "true colours" fails the check.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image as PILImage
+from skimage import color
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """Read an image as RGB.
+
+    Args:
+        path: image file.
+
+    Returns:
+        (H, W, 3) uint8 array.
+    """
+    with PILImage.open(path) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def rotate_hue_lab(rgb: np.ndarray) -> np.ndarray:
+    """Rotate hue by 180 degrees in CIELab, keeping lightness.
+
+    Args:
+        rgb: (H, W, 3) uint8 RGB image.
+
+    Returns:
+        (H, W, 3) uint8 RGB image with ``a, b`` negated.
+    """
+    lab = color.rgb2lab(rgb.astype(np.float64) / 255.0)
+    lab[..., 1:] *= -1.0
+    with warnings.catch_warnings():  # out-of-gamut colours are clipped, as intended
+        warnings.simplefilter("ignore", UserWarning)
+        out = color.lab2rgb(lab)
+    return np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)
+
+
+def colourfulness(rgb: np.ndarray) -> float:
+    """Mean CIELab chroma ``sqrt(a^2 + b^2)`` of a thumbnail (higher: hue rotation shows more).
+
+    Args:
+        rgb: (H, W, 3) uint8 RGB image.
+
+    Returns:
+        Mean chroma, >= 0 (about 0 for grayscale).
+    """
+    step = max(1, min(rgb.shape[:2]) // 64)
+    lab = color.rgb2lab(rgb[::step, ::step].astype(np.float64) / 255.0)
+    return float(np.mean(np.hypot(lab[..., 1], lab[..., 2])))
+
+
+def write_attention_image(gt_path: Path, out_path: Path) -> None:
+    """Write the hue-rotated version of ``gt_path`` to ``out_path`` as PNG."""
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    PILImage.fromarray(rotate_hue_lab(load_rgb(gt_path))).save(out_path, format="PNG")

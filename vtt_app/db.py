@@ -1,0 +1,79 @@
+"""Engine and per-request sessions (SQLAlchemy 2.0, no Flask-SQLAlchemy).
+
+SQLite (the default, a file in the instance folder) runs in WAL mode and every transaction
+starts with ``BEGIN IMMEDIATE``: the write lock is taken before the assignment code reads the
+slot counts, so concurrent raters cannot over-assign a pair. On PostgreSQL the same code
+serialises assignment per study with ``SELECT ... FOR UPDATE`` on the study row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, current_app, g
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from .models import Base
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine for ``url``; SQLite gets WAL, foreign keys and BEGIN IMMEDIATE.
+
+    Args:
+        url: any SQLAlchemy database URL.
+
+    Returns:
+        The engine.
+    """
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # let the "begin" hook below issue BEGIN
+        cur = dbapi_conn.cursor()
+        if ":memory:" not in url and url.rstrip("/") != "sqlite:":
+            cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def init_app(app: Flask) -> None:
+    """Attach an engine and a session factory to ``app`` and close sessions per request."""
+    engine = make_engine(app.config["DATABASE_URL"])
+    app.extensions["vtt_engine"] = engine
+    app.extensions["vtt_sessionmaker"] = sessionmaker(engine, expire_on_commit=False)
+    app.teardown_appcontext(close_session)
+
+
+def get_engine() -> Engine:
+    """The engine of the current app."""
+    return current_app.extensions["vtt_engine"]
+
+
+def get_session() -> Session:
+    """The session of the current request or command, created on first use."""
+    if "vtt_session" not in g:
+        g.vtt_session = current_app.extensions["vtt_sessionmaker"]()
+    return g.vtt_session
+
+
+def close_session(_exc: BaseException | None = None) -> None:
+    """Close the session of the current app context (rolling back anything uncommitted)."""
+    session = g.pop("vtt_session", None)
+    if session is not None:
+        session.close()
+
+
+def create_all() -> None:
+    """Create the tables that do not exist yet."""
+    Base.metadata.create_all(get_engine())

@@ -1,0 +1,164 @@
+"""Export of a study: ``responses.csv`` (one row per answer) and ``raters.csv``.
+
+``analysis`` reads these files to compute VTT scores (paper Fig. 6): the fraction of valid
+``test``/``oracle`` rows of unflagged raters with ``chose_generated = 1``, per method.
+Nothing is dropped here: practice, attention and invalid rows and flagged raters are all
+exported, marked by ``kind``, ``valid`` and ``rater_flagged``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from .models import Image, Rater, Response, Study, Trial
+
+RESPONSE_COLUMNS = [
+    "study", "stage", "rater_id", "image_id", "method", "source_method", "generated_first",
+    "chose_generated", "kind", "valid", "invalid_reason", "response_ms", "rater_flagged",
+    "trial_seq", "onset_first_ms", "offset_first_ms", "onset_second_ms", "offset_second_ms",
+    "exposure_first_ms", "exposure_second_ms", "gt_onset_ms", "gt_offset_ms",
+    "generated_onset_ms", "generated_offset_ms", "frames_first", "frames_second",
+    "refresh_hz", "window_w", "window_h", "device_pixel_ratio", "tab_hidden", "blurred",
+    "created_at",
+]  # fmt: skip
+RATER_COLUMNS = [
+    "study", "rater_id", "external_id", "created_at", "finished_at", "completion_code",
+    "flagged", "n_answers", "n_practice", "n_test", "n_oracle", "n_attention",
+    "attention_failed", "n_invalid", "user_agent",
+]  # fmt: skip
+
+
+def _ms(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def response_rows(session: Session, study: Study) -> list[dict]:
+    """One dict per answer of ``study`` with the keys of :data:`RESPONSE_COLUMNS`."""
+    rows = session.execute(
+        select(Response, Trial, Rater, Image)
+        .join(Trial, Trial.id == Response.trial_id)
+        .join(Rater, Rater.id == Trial.rater_id)
+        .join(Image, Image.id == Trial.image_id)
+        .where(Rater.study_id == study.id)
+        .order_by(Response.id)
+    ).all()
+    out = []
+    for resp, trial, rater, image in rows:
+        first = (resp.onset_1_ms, resp.offset_1_ms)
+        second = (resp.onset_2_ms, resp.offset_2_ms)
+        gen, gt = (first, second) if trial.generated_first else (second, first)
+        out.append({
+            "study": study.name,
+            "stage": trial.stage,
+            "rater_id": rater.public_id,
+            "image_id": image.name,
+            "method": trial.method_name,
+            "source_method": trial.source_method,
+            "generated_first": int(trial.generated_first),
+            "chose_generated": int(resp.chose_generated),
+            "kind": trial.kind,
+            "valid": int(resp.valid),
+            "invalid_reason": resp.invalid_reason,
+            "response_ms": _ms(resp.response_ms),
+            "rater_flagged": int(rater.flagged),
+            "trial_seq": trial.seq,
+            "onset_first_ms": _ms(first[0]),
+            "offset_first_ms": _ms(first[1]),
+            "onset_second_ms": _ms(second[0]),
+            "offset_second_ms": _ms(second[1]),
+            "exposure_first_ms": _ms(first[1] - first[0]),
+            "exposure_second_ms": _ms(second[1] - second[0]),
+            "gt_onset_ms": _ms(gt[0]),
+            "gt_offset_ms": _ms(gt[1]),
+            "generated_onset_ms": _ms(gen[0]),
+            "generated_offset_ms": _ms(gen[1]),
+            "frames_first": resp.frames_1,
+            "frames_second": resp.frames_2,
+            "refresh_hz": f"{resp.refresh_hz:.2f}",
+            "window_w": resp.window_w,
+            "window_h": resp.window_h,
+            "device_pixel_ratio": resp.device_pixel_ratio,
+            "tab_hidden": int(resp.tab_hidden),
+            "blurred": int(resp.blurred),
+            "created_at": resp.created_at.isoformat(timespec="milliseconds") + "Z",
+        })  # fmt: skip
+    return out
+
+
+def rater_rows(session: Session, study: Study) -> list[dict]:
+    """One dict per rater of ``study`` with the keys of :data:`RATER_COLUMNS`."""
+    counts: dict[tuple[int, str], int] = {}
+    for rater_id, kind, n in session.execute(
+        select(Trial.rater_id, Trial.kind, func.count(Response.id))
+        .join(Response, Response.trial_id == Trial.id)
+        .join(Rater, Rater.id == Trial.rater_id)
+        .where(Rater.study_id == study.id)
+        .group_by(Trial.rater_id, Trial.kind)
+    ):
+        counts[(rater_id, kind)] = n
+    failed = dict(session.execute(
+        select(Trial.rater_id, func.count(Response.id))
+        .join(Response, Response.trial_id == Trial.id)
+        .join(Rater, Rater.id == Trial.rater_id)
+        .where(Rater.study_id == study.id, Trial.kind == "attention",
+               Response.chose_generated.is_(True))
+        .group_by(Trial.rater_id)
+    ).all())  # fmt: skip
+    invalid = dict(session.execute(
+        select(Trial.rater_id, func.count(Response.id))
+        .join(Response, Response.trial_id == Trial.id)
+        .join(Rater, Rater.id == Trial.rater_id)
+        .where(Rater.study_id == study.id, Response.valid.is_(False))
+        .group_by(Trial.rater_id)
+    ).all())  # fmt: skip
+    out = []
+    for r in session.scalars(select(Rater).where(Rater.study_id == study.id).order_by(Rater.id)):
+        kinds = {k: counts.get((r.id, k), 0) for k in ("practice", "test", "oracle", "attention")}
+        out.append({
+            "study": study.name,
+            "rater_id": r.public_id,
+            "external_id": r.external_id or "",
+            "created_at": r.created_at.isoformat(timespec="seconds") + "Z",
+            "finished_at": (
+                r.finished_at.isoformat(timespec="seconds") + "Z" if r.finished_at else ""
+            ),
+            "completion_code": r.completion_code or "",
+            "flagged": int(r.flagged),
+            "n_answers": sum(kinds.values()),
+            "n_practice": kinds["practice"],
+            "n_test": kinds["test"],
+            "n_oracle": kinds["oracle"],
+            "n_attention": kinds["attention"],
+            "attention_failed": failed.get(r.id, 0),
+            "n_invalid": invalid.get(r.id, 0),
+            "user_agent": r.user_agent,
+        })  # fmt: skip
+    return out
+
+
+def to_csv(rows: list[dict], columns: list[str]) -> str:
+    """CSV text with a header row."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def export_study(session: Session, study: Study, out_dir: Path) -> tuple[Path, Path]:
+    """Write ``responses.csv`` and ``raters.csv`` of ``study`` into ``out_dir``.
+
+    Returns:
+        The two paths.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    responses = out_dir / "responses.csv"
+    raters = out_dir / "raters.csv"
+    responses.write_text(to_csv(response_rows(session, study), RESPONSE_COLUMNS), "utf-8")
+    raters.write_text(to_csv(rater_rows(session, study), RATER_COLUMNS), "utf-8")
+    return responses, raters

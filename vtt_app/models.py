@@ -1,0 +1,224 @@
+"""Database schema of the Visual Turing Test (paper Sec. 4; oracle stage of Sec. 5.1, Fig. 6).
+
+SQLAlchemy 2.0 declarative models. Only portable column types and constraints are used, so
+the same schema runs on SQLite (the default, WAL mode) and PostgreSQL. All datetimes are
+naive UTC (see :func:`utcnow`).
+
+Tables:
+    studies       one row per study (runs folder, K raters per pair, session plan, timeout).
+    methods       the methods of a study: ``gt``, compared methods, oracle and attention.
+    images        the photos of a study with their role (test | practice | attention).
+    pairs         (image, method, stage) that must be rated by K distinct raters.
+    raters        one row per person per study (secret token, browser id, completion code).
+    assignments   a rater's reservation of one slot of a pair (open | done | expired |
+                  invalid | excluded); ``open``/``done`` rows count towards K.
+    trials        one presentation shown to a rater (practice | attention | test | oracle).
+    responses     the answer to a trial, with the page's timing measurements.
+    timing_events raw page events of a trial (onset, offset, hidden, blur, ...).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+#: Assignment states that occupy one of the K slots of a pair.
+ACTIVE_STATES = ("open", "done")
+#: Trial kinds, as exported in ``responses.csv``.
+TRIAL_KINDS = ("practice", "attention", "test", "oracle")
+
+
+def utcnow() -> datetime:
+    """Current time as a naive UTC datetime (portable across SQLite and PostgreSQL)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of all VTT tables."""
+
+
+class Study(Base):
+    """A Visual Turing Test study over one runs folder."""
+
+    __tablename__ = "studies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    runs_dir: Mapped[str] = mapped_column(Text)  # absolute path of runs/<split>
+    raters_per_pair: Mapped[int] = mapped_column(Integer, default=5)  # K
+    trials_per_rater: Mapped[int] = mapped_column(Integer, default=50)  # scored trials
+    n_practice: Mapped[int] = mapped_column(Integer, default=5)
+    attention_rate: Mapped[float] = mapped_column(Float, default=0.1)
+    attention_max_fail_rate: Mapped[float] = mapped_column(Float, default=0.25)
+    exposure_ms: Mapped[int] = mapped_column(Integer, default=1000)
+    assignment_timeout_s: Mapped[int] = mapped_column(Integer, default=600)
+    oracle_group: Mapped[str] = mapped_column(Text, default="")  # comma-separated seeds
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    methods: Mapped[list[Method]] = relationship(back_populates="study")
+
+
+class Method(Base):
+    """A method of a study; ``role`` is gt | method | oracle | attention."""
+
+    __tablename__ = "methods"
+    __table_args__ = (UniqueConstraint("study_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(20), default="method")
+
+    study: Mapped[Study] = relationship(back_populates="methods")
+
+
+class Image(Base):
+    """A photo of a study; ``name`` is the file stem in ``runs/<split>/<method>/``."""
+
+    __tablename__ = "images"
+    __table_args__ = (UniqueConstraint("study_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20), default="test")  # test|practice|attention
+    gt_sha256: Mapped[str] = mapped_column(String(64))
+    attention_file: Mapped[str | None] = mapped_column(Text, nullable=True)  # under instance
+
+
+class Pair(Base):
+    """An (image, method) pair of one stage that needs ``raters_needed`` distinct raters."""
+
+    __tablename__ = "pairs"
+    __table_args__ = (UniqueConstraint("study_id", "image_id", "method_id", "stage"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
+    method_id: Mapped[int] = mapped_column(ForeignKey("methods.id"))
+    stage: Mapped[str] = mapped_column(String(20), default="main")  # main | oracle
+    source_method: Mapped[str] = mapped_column(String(100))  # folder the image is read from
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    raters_needed: Mapped[int] = mapped_column(Integer)
+
+    image: Mapped[Image] = relationship()
+    method: Mapped[Method] = relationship()
+
+
+class Rater(Base):
+    """One person taking one study."""
+
+    __tablename__ = "raters"
+    __table_args__ = (
+        UniqueConstraint("study_id", "external_id"),
+        UniqueConstraint("study_id", "browser_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)  # secret, session credential
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)  # exported rater_id
+    external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    browser_id: Mapped[str] = mapped_column(String(64))
+    attention_positions: Mapped[str] = mapped_column(Text, default="")  # comma-separated
+    user_agent: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    completion_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Assignment(Base):
+    """A rater's reservation of one of the K slots of a pair."""
+
+    __tablename__ = "assignments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id"), index=True)
+    rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+    pair: Mapped[Pair] = relationship()
+
+
+class Trial(Base):
+    """One paired presentation shown to a rater (ground truth and a generated image)."""
+
+    __tablename__ = "trials"
+    __table_args__ = (UniqueConstraint("rater_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)  # 0-based position in the rater's session
+    kind: Mapped[str] = mapped_column(String(20))  # practice|attention|test|oracle
+    stage: Mapped[str] = mapped_column(String(20), default="main")  # main | oracle
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"))
+    method_name: Mapped[str] = mapped_column(String(100))
+    source_method: Mapped[str] = mapped_column(String(100))
+    pair_id: Mapped[int | None] = mapped_column(ForeignKey("pairs.id"), nullable=True)
+    assignment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("assignments.id"), nullable=True
+    )
+    generated_first: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open|answered|expired
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    rater: Mapped[Rater] = relationship()
+    image: Mapped[Image] = relationship()
+    assignment: Mapped[Assignment | None] = relationship()
+    response: Mapped[Response | None] = relationship(back_populates="trial")
+
+
+class Response(Base):
+    """The answer to a trial and the page's timing measurements (ms, ``performance.now``)."""
+
+    __tablename__ = "responses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id"), unique=True)
+    choice: Mapped[int] = mapped_column(Integer)  # 1 or 2: which presentation was chosen
+    chose_generated: Mapped[bool] = mapped_column(Boolean)
+    response_ms: Mapped[float] = mapped_column(Float)
+    onset_1_ms: Mapped[float] = mapped_column(Float)
+    offset_1_ms: Mapped[float] = mapped_column(Float)
+    onset_2_ms: Mapped[float] = mapped_column(Float)
+    offset_2_ms: Mapped[float] = mapped_column(Float)
+    frames_1: Mapped[int] = mapped_column(Integer)
+    frames_2: Mapped[int] = mapped_column(Integer)
+    refresh_hz: Mapped[float] = mapped_column(Float)
+    window_w: Mapped[int] = mapped_column(Integer)
+    window_h: Mapped[int] = mapped_column(Integer)
+    device_pixel_ratio: Mapped[float] = mapped_column(Float, default=1.0)
+    tab_hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    blurred: Mapped[bool] = mapped_column(Boolean, default=False)
+    valid: Mapped[bool] = mapped_column(Boolean)
+    invalid_reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    trial: Mapped[Trial] = relationship(back_populates="response")
+
+
+class TimingEvent(Base):
+    """A raw page event of a trial: onset/offset of a slot, hidden/visible, blur/focus."""
+
+    __tablename__ = "timing_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    slot: Mapped[int | None] = mapped_column(Integer, nullable=True)  # 1 or 2, or none
+    t_ms: Mapped[float] = mapped_column(Float)  # performance.now() of the page

@@ -1,0 +1,151 @@
+"""Rater pages: consent, instructions, the trial page and the completion code (paper Sec. 4).
+
+A rater is identified by an unguessable token kept in the signed session cookie. A second
+attempt at the same study is refused when the same platform id (``worker_id``,
+``PROLIFIC_PID`` or ``workerId`` in the link) or the same browser (a long-lived random
+cookie) has already finished it; an unfinished session on the same browser is resumed.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from sqlalchemy import select
+
+from .assignment import n_attention, new_rater
+from .db import get_session
+from .models import Rater, Study
+
+bp = Blueprint("rater", __name__)
+
+EXTERNAL_ID_PARAMS = ("worker_id", "PROLIFIC_PID", "workerId")
+BROWSER_COOKIE_AGE = 365 * 24 * 3600
+
+
+def get_study(name: str) -> Study:
+    """The study called ``name``, or 404."""
+    study = get_session().scalar(select(Study).where(Study.name == name))
+    if study is None:
+        abort(404, description=f"no study called {name!r}")
+    return study
+
+
+def current_rater(study: Study, required: bool = True) -> Rater | None:
+    """The rater of this browser session for ``study`` (401 if ``required`` and none)."""
+    token = session.get("raters", {}).get(study.name)
+    rater = None
+    if token:
+        rater = get_session().scalar(
+            select(Rater).where(Rater.token == token, Rater.study_id == study.id)
+        )
+    if rater is None and required:
+        abort(401, description="no rater session for this study: start from the consent page")
+    return rater
+
+
+def _browser_id() -> str:
+    return request.cookies.get(current_app.config["BROWSER_COOKIE"], "")
+
+
+@bp.get("/")
+def index():
+    """List the studies (raters normally arrive with a study link)."""
+    studies = get_session().scalars(select(Study).order_by(Study.id)).all()
+    return render_template("index.html", studies=studies)
+
+
+@bp.get("/s/<study_name>/")
+def consent(study_name: str):
+    """Consent page; sets the browser cookie used to refuse retakes."""
+    study = get_study(study_name)
+    external_id = next((request.args[k] for k in EXTERNAL_ID_PARAMS if request.args.get(k)), "")
+    rater = current_rater(study, required=False)
+    bid = _browser_id()
+    if rater is None and bid:
+        rater = get_session().scalar(
+            select(Rater).where(Rater.study_id == study.id, Rater.browser_id == bid)
+        )
+    if rater is not None and rater.finished_at is not None:
+        return render_template("message.html", title="Already done",
+                               message="You have already taken part in this study. Thank you!",
+                               code=rater.completion_code), 403
+    resp = make_response(render_template(
+        "consent.html", study=study, external_id=external_id[:200], resume=rater is not None,
+        n_attention=n_attention(study)))
+    if not bid:
+        resp.set_cookie(current_app.config["BROWSER_COOKIE"], secrets.token_urlsafe(24),
+                        max_age=BROWSER_COOKIE_AGE, httponly=True, samesite="Lax")
+    return resp
+
+
+@bp.post("/s/<study_name>/consent")
+def give_consent(study_name: str):
+    """Create (or resume) the rater after consent; refuse a second attempt."""
+    study = get_study(study_name)
+    db = get_session()
+    if request.form.get("consent") != "yes":
+        abort(400, description="please tick the consent box to take part")
+    bid = _browser_id()
+    if not bid:
+        abort(400, description="cookies are needed to take part: enable them and reload")
+    external_id = request.form.get("external_id", "").strip()[:200] or None
+    by_browser = db.scalar(select(Rater).where(Rater.study_id == study.id, Rater.browser_id == bid))
+    by_external = None
+    if external_id:
+        by_external = db.scalar(
+            select(Rater).where(Rater.study_id == study.id, Rater.external_id == external_id)
+        )
+    rater = by_browser or by_external
+    if rater is not None and (
+        rater.finished_at is not None or (by_external is not None and by_browser is None)
+        or (by_browser is not None and by_external is not None and by_browser.id != by_external.id)
+    ):
+        return render_template("message.html", title="Already taken",
+                               message="This rater id or browser has already taken part "
+                               "in this study; a study can be taken only once."), 403
+    if rater is None:
+        rater = new_rater(db, study, bid, external_id, request.headers.get("User-Agent", ""))
+        db.commit()
+    raters = dict(session.get("raters", {}))
+    raters[study.name] = rater.token
+    session["raters"] = raters
+    return redirect(url_for("rater.instructions", study_name=study.name))
+
+
+@bp.get("/s/<study_name>/instructions")
+def instructions(study_name: str):
+    """How a trial works, and the keys."""
+    study = get_study(study_name)
+    current_rater(study)
+    return render_template("instructions.html", study=study)
+
+
+@bp.get("/s/<study_name>/run")
+def run(study_name: str):
+    """The trial page (driven by ``static/vtt.js``)."""
+    study = get_study(study_name)
+    rater = current_rater(study)
+    if rater.finished_at is not None:
+        return redirect(url_for("rater.done", study_name=study.name))
+    return render_template("run.html", study=study)
+
+
+@bp.get("/s/<study_name>/done")
+def done(study_name: str):
+    """The completion code, once the session is over."""
+    study = get_study(study_name)
+    rater = current_rater(study)
+    if rater.finished_at is None:
+        return redirect(url_for("rater.run", study_name=study.name))
+    return render_template("done.html", study=study, code=rater.completion_code)

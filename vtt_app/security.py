@@ -1,0 +1,43 @@
+"""Cross-site request protection and JSON errors for the VTT app.
+
+Every POST must carry the session's CSRF token, in the form field ``csrf_token`` or the
+``X-CSRF-Token`` header; the session cookie is ``SameSite=Lax`` and HTTP-only. API errors are
+JSON ``{"error": message}`` with the 4xx status, so the page can show what went wrong.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from flask import Flask, abort, jsonify, request, session
+from werkzeug.exceptions import HTTPException
+
+
+def csrf_token() -> str:
+    """The session's CSRF token (created on first use)."""
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(32)
+    return session["csrf"]
+
+
+def _check_csrf() -> None:
+    if request.method not in ("POST", "PUT", "PATCH", "DELETE"):
+        return
+    sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token", "")
+    expected = session.get("csrf", "")
+    if not expected or not hmac.compare_digest(str(sent), str(expected)):
+        abort(403, description="missing or wrong CSRF token: reload the page and try again")
+
+
+def _json_error(err: HTTPException):
+    if request.path.startswith("/api/"):
+        return jsonify(error=err.description, status=err.code), err.code
+    return err.get_response()
+
+
+def init_app(app: Flask) -> None:
+    """Install the CSRF check, the template helper and JSON errors for ``/api/``."""
+    app.before_request(_check_csrf)
+    app.jinja_env.globals["csrf_token"] = csrf_token
+    app.register_error_handler(HTTPException, _json_error)

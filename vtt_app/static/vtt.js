@@ -1,0 +1,161 @@
+// Visual Turing Test trial page (paper Sec. 4): two images, 1 s each, in random order.
+//
+// Timing: the display's refresh interval is measured from requestAnimationFrame timestamps
+// before the first trial. Both images of a trial are fetched and decoded before it starts.
+// Presentation runs in rAF callbacks: an image is made visible in one callback (its onset
+// is that frame's timestamp) and replaced in the first frame whose timestamp is within half
+// a frame of onset + exposure (its offset), counting the frames in between. Tab hides and
+// window blurs are recorded with performance.now() and sent with the answer; the server
+// decides whether the trial is valid.
+(() => {
+  "use strict";
+  const root = document.getElementById("vtt");
+  const nextUrl = root.dataset.nextUrl;
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const $ = (id) => document.getElementById(id);
+  const img = [null, $("img1"), $("img2")];
+  const status = $("status"), question = $("question"), feedback = $("feedback"), go = $("go");
+  let frameMs = 1000 / 60;
+  let trial = null;
+  let events = [];
+  let recording = false;
+  let state = "loading";
+  let pending = null; // {onset, offset, frames, shownAt}
+
+  function setState(s) { state = s; document.body.dataset.state = s; }
+  function note(kind, slot) {
+    if (recording) events.push({ kind, slot: slot || null, t: performance.now() });
+  }
+  document.addEventListener("visibilitychange", () => note(document.hidden ? "hidden" : "visible"));
+  window.addEventListener("blur", () => note("blur"));
+  window.addEventListener("focus", () => note("focus"));
+  window.addEventListener("resize", () => note("resize"));
+
+  function measureRefresh(n) {
+    return new Promise((resolve) => {
+      const ts = [];
+      function tick(t) {
+        ts.push(t);
+        if (ts.length < n) { requestAnimationFrame(tick); return; }
+        const d = ts.slice(1).map((t, i) => t - ts[i]).sort((a, b) => a - b);
+        resolve(d[Math.floor(d.length / 2)]);
+      }
+      requestAnimationFrame(tick);
+    });
+  }
+
+  async function post(url, body) {
+    const r = await fetch(url, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+      body: JSON.stringify(body || {}),
+    });
+    let data = {};
+    try { data = await r.json(); } catch (e) { data = { error: r.statusText }; }
+    return { ok: r.ok, status: r.status, data };
+  }
+
+  async function loadNext() {
+    setState("loading");
+    question.hidden = true; go.hidden = true;
+    status.textContent = "Loading…";
+    const r = await post(nextUrl);
+    if (!r.ok) { status.textContent = "Error: " + (r.data.error || r.status); setState("error"); return; }
+    if (r.data.done) { setState("done"); window.location.assign(r.data.redirect); return; }
+    trial = r.data;
+    for (const s of [1, 2]) { img[s].style.visibility = "hidden"; img[s].src = trial.images[s - 1]; }
+    try {
+      await Promise.all([img[1].decode(), img[2].decode()]);
+    } catch (e) {
+      status.textContent = "Could not load the images; reload the page."; setState("error"); return;
+    }
+    const k = trial.seq + 1;
+    status.textContent = (trial.practice ? "Practice " : "Trial ") +
+      (trial.practice ? k + " of " + trial.n_practice : (k - trial.n_practice) + " of " + (trial.total - trial.n_practice)) +
+      ". Look at the grey area, then press space or click Start.";
+    go.textContent = "Start (space)";
+    go.hidden = false;
+    setState("ready");
+  }
+
+  function present(exposureMs) {
+    return new Promise((resolve) => {
+      const onset = [0, 0, 0], offset = [0, 0, 0], frames = [0, 0, 0];
+      let slot = 0;
+      function tick(t) {
+        if (slot === 0) {
+          img[1].style.visibility = "visible"; onset[1] = t; slot = 1; note("onset", 1);
+        } else {
+          frames[slot] += 1;
+          if (t - onset[slot] + frameMs / 2 >= exposureMs) {
+            img[slot].style.visibility = "hidden"; offset[slot] = t; note("offset", slot);
+            if (slot === 2) { resolve({ onset, offset, frames }); return; }
+            img[2].style.visibility = "visible"; onset[2] = t; slot = 2; note("onset", 2);
+          }
+        }
+        requestAnimationFrame(tick);
+      }
+      requestAnimationFrame(tick);
+    });
+  }
+
+  async function start() {
+    if (state !== "ready") return;
+    if (document.hidden) { status.textContent = "Bring this tab to the front first."; return; }
+    go.hidden = true; setState("presenting");
+    status.textContent = "";
+    events = []; recording = true;
+    const shown = await present(trial.exposure_ms);
+    pending = { ...shown, shownAt: performance.now() };
+    question.hidden = false; setState("question");
+  }
+
+  async function choose(choice) {
+    if (state !== "question") return;
+    const response_ms = performance.now() - pending.offset[2];
+    setState("sending"); question.hidden = true; recording = false;
+    const body = {
+      choice, response_ms,
+      onset_1: pending.onset[1], offset_1: pending.offset[1],
+      onset_2: pending.onset[2], offset_2: pending.offset[2],
+      frames_1: pending.frames[1], frames_2: pending.frames[2],
+      refresh_hz: 1000 / frameMs, window_w: window.innerWidth, window_h: window.innerHeight,
+      device_pixel_ratio: window.devicePixelRatio || 1,
+      events: events.filter((e) => e.kind !== "onset" && e.kind !== "offset").slice(0, 150),
+    };
+    const r = await post(trial.answer_url, body);
+    if (!r.ok && r.status !== 409) { status.textContent = "Error: " + (r.data.error || r.status); setState("error"); return; }
+    if (r.ok && r.data.practice) {
+      feedback.hidden = false;
+      feedback.className = r.data.correct ? "correct" : "wrong";
+      feedback.textContent = (r.data.correct ? "Correct! " : "Not this time. ") +
+        "The true colours were in the " + (r.data.true_slot === 1 ? "first" : "second") + " image.";
+      go.textContent = "Continue (space)"; go.hidden = false; setState("feedback");
+      return;
+    }
+    await loadNext();
+  }
+
+  go.addEventListener("click", () => {
+    if (state === "feedback") { feedback.hidden = true; loadNext(); } else { start(); }
+  });
+  $("choose1").addEventListener("click", () => choose(1));
+  $("choose2").addEventListener("click", () => choose(2));
+  document.addEventListener("keydown", (e) => {
+    if (e.repeat) return;
+    if (e.key === "1" || e.key === "ArrowLeft") { e.preventDefault(); choose(1); }
+    else if (e.key === "2" || e.key === "ArrowRight") { e.preventDefault(); choose(2); }
+    else if (e.key === " " || e.key === "Enter") {
+      e.preventDefault();
+      if (state === "ready") start();
+      else if (state === "feedback") { feedback.hidden = true; loadNext(); }
+    }
+  });
+
+  (async () => {
+    setState("measuring");
+    frameMs = await measureRefresh(61);
+    root.dataset.refreshHz = (1000 / frameMs).toFixed(2);
+    await loadNext();
+  })();
+})();

@@ -1,0 +1,272 @@
+"""Creating a study from a benchmark runs folder, and its oracle stage (paper Sec. 4, 5.1).
+
+The benchmark harness writes ``runs/<split>/<method>/<image_id>.png`` with method ``gt`` for
+the ground truth. A study references those files in place (they are not copied) and records
+each file's SHA-256, so that a runs folder rewritten after ``create-study`` is refused at
+serving time instead of silently changing what raters see.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.orm import Session
+
+from .attention import colourfulness, load_rgb, write_attention_image
+from .models import Image, Method, Pair, Rater, Response, Study, Trial
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+GT = "gt"
+
+
+class StudyError(ValueError):
+    """A study cannot be created or changed as asked; the message says why and what to do."""
+
+
+@dataclass
+class StudyOptions:
+    """Options of ``create-study`` (see ``flask --app vtt_app create-study --help``)."""
+
+    name: str  # study name, unique in the database
+    runs: Path  # runs/<split> folder written by the benchmark harness
+    methods: list[str]  # compared methods (folders next to gt/)
+    images: int = 500  # test images (paper: 500)
+    raters_per_pair: int = 5  # K distinct raters per (image, method) pair (paper: 5)
+    trials_per_rater: int = 50  # scored trials per rater (attention checks not counted)
+    practice: int = 5  # practice trials with feedback, excluded from scores
+    attention_rate: float = 0.1  # attention checks per scored trial
+    attention_images: int = 20  # photos reserved for attention checks
+    attention_max_fail_rate: float = 0.25  # flag a rater above this failed fraction
+    exposure_ms: int = 1000  # presentation time of each image (paper: 1 s)
+    timeout_s: int = 600  # an unanswered assignment is reclaimed after this
+    oracle_group: str = "pixcolor_s1,pixcolor_s2,pixcolor_s3"  # seeds of one model
+    seed: int = 0  # image sampling and per-rater randomness
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _stems(folder: Path) -> set[str]:
+    if not folder.is_dir():
+        raise StudyError(f"{folder} is not a folder: run the benchmark harness first")
+    return {p.stem for p in folder.glob("*.png") if NAME_RE.match(p.stem)}
+
+
+def create_study(session: Session, opts: StudyOptions, media_dir: Path) -> Study:
+    """Create a study, its images, methods, main-stage pairs and attention images.
+
+    Args:
+        session: database session (committed by the caller).
+        opts: the options.
+        media_dir: folder for generated files (attention images) of this study.
+
+    Returns:
+        The new study.
+
+    Raises:
+        StudyError: bad name, missing folders, too few images or a name already taken.
+    """
+    runs = opts.runs.resolve()
+    for name in [opts.name, *opts.methods]:
+        if not NAME_RE.match(name):
+            raise StudyError(f"invalid name {name!r}: use letters, digits, '_', '.', '-'")
+    if not opts.methods or GT in opts.methods:
+        raise StudyError("--methods must list the compared methods, without gt")
+    if session.scalar(select(Study).where(Study.name == opts.name)) is not None:
+        raise StudyError(f"study {opts.name!r} exists already: choose another --name")
+    gt_stems = _stems(runs / GT)
+    common = set(gt_stems)
+    for m in opts.methods:
+        common &= _stems(runs / m)
+    ids = sorted(common)
+    rng = np.random.default_rng(opts.seed)
+    ids = [ids[i] for i in rng.permutation(len(ids))]
+    if len(ids) < opts.practice + 1:
+        raise StudyError(
+            f"{runs} has {len(ids)} images present in gt/ and every method folder; "
+            f"need at least --practice + 1 = {opts.practice + 1}"
+        )
+    practice = ids[: opts.practice]
+    test = ids[opts.practice : opts.practice + opts.images]
+    used = set(practice) | set(test)
+    # Attention photos: preferably ones outside the test set (they then never compete
+    # with pair balance), the most colourful among a few candidates.
+    spare = sorted(gt_stems - used)
+    spare = [spare[i] for i in rng.permutation(len(spare))][: 4 * opts.attention_images]
+    pool = spare if len(spare) >= opts.attention_images else spare + test
+    pool = pool[: max(4 * opts.attention_images, opts.attention_images)]
+    scored = sorted(pool, key=lambda s: -colourfulness(load_rgb(runs / GT / f"{s}.png")))
+    attention = scored[: opts.attention_images]
+
+    study = Study(
+        name=opts.name,
+        runs_dir=str(runs),
+        raters_per_pair=opts.raters_per_pair,
+        trials_per_rater=opts.trials_per_rater,
+        n_practice=opts.practice,
+        attention_rate=opts.attention_rate,
+        attention_max_fail_rate=opts.attention_max_fail_rate,
+        exposure_ms=opts.exposure_ms,
+        assignment_timeout_s=opts.timeout_s,
+        oracle_group=opts.oracle_group,
+        seed=opts.seed,
+    )
+    session.add(study)
+    session.flush()
+    methods = {m: Method(study_id=study.id, name=m, role="method") for m in opts.methods}
+    session.add_all([Method(study_id=study.id, name=GT, role="gt"), *methods.values()])
+    images: dict[str, Image] = {}
+    for stem, role in [(s, "practice") for s in practice] + [(s, "test") for s in test]:
+        sha = file_sha256(runs / GT / f"{stem}.png")
+        images[stem] = Image(study_id=study.id, name=stem, role=role, gt_sha256=sha)
+    for stem in attention:
+        out = media_dir / "attention" / f"{stem}.png"
+        write_attention_image(runs / GT / f"{stem}.png", out)
+        if stem not in images:
+            images[stem] = Image(
+                study_id=study.id,
+                name=stem,
+                role="attention",
+                gt_sha256=file_sha256(runs / GT / f"{stem}.png"),
+            )
+        images[stem].attention_file = str(out.resolve())
+    session.add_all(images.values())
+    session.flush()
+    for stem in test:
+        for m in opts.methods:
+            session.add(
+                Pair(
+                    study_id=study.id,
+                    image_id=images[stem].id,
+                    method_id=methods[m].id,
+                    stage="main",
+                    source_method=m,
+                    file_sha256=file_sha256(runs / m / f"{stem}.png"),
+                    raters_needed=opts.raters_per_pair,
+                )
+            )
+    session.flush()
+    return study
+
+
+def oracle_method_name(group: list[str]) -> str:
+    """``pixcolor_s1, pixcolor_s2, ...`` -> ``pixcolor_oracle``."""
+    prefix = os.path.commonprefix(group).rstrip("_-")
+    prefix = re.sub(r"[_-](s|seed)$", "", prefix).rstrip("_-")
+    return f"{prefix}_oracle" if prefix else "oracle"
+
+
+def seed_preferences(session: Session, study: Study, group: list[str]) -> dict[int, dict]:
+    """Per test image, how many valid, unflagged raters preferred each seed's sample.
+
+    Returns:
+        ``{image_pk: {method: (n_chose_generated, n_valid)}}``.
+    """
+    rows = session.execute(
+        select(
+            Trial.image_id,
+            Trial.method_name,
+            func.count(Response.id),
+            func.sum(case((Response.chose_generated.is_(True), 1), else_=0)),
+        )
+        .join(Response, Response.trial_id == Trial.id)
+        .join(Rater, Rater.id == Trial.rater_id)
+        .where(
+            and_(
+                Rater.study_id == study.id,
+                Rater.flagged.is_(False),
+                Trial.kind == "test",
+                Response.valid.is_(True),
+                Trial.method_name.in_(group),
+            )
+        )
+        .group_by(Trial.image_id, Trial.method_name)
+    ).all()
+    prefs: dict[int, dict] = {}
+    for image_pk, method, n_valid, n_gen in rows:
+        prefs.setdefault(image_pk, {})[method] = (int(n_gen or 0), int(n_valid))
+    return prefs
+
+
+def create_oracle_stage(
+    session: Session, study: Study, group: list[str] | None = None, force: bool = False
+) -> dict[str, str]:
+    """Add the oracle stage: per image, the seed most raters preferred is rated again.
+
+    The seed with the highest fraction of valid, unflagged raters choosing it over the
+    ground truth wins (paper Sec. 5.1: "the one that the most raters liked"); ties go to the
+    seed listed first in the group. The new pairs (stage ``oracle``) need K raters each; a
+    rater never sees a photo twice, so they are rated by raters who did not rate that image
+    in the first stage.
+
+    Args:
+        session: database session (committed by the caller).
+        study: the study.
+        group: seed methods of one model; default the study's ``oracle_group``.
+        force: create it even if some seed pairs have fewer than K valid ratings.
+
+    Returns:
+        ``{image name: chosen seed method}``.
+
+    Raises:
+        StudyError: unknown seeds, an oracle stage already there, or an incomplete stage.
+    """
+    group = group or [g for g in study.oracle_group.split(",") if g]
+    names = {m.name: m for m in study.methods}
+    missing = [g for g in group if g not in names or names[g].role != "method"]
+    if len(group) < 2 or missing:
+        raise StudyError(f"oracle group {group} needs >= 2 methods of the study; unknown {missing}")
+    if session.scalar(select(Pair.id).where(Pair.study_id == study.id, Pair.stage == "oracle")):
+        raise StudyError(f"study {study.name!r} already has an oracle stage")
+    prefs = seed_preferences(session, study, group)
+    main_pairs = session.scalars(
+        select(Pair).where(
+            Pair.study_id == study.id, Pair.stage == "main", Pair.source_method.in_(group)
+        )
+    ).all()
+    by_image: dict[int, dict[str, Pair]] = {}
+    short = 0
+    for p in main_pairs:
+        by_image.setdefault(p.image_id, {})[p.source_method] = p
+        if prefs.get(p.image_id, {}).get(p.source_method, (0, 0))[1] < study.raters_per_pair:
+            short += 1
+    if short and not force:
+        raise StudyError(
+            f"{short} pairs of {group} have fewer than {study.raters_per_pair} valid ratings: "
+            "finish the main stage first, or pass --force"
+        )
+    oracle = Method(study_id=study.id, name=oracle_method_name(group), role="oracle")
+    session.add(oracle)
+    session.flush()
+    chosen: dict[str, str] = {}
+    for image_pk, seeds in sorted(by_image.items()):
+        counts = prefs.get(image_pk, {})
+
+        def score(m: str, counts: dict = counts) -> float:
+            n_gen, n_valid = counts.get(m, (0, 0))
+            return n_gen / n_valid if n_valid else 0.0
+
+        best = max((g for g in group if g in seeds), key=lambda m: (score(m), -group.index(m)))
+        pair = seeds[best]
+        session.add(
+            Pair(
+                study_id=study.id,
+                image_id=image_pk,
+                method_id=oracle.id,
+                stage="oracle",
+                source_method=best,
+                file_sha256=pair.file_sha256,
+                raters_needed=study.raters_per_pair,
+            )
+        )
+        chosen[pair.image.name] = best
+    session.flush()
+    return chosen
