@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from .db import create_all, get_session
@@ -34,6 +35,7 @@ def _study(name: str) -> Study:
 
 
 @click.command("init-db")
+@with_appcontext
 def init_db_command() -> None:
     """Create the database tables (existing data is kept)."""
     create_all()
@@ -42,6 +44,7 @@ def init_db_command() -> None:
 
 
 @click.command("create-study")
+@with_appcontext
 @click.option("--name", default=None, help="study name (default: the runs folder's name)")
 @click.option("--runs", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="runs/<split> folder of the benchmark harness")
@@ -81,6 +84,7 @@ def create_study_command(name: str | None, runs: Path, methods: str, **kw) -> No
 
 
 @click.command("create-oracle")
+@with_appcontext
 @click.option("--study", "study_name", required=True)
 @click.option("--group", default="", help="seed methods (default: the study's oracle group)")
 @click.option("--force", is_flag=True, help="even if some seed pairs lack K valid ratings")
@@ -98,6 +102,7 @@ def create_oracle_command(study_name: str, group: str, force: bool) -> None:
 
 
 @click.command("export")
+@with_appcontext
 @click.option("--study", "study_name", required=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
 def export_command(study_name: str, out: Path) -> None:

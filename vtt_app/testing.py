@@ -113,3 +113,21 @@ def run_session(client: FlaskClient, study: str, choose=lambda trial: 1, max_tri
         assert ans.status_code == 200, ans.get_data(as_text=True)
         log.append((data, ans.get_json()))
     raise AssertionError("session did not end")
+
+
+def chooser(app: Flask, pick_generated=lambda trial: False):
+    """A ``choose`` for :func:`run_session` that looks the trial up in the database.
+
+    Args:
+        app: the app.
+        pick_generated: ``Trial -> bool``; True chooses the generated image, else the truth.
+    """
+    from .models import Trial
+
+    def choose(data: dict) -> int:
+        with app.app_context():
+            trial = get_session().get(Trial, data["trial_id"])
+            gen = 1 if trial.generated_first else 2
+            return gen if pick_generated(trial) else 3 - gen
+
+    return choose
