@@ -219,7 +219,8 @@ def next_trial(session: Session, study_id: int, rater_id: int) -> Trial | None:
         assignment = Assignment(
             pair_id=pair.id,
             rater_id=rater.id,
-            status="open",
+            # A flagged rater goes on as before but no longer fills slots.
+            status="excluded" if rater.flagged else "open",
             expires_at=utcnow() + timedelta(seconds=study.assignment_timeout_s),
         )
         session.add(assignment)

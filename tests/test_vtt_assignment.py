@@ -1,0 +1,255 @@
+"""VTT assignment rules: K raters per pair under concurrency, reclaiming, re-queueing, oracle."""
+
+from __future__ import annotations
+
+import csv
+import os
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, update
+
+from vtt_app.db import get_session
+from vtt_app.models import Assignment, Pair, Rater, Response, Trial, utcnow
+from vtt_app.responses import Answer, timing_problems
+from vtt_app.study import oracle_method_name
+from vtt_app.testing import (
+    add_study,
+    chooser,
+    good_answer,
+    make_app,
+    make_runs,
+    post_json,
+    rater_client,
+    run_session,
+)
+
+SEEDS = ["pixcolor_s1", "pixcolor_s2", "pixcolor_s3"]
+
+
+def _database_urls() -> list:
+    urls = [None]  # None: a SQLite file in the instance folder
+    pg = os.environ.get("VTT_TEST_POSTGRES_URL")
+    urls.append(pg or pytest.param("postgres", marks=pytest.mark.skip(
+        reason="set VTT_TEST_POSTGRES_URL=postgresql+psycopg://... to run against PostgreSQL")))
+    return urls
+
+
+def _slots(app) -> dict[int, dict[str, int]]:
+    with app.app_context():
+        out: dict[int, dict[str, int]] = {}
+        for pair_id, status, n in get_session().execute(
+            select(Assignment.pair_id, Assignment.status, func.count()).group_by(
+                Assignment.pair_id, Assignment.status)
+        ):
+            out.setdefault(pair_id, {})[status] = n
+        return out
+
+
+@pytest.mark.parametrize("database_url", _database_urls())
+def test_concurrent_raters_give_every_pair_exactly_k(tmp_path: Path, database_url):
+    runs = make_runs(tmp_path / "runs", ["cic", "lrac"], n_images=5)
+    app = make_app(tmp_path / "inst", database_url=database_url)
+    name = f"conc{os.getpid()}" if database_url else "conc"
+    # 4 images x 2 methods = 8 pairs, K = 3: 24 slots; a rater sees each photo once (<= 4).
+    add_study(app, runs, ["cic", "lrac"], name=name, images=4, practice=1, attention_images=1,
+              attention_rate=0.0, trials_per_rater=4, raters_per_pair=3)
+    clients = [rater_client(app, name, f"browser-{i}") for i in range(10)]
+    barrier = threading.Barrier(len(clients))
+    errors: list[BaseException] = []
+
+    def work(client):
+        try:
+            barrier.wait()
+            run_session(client, name)
+        except BaseException as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+    slots = _slots(app)
+    with app.app_context():
+        db = get_session()
+        pairs = db.scalars(select(Pair)).all()
+        assert len(pairs) == 8
+        for p in pairs:
+            assert slots[p.id] == {"done": 3}, (p.id, slots[p.id])  # none over, none starved
+        # no rater saw a photo twice
+        seen = db.execute(select(Trial.rater_id, Trial.image_id)).all()
+        assert len(seen) == len(set(seen))
+
+
+def test_concurrent_next_requests_never_overassign(tmp_path: Path):
+    runs = make_runs(tmp_path / "runs", ["cic"], n_images=3)
+    app = make_app(tmp_path / "inst")
+    add_study(app, runs, ["cic"], images=2, practice=1, attention_images=1, attention_rate=0.0,
+              trials_per_rater=2, raters_per_pair=2, name="few")
+    app.config["TESTING"] = True
+    clients = [rater_client(app, "few", f"b{i}") for i in range(12)]
+    for c in clients:  # past the practice trial
+        post_json(c, post_json(c, "/api/s/few/next").get_json()["answer_url"], good_answer(1))
+    barrier = threading.Barrier(len(clients))
+    got = []
+
+    def ask(client):
+        barrier.wait()
+        got.append(post_json(client, "/api/s/few/next").get_json())
+
+    threads = [threading.Thread(target=ask, args=(c,)) for c in clients]
+    [t.start() for t in threads]
+    [t.join(timeout=60) for t in threads]
+    assert sum(not g["done"] for g in got) == 4  # 2 pairs x K=2, the rest are told "done"
+    assert all(v == {"open": 2} for v in _slots(app).values())
+
+
+def test_abandoned_assignment_is_reclaimed(tmp_path: Path):
+    runs = make_runs(tmp_path / "runs", ["cic"], n_images=2)
+    app = make_app(tmp_path / "inst")
+    add_study(app, runs, ["cic"], images=1, practice=0, attention_images=1, attention_rate=0.0,
+              trials_per_rater=1, raters_per_pair=1, timeout_s=60, name="one")
+    alice = rater_client(app, "one", "alice")
+    first = post_json(alice, "/api/s/one/next").get_json()
+    assert not first["done"]
+    with app.app_context():  # alice walks away; her slot times out
+        db = get_session()
+        db.execute(update(Assignment).values(expires_at=utcnow() - timedelta(seconds=1)))
+        db.commit()
+    bob = rater_client(app, "one", "bob")
+    second = post_json(bob, "/api/s/one/next").get_json()
+    assert not second["done"]
+    late = post_json(alice, first["answer_url"], good_answer(1))
+    assert late.status_code == 409 and "expired" in late.get_json()["error"]
+    assert post_json(bob, second["answer_url"], good_answer(1)).status_code == 200
+    assert _slots(app) == {1: {"expired": 1, "done": 1}}
+
+
+def _answer(hz=60.0, exposure=(1000.0, 1000.0), events=()):
+    t0 = 100.0
+    return Answer(choice=1, response_ms=500, onset=(t0, t0 + exposure[0]),
+                  offset=(t0 + exposure[0], t0 + exposure[0] + exposure[1]), frames=(60, 60),
+                  refresh_hz=hz, window_w=800, window_h=600, device_pixel_ratio=1.0,
+                  events=list(events))
+
+
+def test_timing_rule_is_one_frame():
+    frame = 1000 / 60
+    assert timing_problems(_answer(exposure=(1000 + frame, 1000 - frame)), 1000)[0] == []
+    reasons = timing_problems(_answer(exposure=(1000 + frame + 1, 1000)), 1000)[0]
+    assert len(reasons) == 1 and "image 1" in reasons[0]
+    assert timing_problems(_answer(hz=144, exposure=(1010, 1000)), 1000)[0]  # 7 ms frames
+    assert timing_problems(_answer(hz=5), 1000)[0]  # implausible refresh rate
+    hidden = timing_problems(_answer(events=[("hidden", None, 1500.0)]), 1000)
+    assert hidden[1] is True and hidden[0]
+    blur_in = timing_problems(_answer(events=[("blur", None, 900.0)]), 1000)
+    blur_after = timing_problems(_answer(events=[("blur", None, 2500.0)]), 1000)
+    assert blur_in[2] and blur_in[0] and blur_after[0] == []
+
+
+def test_invalid_trial_is_flagged_and_requeued(tmp_path: Path):
+    runs = make_runs(tmp_path / "runs", ["cic"], n_images=2)
+    app = make_app(tmp_path / "inst")
+    add_study(app, runs, ["cic"], images=1, practice=0, attention_images=1, attention_rate=0.0,
+              trials_per_rater=1, raters_per_pair=1, name="one")
+    alice = rater_client(app, "one", "alice")
+    trial = post_json(alice, "/api/s/one/next").get_json()
+    body = good_answer(1, events=[{"kind": "hidden", "t": 5500.0}], offset_2=7100.0)
+    res = post_json(alice, trial["answer_url"], body).get_json()
+    assert res["valid"] is False
+    with app.app_context():
+        resp = get_session().scalar(select(Response))
+        assert resp.valid is False and resp.tab_hidden
+        assert "hidden" in resp.invalid_reason and "image 2" in resp.invalid_reason
+    assert _slots(app) == {1: {"invalid": 1}}
+    bob = rater_client(app, "one", "bob")  # the pair goes to the next rater
+    again = post_json(bob, "/api/s/one/next").get_json()
+    assert not again["done"]
+    assert post_json(bob, again["answer_url"], good_answer(2)).get_json()["valid"] is True
+    assert _slots(app) == {1: {"invalid": 1, "done": 1}}
+
+
+def test_attention_failures_flag_rater_and_free_slots(tmp_path: Path):
+    runs = make_runs(tmp_path / "runs", ["cic"], n_images=12)
+    app = make_app(tmp_path / "inst")
+    add_study(app, runs, ["cic"], images=6, practice=0, attention_images=4, attention_rate=0.5,
+              trials_per_rater=4, raters_per_pair=1, name="att")
+    client = rater_client(app, "att", "careless")
+    run_session(client, "att", chooser(app, lambda t: t.kind == "attention"))
+    with app.app_context():
+        db = get_session()
+        assert db.scalar(select(Rater.flagged)) is True
+        kinds = db.scalars(select(Trial.kind)).all()
+        assert kinds.count("attention") == 2
+        statuses = set(db.scalars(select(Assignment.status)))
+        assert statuses == {"excluded"}  # answers kept, slots given back
+        assert db.scalar(select(func.count(Response.id))) == 6
+
+
+def test_oracle_stage(tmp_path: Path):
+    methods = [*SEEDS, "cic"]
+    runs = make_runs(tmp_path / "runs", methods, n_images=12)
+    app = make_app(tmp_path / "inst")
+    add_study(app, runs, methods, images=3, practice=1, attention_images=2, attention_rate=0.0,
+              trials_per_rater=3, raters_per_pair=2, name="orc")
+    cli = app.test_cli_runner()
+    early = cli.invoke(args=["create-oracle", "--study", "orc"])
+    assert early.exit_code != 0 and "finish the main stage" in early.output
+    with app.app_context():
+        images = sorted(p.image.name for p in get_session().scalars(select(Pair)))[::4]
+    # Raters prefer seed 2 on the first image, seed 3 on the second, nothing on the third.
+    liked = {images[0]: "pixcolor_s2", images[1]: "pixcolor_s3"}
+
+    def likes(trial):
+        return liked.get(trial.image.name) == trial.method_name
+
+    for i in range(10):  # 12 pairs x K=2 = 24 slots, 3 per rater (one per photo)
+        run_session(rater_client(app, "orc", f"main-{i}"), "orc", chooser(app, likes))
+    res = cli.invoke(args=["create-oracle", "--study", "orc"])
+    assert res.exit_code == 0, res.output
+    with app.app_context():
+        db = get_session()
+        oracle = {p.image.name: p for p in db.scalars(select(Pair).where(Pair.stage == "oracle"))}
+        assert {k: p.source_method for k, p in oracle.items()} == {
+            images[0]: "pixcolor_s2", images[1]: "pixcolor_s3", images[2]: "pixcolor_s1"}
+        assert {p.method.name for p in oracle.values()} == {"pixcolor_oracle"}
+    again = cli.invoke(args=["create-oracle", "--study", "orc"])
+    assert again.exit_code != 0 and "already" in again.output
+    # New raters rate the oracle samples; the image they see is the chosen seed's file.
+    client = rater_client(app, "orc", "oracle-rater")
+    nxt = post_json(client, "/api/s/orc/next").get_json()  # practice
+    post_json(client, nxt["answer_url"], good_answer(1))
+    seen_oracle = 0
+    while not (nxt := post_json(client, "/api/s/orc/next").get_json())["done"]:
+        with app.app_context():
+            trial = get_session().get(Trial, nxt["trial_id"])
+            kind, stage, src, name = trial.kind, trial.stage, trial.source_method, trial.image.name
+            slot = 1 if trial.generated_first else 2
+        if kind == "oracle":
+            seen_oracle += 1
+            assert stage == "oracle" and src == oracle[name].source_method
+            img = client.get(nxt["images"][slot - 1]).data
+            assert img == (runs / src / f"{name}.png").read_bytes()
+        post_json(client, nxt["answer_url"], good_answer(1))
+    assert seen_oracle == 3
+    out = tmp_path / "export"
+    assert cli.invoke(args=["export", "--study", "orc", "--out", str(out)]).exit_code == 0
+    with open(out / "responses.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["kind"] == "oracle"]
+    assert len(rows) == 3
+    assert all(r["stage"] == "oracle" and r["method"] == "pixcolor_oracle" for r in rows)
+    assert {r["source_method"] for r in rows} == {"pixcolor_s1", "pixcolor_s2", "pixcolor_s3"}
+    # Main-stage raters never rate an oracle sample of an image (nor see one twice).
+    with app.app_context():
+        rows = get_session().execute(select(Trial.rater_id, Trial.image_id, Trial.stage)).all()
+        seen = {(r, i) for r, i, _ in rows}
+        assert len(seen) == len(rows)
+
+
+def test_oracle_name():
+    assert oracle_method_name(SEEDS) == "pixcolor_oracle"
+    assert oracle_method_name(["m_seed1", "m_seed2"]) == "m_oracle"
