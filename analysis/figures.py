@@ -1,0 +1,162 @@
+"""Figures of the analysis (paper Figs. 6, 7, 8 and Table 3), byte-stable PNG and PDF.
+
+Helpers build ``matplotlib.figure.Figure`` objects directly (no pyplot state), take
+``ax=None`` (or ``fig=None`` for multi-panel figures) and return what they drew on.
+:func:`save_figure` writes PNG and PDF with the timestamp and software metadata removed and
+fixed rc settings, so reruns produce identical bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+PNG_METADATA = {"Software": None}
+PDF_METADATA = {"Creator": None, "Producer": None, "CreationDate": None, "ModDate": None}
+RC = {"svg.hashsalt": "pixcolor", "pdf.fonttype": 42, "font.family": "DejaVu Sans",
+      "font.size": 9, "savefig.dpi": 100}
+GT_COLOR, METHOD_COLOR = "black", "tab:blue"
+
+
+def _new_ax(ax: Axes | None, figsize: tuple[float, float] = (5, 3.2)) -> Axes:
+    if ax is not None:
+        return ax
+    with mpl.rc_context(RC):
+        return Figure(figsize=figsize, layout="constrained").add_subplot()
+
+
+def save_figure(fig: Figure, out_dir: str | Path, name: str) -> list[Path]:
+    """Write ``<name>.png`` and ``<name>.pdf`` with fixed metadata, then clear the figure.
+
+    Returns:
+        The two paths.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.png", out / f"{name}.pdf"]
+    with mpl.rc_context(RC):
+        fig.savefig(paths[0], format="png", metadata=PNG_METADATA)
+        fig.savefig(paths[1], format="pdf", metadata=PDF_METADATA)
+    fig.clear()
+    return paths
+
+
+def plot_ab_histograms(hists: dict[str, np.ndarray], edges: np.ndarray, gt_method: str = "gt",
+                       fig: Figure | None = None) -> Figure:
+    """Fig. 7 left: each method's a and b histograms (blue) over the ground truth (black).
+
+    Args:
+        hists: method -> float (2, n_bins) normalised histograms (a row, b row).
+        edges: (n_bins + 1,) bin edges.
+        gt_method: key of the reference histograms.
+        fig: figure to draw into (default: a new one sized to the methods).
+    """
+    methods = [m for m in hists if m != gt_method]
+    with mpl.rc_context(RC):
+        fig = fig or Figure(figsize=(6, 1.3 * max(len(methods), 1) + 0.6), layout="constrained")
+        axes = fig.subplots(max(len(methods), 1), 2, squeeze=False, sharex=True)
+        centers = (edges[:-1] + edges[1:]) / 2
+        for i, m in enumerate(methods or [gt_method]):
+            for c, name in enumerate("ab"):
+                ax = axes[i, c]
+                ax.semilogy(centers, np.maximum(hists[gt_method][c], 1e-7), color=GT_COLOR,
+                            lw=1.2, label=gt_method)
+                ax.semilogy(centers, np.maximum(hists[m][c], 1e-7), color=METHOD_COLOR, lw=1,
+                            label=m)
+                ax.set_ylim(1e-6, 1)
+                if i == 0:
+                    ax.set_title(f"{name} channel")
+                if c == 0:
+                    ax.set_ylabel(m, rotation=0, ha="right", va="center")
+        for ax in axes[-1]:
+            ax.set_xlabel("value")
+    return fig
+
+
+def plot_intersections(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Fig. 7 right: histogram intersection with the ground truth per method, a and b bars."""
+    ax = _new_ax(ax, (5.5, 3))
+    x = np.arange(len(table))
+    ax.bar(x - 0.2, table["a"], 0.4, label="a")
+    ax.bar(x + 0.2, table["b"], 0.4, label="b")
+    ax.set_xticks(x, table["method"], rotation=45, ha="right")
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("histogram intersection")
+    ax.legend(loc="lower right")
+    return ax
+
+
+def plot_msssim_histogram(values: np.ndarray, ax: Axes | None = None, bins: int = 40) -> Axes:
+    """Fig. 8 top: histogram of MS-SSIM between pairs of samples of the same image."""
+    ax = _new_ax(ax)
+    v = np.asarray(values, dtype=np.float64)
+    lo = min(0.8, float(v.min())) if len(v) else 0.8
+    ax.hist(v, bins=np.linspace(lo, 1.0, bins + 1), color=METHOD_COLOR)
+    ax.set_xlabel("MS-SSIM between two samples")
+    ax.set_ylabel("pairs")
+    return ax
+
+
+def plot_pairs(pairs: Sequence[tuple[np.ndarray, np.ndarray, str]],
+               fig: Figure | None = None) -> Figure:
+    """Fig. 8 bottom: example pairs, one column per pair, titled with its MS-SSIM."""
+    with mpl.rc_context(RC):
+        n = max(len(pairs), 1)
+        fig = fig or Figure(figsize=(1.8 * n, 3.8), layout="constrained")
+        axes = fig.subplots(2, n, squeeze=False)
+        for j in range(n):
+            for i in range(2):
+                axes[i, j].axis("off")
+            if j < len(pairs):
+                a, b, title = pairs[j]
+                axes[0, j].imshow(a, interpolation="nearest")
+                axes[1, j].imshow(b, interpolation="nearest")
+                axes[0, j].set_title(title)
+    return fig
+
+
+def plot_vtt(scores: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Fig. 6 as a bar chart: VTT score (%) with its bootstrap interval; 50% is chance."""
+    ax = _new_ax(ax, (5.5, 3))
+    s = scores.dropna(subset=["score"])
+    x = np.arange(len(s))
+    err = np.vstack([s["score"] - s["low"], s["high"] - s["score"]]) * 100
+    ax.bar(x, s["score"] * 100, yerr=err, capsize=3, color=METHOD_COLOR)
+    ax.axhline(50, color=GT_COLOR, ls="--", lw=0.8)
+    ax.set_xticks(x, s["method"], rotation=45, ha="right")
+    ax.set_ylabel("VTT score (%)")
+    ax.set_ylim(0, 60)
+    return ax
+
+
+def plot_image_grid(images: dict[str, list[np.ndarray]], image_ids: Sequence[str],
+                    fig: Figure | None = None) -> Figure:
+    """Table 3 form: rows are images, columns methods (missing images left blank).
+
+    Args:
+        images: method -> list aligned with ``image_ids`` of uint8 RGB arrays or None.
+        image_ids: row labels.
+    """
+    methods = list(images)
+    with mpl.rc_context(RC):
+        fig = fig or Figure(figsize=(1.2 * len(methods) + 0.5, 1.2 * len(image_ids) + 0.4),
+                            layout="constrained")
+        axes = fig.subplots(max(len(image_ids), 1), max(len(methods), 1), squeeze=False)
+        for j, m in enumerate(methods):
+            axes[0, j].set_title(m, fontsize=7)
+            for i in range(len(image_ids)):
+                ax = axes[i, j]
+                ax.set_xticks([])
+                ax.set_yticks([])
+                img = images[m][i]
+                if img is not None:
+                    ax.imshow(img, interpolation="nearest")
+                if j == 0:
+                    ax.set_ylabel(image_ids[i], fontsize=7)
+    return fig

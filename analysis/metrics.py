@@ -1,0 +1,232 @@
+"""Automatic metrics for colorization runs without ratings (paper Sec. 4, Fig. 7, Fig. 8).
+
+The paper argues that per-pixel metrics cannot judge colorization (Sec. 4) and relies on the
+Visual Turing Test; these metrics are for runs without ratings and for comparison with
+other papers. All take (H, W, 3) uint8 RGB arrays:
+
+* :func:`psnr`: on all RGB values, data range 255; ``inf`` for identical images.
+* :func:`ssim`, :func:`ms_ssim`: see :mod:`analysis.ssim` (per RGB channel, averaged).
+* :func:`colorfulness`: Hasler and Suesstrunk (2003), the metric M3 with signed opponent
+  values on 0..255 RGB: rg = R - G, yb = (R + G) / 2 - B,
+  M = sqrt(std(rg)^2 + std(yb)^2) + 0.3 * sqrt(mean(rg)^2 + mean(yb)^2). Some repositories
+  take absolute values of rg and yb, which changes the mean term; we keep the paper's signs.
+* :func:`auc_ab_error`: the "AuC" of Zhang, Isola and Efros (CIC, 2016, Sec. 3.1, without
+  class rebalancing): the fraction of pixels whose ab error (L2 distance in CIELab a, b) is
+  at most t, for integer t = 0..150, integrated with the trapezoidal rule and divided by
+  150, so identical images score 1.
+* :func:`histogram_intersection`, :func:`ab_histograms`: see :mod:`analysis.lab_stats`.
+
+A registry (:data:`METRICS`, :func:`register_metric`, :func:`get_metric`) lets the benchmark
+harness compute metrics by name with :func:`compute_metrics`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from analysis.lab_stats import ab_histograms, histogram_intersection, image_ab
+from analysis.ssim import ms_ssim, prepare_ssim, ssim, ssim_prepared
+
+log = logging.getLogger(__name__)
+
+__all__ = ["METRICS", "AUC_MAX_THRESHOLD", "Metric", "ab_histograms", "auc_ab_error",
+           "auc_from_ab", "colorfulness", "compute_metrics", "get_metric",
+           "histogram_intersection", "ms_ssim", "psnr", "register_metric", "ssim"]
+
+AUC_MAX_THRESHOLD = 150  # CIC: thresholds 0..150 in ab units
+DEFAULT_METRICS = ("psnr", "ssim", "colorfulness", "auc")
+
+
+def _pair(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(pred), np.asarray(gt)
+    if a.shape != b.shape:
+        raise ValueError(f"prediction {a.shape} and ground truth {b.shape} differ in shape")
+    return a, b
+
+
+def psnr(pred: np.ndarray, gt: np.ndarray, data_range: float = 255) -> float:
+    """Peak signal-to-noise ratio over all pixels and channels, in dB.
+
+    Args:
+        pred, gt: arrays of the same shape, e.g. (H, W, 3) uint8 RGB.
+        data_range: peak value range (255 for uint8).
+
+    Returns:
+        10 * log10(data_range^2 / MSE); ``inf`` when the images are identical.
+    """
+    a, b = _pair(pred, gt)
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else float(10.0 * np.log10(data_range**2 / mse))
+
+
+def colorfulness(rgb: np.ndarray) -> float:
+    """Hasler and Suesstrunk (2003) colourfulness M3, signed opponent variant.
+
+    Args:
+        rgb: (H, W, 3) uint8 RGB (floats are taken as 0..255 values).
+
+    Returns:
+        M >= 0 (0 for any grayscale image; about 33 "moderately", above 109
+        "extremely colourful" on the authors' scale).
+    """
+    x = np.asarray(rgb, dtype=np.float64).reshape(-1, 3)
+    rg = x[:, 0] - x[:, 1]
+    yb = 0.5 * (x[:, 0] + x[:, 1]) - x[:, 2]
+    sigma = np.hypot(rg.std(), yb.std())
+    mu = np.hypot(rg.mean(), yb.mean())
+    return float(sigma + 0.3 * mu)
+
+
+def auc_from_ab(pred_ab: np.ndarray, gt_ab: np.ndarray,
+                max_threshold: int = AUC_MAX_THRESHOLD) -> float:
+    """CIC's AuC from a and b planes (see :func:`auc_ab_error`).
+
+    Args:
+        pred_ab, gt_ab: (..., 2) float a and b values of the same shape.
+        max_threshold: the largest threshold (150 in CIC).
+
+    Returns:
+        Area under the cumulative error curve in [0, 1].
+    """
+    a, b = _pair(pred_ab, gt_ab)
+    err = np.sqrt(np.sum((a.astype(np.float64) - b.astype(np.float64)) ** 2, axis=-1)).ravel()
+    if err.size == 0:
+        raise ValueError("AuC of an empty image is undefined")
+    # err <= t  <=>  ceil(err) <= t for integer t; counts beyond the last threshold are dropped.
+    k = np.minimum(np.ceil(err).astype(np.int64), max_threshold + 1)
+    cdf = np.cumsum(np.bincount(k, minlength=max_threshold + 2))[: max_threshold + 1] / err.size
+    return float((cdf.sum() - 0.5 * (cdf[0] + cdf[-1])) / max_threshold)
+
+
+def auc_ab_error(pred: np.ndarray, gt: np.ndarray, max_threshold: int = AUC_MAX_THRESHOLD) -> float:
+    """CIC "AuC": mean over thresholds 0..150 of the fraction of pixels with ab error <= t.
+
+    Args:
+        pred, gt: (H, W, 3) uint8 RGB of the same shape.
+        max_threshold: the largest threshold in ab units (150 in CIC).
+
+    Returns:
+        In [0, 1]; 1 for identical images. Trapezoidal rule over integer thresholds.
+    """
+    a, b = _pair(pred, gt)
+    return auc_from_ab(image_ab(a), image_ab(b), max_threshold)
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named metric the harness can compute.
+
+    Attributes:
+        name: registry key and column name.
+        fn: ``fn(pred, gt)`` (or ``fn(pred)`` without reference) returning a float.
+        needs_reference: whether ``fn`` takes the ground truth.
+        input: ``"rgb"``: (H, W, 3) uint8 images; ``"ab"``: (H, W, 2) float Lab a, b planes.
+        higher_is_better: direction, for tables.
+        description: one line for reports.
+        prepare: optional ``prepare(img) -> state`` so a reference is processed once;
+            then ``fn_prepared(prepare(pred), prepare(gt))`` replaces ``fn``.
+        fn_prepared: see ``prepare``.
+    """
+
+    name: str
+    fn: Callable[..., float]
+    needs_reference: bool = True
+    input: Literal["rgb", "ab"] = "rgb"
+    higher_is_better: bool = True
+    description: str = ""
+    prepare: Callable[[np.ndarray], Any] | None = None
+    fn_prepared: Callable[[Any, Any], float] | None = None
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register_metric(name: str, fn: Callable[..., float] | None = None, *,
+                    overwrite: bool = False, **fields: Any) -> Callable:
+    """Register a metric by name; usable as a decorator or a plain call.
+
+    Args:
+        name: registry key.
+        fn: the metric function (omit to use as ``@register_metric("name", ...)``).
+        overwrite: allow replacing an existing entry.
+        **fields: other :class:`Metric` fields (needs_reference, input, ...).
+
+    Returns:
+        ``fn`` unchanged (or the decorator).
+
+    Raises:
+        ValueError: the name is taken and ``overwrite`` is False.
+    """
+    def deco(f: Callable[..., float]) -> Callable[..., float]:
+        if name in METRICS and not overwrite:
+            raise ValueError(f"metric {name!r} is already registered; pass overwrite=True")
+        METRICS[name] = Metric(name=name, fn=f, **fields)
+        return f
+
+    return deco if fn is None else deco(fn)
+
+
+def get_metric(name: str) -> Metric:
+    """The registered :class:`Metric` called ``name``.
+
+    Raises:
+        KeyError: unknown name (the message lists the registered ones).
+    """
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise KeyError(f"unknown metric {name!r}; registered: {sorted(METRICS)}") from None
+
+
+register_metric("psnr", psnr, description="PSNR on RGB (dB, data range 255)")
+register_metric("ssim", ssim, description="SSIM, Gaussian 11x11 sigma 1.5, RGB mean",
+                prepare=prepare_ssim, fn_prepared=ssim_prepared)
+register_metric("ms_ssim", lambda p, g: ms_ssim(p, g, min_size="upsample"),
+                description="5-scale MS-SSIM, RGB mean (upsampled below 161 px)")
+register_metric("colorfulness", colorfulness, needs_reference=False,
+                description="Hasler-Suesstrunk M3, signed opponent values")
+register_metric("auc", auc_from_ab, input="ab",
+                description="CIC AuC of ab error, thresholds 0..150")
+
+
+def compute_metrics(runs_dir: str | Path, methods: Sequence[str] | None = None,
+                    metrics: Sequence[str] = DEFAULT_METRICS, *, gt_method: str = "gt",
+                    image_ids: Sequence[str] | None = None, progress: bool = False,
+                    workers: int = 1) -> pd.DataFrame:
+    """Mean of each metric per method over the images of a runs folder.
+
+    Missing or unreadable method images (and images whose ground truth is unusable, for
+    reference metrics) are skipped and logged; they are listed in
+    ``result.attrs["skipped"]`` (dicts with method, image_id, reason). Per-image values:
+    :func:`analysis.evaluate.evaluate_runs`.
+
+    Args:
+        runs_dir: ``runs/<split>`` with ``<method>/<image_id>.png``.
+        methods: methods to score (default: every method folder, ``gt`` included).
+        metrics: registered metric names.
+        gt_method: the ground-truth folder.
+        image_ids: restrict to these ids (default: manifest.csv or the gt PNGs).
+        progress: show a tqdm bar.
+        workers: processes to use (1: in this process).
+
+    Returns:
+        One row per method: ``method``, ``n`` (images scored), ``n_skipped`` and one column
+        per metric (mean over the images where it could be computed).
+    """
+    from analysis.evaluate import evaluate_runs
+
+    ev = evaluate_runs(runs_dir, methods, metrics, gt_method=gt_method, image_ids=image_ids,
+                       progress=progress, workers=workers)
+    summary = ev.summary()
+    summary.attrs["skipped"] = [s.__dict__ for s in ev.skipped]
+    return summary

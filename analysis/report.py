@@ -1,0 +1,223 @@
+"""The analysis report: paper Figs. 5-8 and Table 3 from a runs folder and VTT answers.
+
+Usage (from the project root)::
+
+    python analysis/report.py --runs runs/<split> [--responses responses.csv] --out DIR
+    python -m analysis.report ...   # the same
+
+Without ratings: automatic metrics, Lab a/b histograms and intersections (Fig. 7) and
+sample diversity (Fig. 8). With ratings: also the VTT table (Fig. 6), the oracle score, the
+refinement ablation (Fig. 5) and paired comparisons. Writes ``figures/*.png|pdf``,
+``tables/*.csv|md``, ``grid/`` thumbnails, ``settings.json`` and ``report.html``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the project root importable
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from analysis import diversity, figures, tables, vtt  # noqa: E402
+from analysis.evaluate import evaluate_runs  # noqa: E402
+from analysis.html import Section, render_html, write_grid  # noqa: E402
+from analysis.lab_stats import AB_EDGES  # noqa: E402
+from analysis.metrics import DEFAULT_METRICS, METRICS  # noqa: E402
+from analysis.runs import GT_METHOD, RunsFolder, skips_frame  # noqa: E402
+
+BASELINES = ("ltbc", "cic", "lrac")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--runs", required=True, help="benchmark output folder runs/<split>")
+    p.add_argument("--responses", help="VTT export responses.csv (optional)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--gt", default=GT_METHOD, help="ground-truth method folder")
+    p.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
+                   help=f"comma-separated metric names from {sorted(METRICS)}")
+    p.add_argument("--sample-prefix", default=diversity.DEFAULT_PREFIX,
+                   help="methods that are samples of the same model (diversity, pooling)")
+    p.add_argument("--ms-ssim-min-size", default="upsample",
+                   choices=["raise", "upsample", "fewer_scales"],
+                   help="MS-SSIM for images under 161 px per side")
+    p.add_argument("--resample", default="raters_images",
+                   choices=["answers", "images", "raters_images"], help="VTT bootstrap scheme")
+    p.add_argument("--n-resamples", type=int, default=10000, help="bootstrap replicates")
+    p.add_argument("--confidence", type=float, default=0.95, help="interval coverage")
+    p.add_argument("--attention-min-accuracy", type=float, default=0.8,
+                   help="exclude raters below this attention-check accuracy (<0: off)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap and image-grid seed")
+    p.add_argument("--grid-images", type=int, default=6, help="rows of the image grid")
+    p.add_argument("--workers", type=int, default=1, help="processes for the metrics pass")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    return p
+
+
+def _step(msg: str, t0: float) -> None:
+    print(f"[{time.perf_counter() - t0:6.1f} s] {msg}", flush=True)
+
+
+def run_report(args: argparse.Namespace) -> Path:
+    """Compute everything and write the report; returns the path of report.html."""
+    t0 = time.perf_counter()
+    out = Path(args.out)
+    fig_dir, tab_dir = out / "figures", out / "tables"
+    runs = RunsFolder(args.runs)
+    methods = runs.methods()
+    metric_names = [m for m in args.metrics.split(",") if m]
+    rules = vtt.ExclusionRules(attention_min_accuracy=None if args.attention_min_accuracy < 0
+                               else args.attention_min_accuracy)
+    settings = {
+        "runs": str(args.runs), "responses": args.responses, "gt_method": args.gt,
+        "methods": methods, "metrics": metric_names, "sample_prefix": args.sample_prefix,
+        "ab_bin_edges": f"{len(AB_EDGES) - 1} bins of width {AB_EDGES[1] - AB_EDGES[0]:g} "
+                        f"over [{AB_EDGES[0]:g}, {AB_EDGES[-1]:g}], outliers in end bins",
+        "ms_ssim": "5 scales, Gaussian 11x11 sigma 1.5, weights 0.0448/0.2856/0.3001/0.2363/"
+                   "0.1333, K1 0.01, K2 0.03, per RGB channel then averaged",
+        "ms_ssim_min_size": args.ms_ssim_min_size, "resample": args.resample,
+        "n_resamples": args.n_resamples, "confidence": args.confidence, "seed": args.seed,
+        "exclusion_rules": rules.as_dict(), "grid_images": args.grid_images,
+        "python": platform.python_version(), "numpy": np.__version__,
+        "pandas": pd.__version__, "matplotlib": matplotlib.__version__,
+    }
+    sections: list[Section] = []
+    progress = not args.no_progress
+
+    ev = evaluate_runs(runs.root, methods, metric_names, gt_method=args.gt, ab_bins=AB_EDGES,
+                       progress=progress, workers=args.workers)
+    summary = ev.summary()
+    tables.write_table(summary, tab_dir, "metrics")
+    ev.per_image.to_csv(tab_dir / "metrics_per_image.csv", index=False, lineterminator="\n")
+    skipped = skips_frame(ev.skipped)
+    skipped.to_csv(tab_dir / "skipped.csv", index=False, lineterminator="\n")
+    sections.append(Section("Automatic metrics", tables=[summary], text=[
+        f"{len(ev.image_ids)} images, {len(methods)} methods; {len(skipped)} skipped image or "
+        "metric values (tables/skipped.csv). The paper (Sec. 4) warns these metrics cannot "
+        "judge colorization; they are for runs without ratings."]))
+    _step(f"metrics: {len(ev.per_image)} image rows, {len(skipped)} skipped", t0)
+
+    if args.gt in ev.ab_counts:
+        hists = ev.ab_histograms()
+        inter = ev.intersections(args.gt)
+        inter = inter[inter["method"] != args.gt].reset_index(drop=True)
+        tables.write_table(inter, tab_dir, "lab_histogram_intersection")
+        counts = pd.DataFrame({"bin_low": AB_EDGES[:-1], "bin_high": AB_EDGES[1:]})
+        for m, c in ev.ab_counts.items():
+            counts[f"{m}_a"], counts[f"{m}_b"] = c[0], c[1]
+        counts.to_csv(tab_dir / "lab_histograms.csv", index=False, lineterminator="\n")
+        figures.save_figure(figures.plot_ab_histograms(hists, AB_EDGES, args.gt), fig_dir,
+                            "fig7_ab_histograms")
+        figures.save_figure(figures.plot_intersections(inter).figure, fig_dir,
+                            "fig7_histogram_intersection")
+        sections.append(Section("Lab colour statistics (Fig. 7)", tables=[inter],
+                                figures=["fig7_ab_histograms", "fig7_histogram_intersection"]))
+    _step("Lab histograms", t0)
+
+    pairs, dskips = diversity.pairwise_ms_ssim(runs.root, args.sample_prefix, ev.image_ids,
+                                               min_size=args.ms_ssim_min_size,
+                                               progress=progress)
+    if len(pairs):
+        pairs.to_csv(tab_dir / "diversity_pairs.csv", index=False, lineterminator="\n")
+        dsum = diversity.diversity_summary(pairs)
+        tables.write_table(dsum, tab_dir, "diversity_summary")
+        figures.save_figure(figures.plot_msssim_histogram(pairs["ms_ssim"]).figure, fig_dir,
+                            "fig8_ms_ssim_histogram")
+        ex = diversity.example_pairs(pairs)
+        strip = [(runs.load(r.method_a, r.image_id), runs.load(r.method_b, r.image_id),
+                  f"{r.ms_ssim:.3f}") for r in ex.itertuples()]
+        figures.save_figure(figures.plot_pairs(strip), fig_dir, "fig8_example_pairs")
+        n_fb = int((pairs["fallback"] != "").sum())
+        sections.append(Section("Sample diversity (Fig. 8)", tables=[dsum, ex], text=[
+            f"MS-SSIM between every pair of {args.sample_prefix}* samples per image; "
+            f"{n_fb} pairs used the '{args.ms_ssim_min_size}' fallback for images under "
+            f"161 px; {len(dskips)} sample images skipped."],
+            figures=["fig8_ms_ssim_histogram", "fig8_example_pairs"]))
+    _step(f"diversity: {len(pairs)} pairs", t0)
+
+    if args.responses:
+        sections += _vtt_sections(args, rules, tab_dir, fig_dir, settings)
+        _step("VTT tables", t0)
+
+    grid_ids = write_grid(runs, methods, ev.image_ids, out / "grid", args.grid_images,
+                          args.seed, fig_dir)
+    settings["grid_image_ids"] = grid_ids
+    (out / "settings.json").write_text(json.dumps(settings, indent=2, default=str) + "\n")
+    html = render_html(out, sections, settings, rules.describe() if args.responses else [],
+                       methods, grid_ids)
+    _step(f"report written to {html}", t0)
+    return html
+
+
+def _vtt_sections(args: argparse.Namespace, rules: vtt.ExclusionRules, tab_dir: Path,
+                  fig_dir: Path, settings: dict) -> list[Section]:
+    responses = vtt.read_responses(args.responses)
+    kw = {"n_resamples": args.n_resamples, "seed": args.seed, "confidence": args.confidence,
+          "rules": rules}
+    print("Exclusion rules:")
+    for line in rules.describe():
+        print("  -", line)
+    _, log_main = vtt.apply_exclusions(responses, rules, "main")
+    _, log_oracle = vtt.apply_exclusions(responses, rules, "oracle")
+    excl = pd.concat([log_main.assign(stage="main"), log_oracle.assign(stage="oracle")])
+    tables.write_table(excl, tab_dir, "vtt_exclusions")
+    print(excl.to_string(index=False))
+    scores = vtt.vtt_scores(responses, args.resample, **kw)
+    pooled_label = f"{args.sample_prefix}* (pooled)"
+    pooled = vtt.vtt_scores(vtt.relabel(responses, {f"{args.sample_prefix}*": pooled_label}),
+                            args.resample, methods=[pooled_label], **kw)
+    oracle = vtt.oracle_score(responses, args.resample, **kw)
+    allscores = pd.concat([scores, pooled[pooled["n"] > 0], oracle], ignore_index=True)
+    tables.write_table(allscores, tab_dir, "vtt_scores")
+    fig6 = tables.vtt_table(allscores)
+    tables.write_table(fig6, tab_dir, "fig6_vtt")
+    figures.save_figure(figures.plot_vtt(allscores).figure, fig_dir, "fig6_vtt")
+    abl = vtt.ablation_table(responses, resample=args.resample, **kw)
+    tables.write_table(abl, tab_dir, "fig5_ablation_long")
+    wide = vtt.ablation_wide(abl)
+    tables.write_table(wide, tab_dir, "fig5_ablation", index=True)
+    present = set(scores["method"])
+    paired = []
+    relab = vtt.relabel(responses, {f"{args.sample_prefix}*": pooled_label})
+    for base in BASELINES:
+        if base in present and pooled["n"].iloc[0] > 0:
+            paired.append(vtt.paired_comparison(relab, pooled_label, base, args.resample,
+                                                **kw))
+    sections = [Section("Visual Turing Test (Fig. 6)", tables=[fig6], figures=["fig6_vtt"],
+                        text=[f"Percentile bootstrap, resampling {args.resample}, "
+                              f"{args.n_resamples} replicates, seed {args.seed}."]),
+                Section("Exclusions", tables=[excl]),
+                Section("Refinement ablation (Fig. 5)", tables=[wide.reset_index(
+                    names="")])]
+    if paired:
+        pt = pd.DataFrame(paired)
+        tables.write_table(pt, tab_dir, "vtt_paired")
+        sections.append(Section("Paired comparisons", tables=[pt]))
+    sel = vtt.oracle_selection(responses, args.sample_prefix, rules)
+    sel.to_csv(tab_dir / "oracle_selection.csv", index=False, lineterminator="\n")
+    settings["n_answers"] = int(len(responses))
+    return sections
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    run_report(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

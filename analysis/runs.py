@@ -1,0 +1,119 @@
+"""Read a benchmark output folder ``runs/<split>/`` (the layout ``bench`` writes).
+
+Layout: ``<runs>/<method>/<image_id>.png`` (uint8 RGB, same size per image id across
+methods), optional ``<runs>/<method>/meta.json`` and ``<runs>/manifest.csv`` (with an
+``image_id`` column). The method ``gt`` holds the ground truth. Images that are missing or
+unreadable are reported as :class:`Skip` records, never raised, so one bad file does not
+stop an analysis.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+log = logging.getLogger(__name__)
+
+GT_METHOD = "gt"
+# Display order of known methods (paper Fig. 6 order, then ablations); others follow sorted.
+METHOD_ORDER = ("ltbc", "cic", "lrac", "pixcolor_s1", "pixcolor_s2", "pixcolor_s3",
+                "pixcolor_oracle", "pixcolor_unrefined", "gt28_unrefined", "gt28_refined",
+                "grayscale", "gt")
+
+
+def order_methods(methods: list[str]) -> list[str]:
+    """Sort method names: the known ones in :data:`METHOD_ORDER`, then the rest by name."""
+    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
+    return sorted(set(methods), key=lambda m: (rank.get(m, len(rank)), m))
+
+
+@dataclass(frozen=True)
+class Skip:
+    """An image that could not be used: which method, which image and why."""
+
+    method: str
+    image_id: str
+    reason: str
+    metric: str = ""  # empty: the whole image was unusable; else only this metric
+
+
+class ImageLoadError(OSError):
+    """A method image is missing, unreadable or of the wrong shape."""
+
+
+class RunsFolder:
+    """A benchmark output folder.
+
+    Args:
+        root: the ``runs/<split>`` folder.
+
+    Raises:
+        FileNotFoundError: ``root`` is not a folder.
+    """
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"runs folder {self.root} does not exist; run the "
+                                    "benchmark first (make bench) or pass --runs runs/<split>")
+
+    def methods(self) -> list[str]:
+        """Sub-folders holding at least one PNG or a meta.json, in display order."""
+        found = [p.name for p in self.root.iterdir()
+                 if p.is_dir() and (any(p.glob("*.png")) or (p / "meta.json").exists())]
+        return order_methods(found)
+
+    def image_ids(self, methods: list[str] | None = None) -> list[str]:
+        """Image ids: from manifest.csv if present, else the PNGs of ``gt``, else of all.
+
+        Returns:
+            Sorted (manifest order kept) unique ids as strings.
+        """
+        manifest = self.root / "manifest.csv"
+        if manifest.exists():
+            try:
+                ids = pd.read_csv(manifest, dtype=str)["image_id"].dropna().tolist()
+                return list(dict.fromkeys(ids))
+            except (KeyError, ValueError, pd.errors.ParserError) as err:
+                log.warning("ignoring %s (%s); listing PNG files instead", manifest, err)
+        gt = self.root / GT_METHOD
+        folders = [gt] if gt.is_dir() else [self.root / m for m in (methods or self.methods())]
+        return sorted({p.stem for f in folders for p in f.glob("*.png")})
+
+    def path(self, method: str, image_id: str) -> Path:
+        return self.root / method / f"{image_id}.png"
+
+    def load(self, method: str, image_id: str) -> np.ndarray:
+        """One image as uint8 (H, W, 3) RGB.
+
+        Raises:
+            ImageLoadError: missing or unreadable file.
+        """
+        path = self.path(method, image_id)
+        if not path.exists():
+            raise ImageLoadError(f"missing {path}")
+        try:
+            with Image.open(path) as im:
+                return np.asarray(im.convert("RGB"))
+        except (OSError, ValueError, SyntaxError) as err:
+            raise ImageLoadError(f"unreadable {path}: {err}") from err
+
+    def meta(self, method: str) -> dict:
+        """``<method>/meta.json`` as a dict ({} when absent or invalid)."""
+        path = self.root / method / "meta.json"
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+
+def skips_frame(skips: list[Skip]) -> pd.DataFrame:
+    """Skip records as a DataFrame (method, image_id, reason)."""
+    cols = ["method", "image_id", "reason", "metric"]
+    return pd.DataFrame([s.__dict__ for s in skips], columns=cols)
