@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from PIL import Image
 from torch.utils.data import Dataset, default_collate
@@ -140,16 +141,17 @@ def load_index(index_path: str | os.PathLike) -> ImageIndex:
             raise ValueError(f"{index_path} is not a pixcolor index (bad first line); delete it")
         try:
             header = json.loads(first[len(INDEX_MAGIC):])
-            rows = list(csv.DictReader(f))
-            cols = {k: [r[k] for r in rows] for k in INDEX_FIELDS}
+            df = pd.read_csv(f, dtype={"path": str, "error": str}, keep_default_na=False,
+                             na_values={"colorness": [""]})
+            if tuple(df.columns) != INDEX_FIELDS:
+                raise ValueError(f"columns {tuple(df.columns)} != {INDEX_FIELDS}")
             return ImageIndex(
-                root=Path(header["root"]), header=header, paths=cols["path"],
-                height=np.array(cols["height"], dtype=np.int64),
-                width=np.array(cols["width"], dtype=np.int64),
-                colorness=np.array([float(c) if c else math.nan for c in cols["colorness"]]),
-                bytes=np.array(cols["bytes"], dtype=np.int64),
-                mtime_ns=np.array(cols["mtime_ns"], dtype=np.int64), errors=cols["error"])
-        except (KeyError, ValueError, TypeError) as exc:
+                root=Path(header["root"]), header=header, paths=df["path"].tolist(),
+                height=df["height"].to_numpy(np.int64), width=df["width"].to_numpy(np.int64),
+                colorness=df["colorness"].to_numpy(np.float64),
+                bytes=df["bytes"].to_numpy(np.int64), mtime_ns=df["mtime_ns"].to_numpy(np.int64),
+                errors=df["error"].tolist())
+        except (KeyError, ValueError, TypeError, pd.errors.ParserError) as exc:
             raise ValueError(f"malformed pixcolor index {index_path} ({exc}); delete it") from exc
 
 

@@ -132,6 +132,9 @@ def _open_checked(path: Path, max_pixels: int | None, draft: int | None) -> tupl
             img = Image.open(path)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageLoadError(path, f"decompression bomb ({exc})", too_big_hint) from exc
+        except PermissionError as exc:
+            raise ImageLoadError(path, "permission denied", "check the file's permissions") \
+                from exc
         except Image.UnidentifiedImageError as exc:
             raise ImageLoadError(path, "not an image file PIL can identify",
                                  "remove it from the image folder") from exc

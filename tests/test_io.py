@@ -62,6 +62,8 @@ def test_truncated_jpeg(tmp_path, photo):
         p = tmp_path / f"cut{i}.jpg"
         p.write_bytes(raw[:cut])
         _expect_error(p, "truncated")
+        with pytest.raises(ImageLoadError, match="truncated"):
+            load_thumbnail(p, max_side=32)  # reduced-scale decoding still reads all data
 
 
 def test_text_named_jpg(tmp_path):
