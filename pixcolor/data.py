@@ -223,12 +223,16 @@ def build_index(root: str | os.PathLike, index_path: str | os.PathLike | None = 
     log.info("indexing %s: %d image files, %d to read, %d reused", root, len(paths), len(todo),
              len(paths) - len(todo))
     jobs = [(str(root), rel, max_pixels) for rel in todo]
-    if workers > 1 and len(jobs) > 1:
-        with multiprocessing.get_context().Pool(workers) as pool:
-            results = list(pool.imap(_scan_one, jobs, chunksize=32))
-    else:
-        results = [_scan_one(job) for job in jobs]
-    rows.update(zip(todo, results, strict=True))
+    pool = multiprocessing.get_context().Pool(workers) if workers > 1 and len(jobs) > 1 else None
+    try:
+        results = pool.imap(_scan_one, jobs, chunksize=32) if pool else map(_scan_one, jobs)
+        for done, (rel, result) in enumerate(zip(todo, results, strict=True), 1):
+            rows[rel] = result
+            if done % 10_000 == 0:
+                log.info("indexed %d / %d files", done, len(todo))
+    finally:
+        if pool is not None:
+            pool.terminate()
     index = ImageIndex(
         root=root, header=header, paths=paths,
         height=np.array([rows[p][0] for p in paths], dtype=np.int64),
@@ -238,6 +242,10 @@ def build_index(root: str | os.PathLike, index_path: str | os.PathLike | None = 
         mtime_ns=np.array([s[1] for s in stats], dtype=np.int64),
         errors=[rows[p][3] for p in paths])
     _write_index(index, index_path)
+    keep = index.keep(colorness_threshold)
+    log.info("wrote %s: %d files, %d unreadable, %d below colorness %.3f, %d kept", index_path,
+             len(index), int((~index.readable()).sum()), int(index.readable().sum() - keep.sum()),
+             colorness_threshold, int(keep.sum()))
     return index
 
 
