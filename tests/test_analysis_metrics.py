@@ -1,0 +1,162 @@
+"""Automatic metrics, Lab histograms, the registry and compute_metrics on generated runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage.metrics import peak_signal_noise_ratio
+
+from analysis import metrics
+from analysis.evaluate import evaluate_runs
+from analysis.lab_stats import AB_EDGES, ab_counts, image_ab
+from analysis.metrics import (
+    METRICS,
+    ab_histograms,
+    auc_ab_error,
+    auc_from_ab,
+    colorfulness,
+    compute_metrics,
+    get_metric,
+    histogram_intersection,
+    psnr,
+    register_metric,
+)
+from analysis.synthetic import make_image, make_runs
+
+
+def test_psnr_known_values_and_reference():
+    a = np.zeros((8, 8, 3), np.uint8)
+    b = np.full((8, 8, 3), 10, np.uint8)
+    assert psnr(a, b) == pytest.approx(10 * np.log10(255**2 / 100))
+    assert psnr(a, a) == float("inf")
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    y = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    assert psnr(x, y) == pytest.approx(peak_signal_noise_ratio(x, y, data_range=255))
+
+
+def test_colorfulness_grayscale_zero_and_known_value():
+    gray = np.repeat(np.random.default_rng(1).integers(0, 256, (16, 16, 1), np.uint8), 3, -1)
+    assert colorfulness(gray) == 0.0
+    # half pure red, half pure blue: rg = 255 | 0, yb = 127.5 | -255 (signed variant)
+    img = np.zeros((4, 4, 3), np.uint8)
+    img[:2, :, 0] = 255
+    img[2:, :, 2] = 255
+    expected = np.hypot(127.5, 191.25) + 0.3 * np.hypot(127.5, -63.75)
+    assert colorfulness(img) == pytest.approx(expected)
+    assert colorfulness(make_image(np.random.default_rng(2), (32, 32))) > 0
+
+
+def test_auc_constant_offset_and_identity():
+    gt_ab = np.zeros((10, 10, 2))
+    pred_ab = gt_ab + np.array([30.0, 40.0])  # error 50 everywhere
+    # cdf(t) = 0 for t < 50, 1 from 50 to 150: trapezoid area 100.5 over 150
+    assert auc_from_ab(pred_ab, gt_ab) == pytest.approx(100.5 / 150)
+    assert auc_from_ab(gt_ab, gt_ab) == 1.0
+    img = make_image(np.random.default_rng(3), (24, 24))
+    gray = np.repeat(img.mean(-1, keepdims=True).astype(np.uint8), 3, -1)
+    assert auc_ab_error(img, img) == 1.0
+    assert 0.0 < auc_ab_error(gray, img) < 1.0
+    with pytest.raises(ValueError, match="shape"):
+        auc_ab_error(img, img[:-1])
+
+
+def test_histogram_intersection_identical_disjoint_and_errors():
+    h = np.array([1.0, 2.0, 3.0, 0.0])
+    assert histogram_intersection(h, h) == pytest.approx(1.0)
+    assert histogram_intersection(h, 10 * h) == pytest.approx(1.0)  # normalised first
+    assert histogram_intersection([1, 1, 0, 0], [0, 0, 2, 5]) == 0.0
+    assert histogram_intersection([1, 1], [1, 0]) == pytest.approx(0.5)
+    two = histogram_intersection(np.array([[1, 0], [1, 1]]), np.array([[0, 1], [1, 1]]))
+    np.testing.assert_allclose(two, [0.0, 1.0])
+    with pytest.raises(ValueError):
+        histogram_intersection([0, 0], [1, 0])
+    with pytest.raises(ValueError):
+        histogram_intersection([1, 0], [1, 0, 0])
+
+
+def test_ab_histograms_normalised_and_gray_at_zero():
+    rng = np.random.default_rng(4)
+    imgs = [make_image(rng, (20, 24)), make_image(rng, (16, 16))]
+    h = ab_histograms(imgs)
+    assert h.shape == (2, len(AB_EDGES) - 1)
+    np.testing.assert_allclose(h.sum(axis=1), 1.0)
+    gray = np.full((8, 8, 3), 90, np.uint8)
+    hg = ab_histograms([gray], bins=8)  # 8 bins of width 32: a = b = 0 lies at an edge
+    assert hg[:, 3:5].sum(axis=1) == pytest.approx([1.0, 1.0])
+    counts = ab_counts(np.array([[-500.0, 500.0]]))  # out of range -> end bins
+    assert counts[0, 0] == 1 and counts[1, -1] == 1
+
+
+def test_registry():
+    assert {"psnr", "ssim", "colorfulness", "auc", "ms_ssim"} <= set(METRICS)
+    assert get_metric("colorfulness").needs_reference is False
+    with pytest.raises(KeyError, match="registered"):
+        get_metric("nope")
+    with pytest.raises(ValueError, match="already"):
+        register_metric("psnr", psnr)
+    saved = dict(METRICS)
+    try:
+        @register_metric("mean_abs", description="mean absolute difference",
+                         higher_is_better=False)
+        def mean_abs(p, g):
+            return float(np.abs(p.astype(int) - g.astype(int)).mean())
+
+        assert get_metric("mean_abs").fn is mean_abs
+    finally:
+        METRICS.clear()
+        METRICS.update(saved)
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    make_runs(root, n_images=3, size=(24, 28), methods=("cic", "pixcolor_s1", "grayscale"))
+    (root / "cic" / "img0001.png").unlink()  # missing
+    (root / "pixcolor_s1" / "img0002.png").write_bytes(b"not a png")  # unreadable
+    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(root / "grayscale" / "img0002.png")
+    return root
+
+
+def test_compute_metrics_skips_and_reports(runs_dir, caplog):
+    df = compute_metrics(runs_dir)
+    assert list(df.columns) == ["method", "n", "n_skipped", "psnr", "ssim", "colorfulness",
+                                "auc"]
+    row = df.set_index("method")
+    assert row.loc["cic", "n"] == 2 and row.loc["cic", "n_skipped"] == 1
+    assert row.loc["pixcolor_s1", "n"] == 2 and row.loc["pixcolor_s1", "n_skipped"] == 1
+    assert row.loc["gt", "psnr"] == float("inf")
+    assert row.loc["gt", "ssim"] == pytest.approx(1.0) and row.loc["gt", "auc"] == 1.0
+    assert row.loc["grayscale", "colorfulness"] == pytest.approx(0.0, abs=1e-9)
+    reasons = {(s["method"], s["image_id"]): s for s in df.attrs["skipped"]}
+    assert "missing" in reasons[("cic", "img0001")]["reason"]
+    assert "unreadable" in reasons[("pixcolor_s1", "img0002")]["reason"]
+    assert reasons[("grayscale", "img0002")]["metric"]  # wrong size: only reference metrics
+    assert "skipped" in caplog.text
+
+
+def test_evaluate_runs_per_image_histograms_and_lookup(runs_dir):
+    ev = evaluate_runs(runs_dir, ["gt", "cic"], ["psnr", "auc"], ab_bins=AB_EDGES)
+    assert set(ev.per_image["method"]) == {"gt", "cic"} and len(ev.per_image) == 5
+    inter = ev.intersections().set_index("method")
+    assert inter.loc["gt", "a"] == pytest.approx(1.0)
+    assert 0 < inter.loc["cic", "mean"] <= 1
+    again = compute_metrics(runs_dir, ["gt", "cic"], ["psnr", "auc"])
+    np.testing.assert_allclose(ev.summary()["auc"], again["auc"])
+
+
+def test_ab_lookup_agrees_with_direct_conversion(monkeypatch):
+    """The tabulated path equals rgb_to_lab on the colours it covers (built on a subset)."""
+    from analysis import lab_stats
+
+    img = make_image(np.random.default_rng(6), (12, 12))
+    direct = image_ab(img)
+    r, g, b = (img[..., c].astype(np.int64) for c in range(3))
+    idx = (r << 16) | (g << 8) | b
+    table = np.zeros((2**24, 2), np.float32)
+    table[idx.ravel()] = direct.reshape(-1, 2)  # stand-in for the 3 s full build
+    monkeypatch.setattr(lab_stats.ABLookup, "_table", table)
+    np.testing.assert_allclose(lab_stats.ABLookup()(img), direct, atol=1e-4)
+    via_table = lab_stats.ABLookup()(img)
+    assert metrics.auc_from_ab(via_table, via_table) == 1.0
