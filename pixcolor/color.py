@@ -177,9 +177,27 @@ def upsample_chroma(cbcr: Array, size: tuple[int, int]) -> Array:
 
 
 def merge_luma_chroma(y: np.ndarray, cbcr: np.ndarray) -> np.ndarray:
-    """Combine a Y plane (H, W) in [0, 1] with chroma (H, W, 2) into uint8 RGB (H, W, 3)."""
-    ycc = np.concatenate([np.asarray(y, np.float32)[..., None], np.asarray(cbcr, np.float32)], -1)
-    return to_uint8(ycbcr_to_rgb(ycc))
+    """Combine a Y plane with chroma into uint8 RGB, keeping the luminance exactly.
+
+    Where Y and the chroma give an RGB colour outside [0, 1]^3, the chroma of that pixel is
+    scaled towards grey just enough to bring the colour into the RGB cube (hue kept,
+    saturation reduced). Clipping RGB instead would change the luminance of the pixel, and
+    the output's luminance must be the input's.
+
+    Args:
+        y: (H, W) float in [0, 1].
+        cbcr: (H, W, 2) centred chroma.
+
+    Returns:
+        (H, W, 3) uint8 RGB whose Y equals ``y`` up to uint8 rounding.
+    """
+    y = np.clip(np.asarray(y, np.float64), 0.0, 1.0)[..., None]
+    zero_y = np.zeros(np.shape(cbcr)[:-1] + (1,))
+    d = _apply_matrix(np.concatenate([zero_y, np.asarray(cbcr, np.float64)], -1), _YCC2RGB, -1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        room = np.where(d > 0, (1.0 - y) / d, np.where(d < 0, y / -d, np.inf))
+    t = np.clip(room.min(axis=-1, keepdims=True), 0.0, 1.0)
+    return to_uint8(y + t * d)
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:

@@ -82,7 +82,8 @@ PRESETS: dict[str, Preset] = {
         model=ModelConfig(
             cond_blocks=(1, 2, 2), cond_width=16, cond_strides=(2, 1, 1),
             cond_layer3_dilation=2, adapt_channels=32, pcnn_channels=32, pcnn_blocks=5,
-            pcnn_head_channels=256, refine_width=16, init_std=0.1,
+            pcnn_head_channels=256, refine_width=16,
+            init_std=0.0,  # PyTorch default init: faster at batch 16 on a CPU
         ),
         train=TrainConfig(
             steps=20_000, batch_size=16, lr=1e-3, warmup_steps=200, grad_clip=1.0,

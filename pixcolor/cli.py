@@ -1,0 +1,156 @@
+"""Command line: ``pixcolor train``, ``pixcolor combine``, ``pixcolor colorize``.
+
+Training flags are generated from the :class:`~pixcolor.config.TrainConfig` dataclass
+(``--lr``, ``--batch-size``, ``--steps`` ...); unset flags keep the preset's values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from pixcolor.config import PRESETS, TrainConfig, get_preset
+
+
+def add_dataclass_flags(parser: argparse.ArgumentParser, cls) -> None:
+    """One ``--field-name`` flag per dataclass field, default None (= keep the preset)."""
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        typ = type(f.default) if f.default is not dataclasses.MISSING else str
+        if typ is bool:
+            parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"),
+                                default=None, metavar="BOOL")
+        else:
+            parser.add_argument(flag, type=typ, default=None, metavar=typ.__name__.upper())
+
+
+def _train(args) -> int:
+    from pixcolor.data import ImageFolderDataset
+    from pixcolor.train import TrainingDiverged, config_with_overrides, train
+
+    preset = get_preset(args.preset)
+    tcfg = config_with_overrides(
+        preset.train, {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    mcfg = preset.model
+    ds = ImageFolderDataset(args.data, size=tcfg.image_size, train=True,
+                            colorness_threshold=tcfg.colorness_threshold, seed=tcfg.seed,
+                            scale=(tcfg.crop_scale_min, 1.0),
+                            lowres_short_side=mcfg.lowres_short_side,
+                            index_path=args.index)
+    print(f"{args.data}: {ds.num_kept} training images ({ds.num_below_threshold} below "
+          f"colorness {tcfg.colorness_threshold}, {ds.num_unreadable} unreadable)", file=sys.stderr)
+    try:
+        res = train(args.stage, ds, args.out, mcfg, tcfg, preset=args.preset,
+                    device=args.device, resume=args.resume, init_from=args.init_from,
+                    deterministic=args.deterministic, freeze_bn=args.freeze_bn,
+                    max_minutes=args.max_minutes)
+    except TrainingDiverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    print(json.dumps({k: (str(v) if isinstance(v, Path) else v) for k, v in res.items()
+                      if k != "model"}))
+    return 0
+
+
+def _combine(args) -> int:
+    from pixcolor.train import combine
+
+    path = combine(args.pixelcnn, args.refine, args.out)
+    print(f"wrote {path}")
+    return 0
+
+
+def _colorize(args) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from pixcolor.io import ImageLoadError, iter_images, load_rgb, save_png
+    from pixcolor.model import CheckpointError, PixColor
+
+    try:
+        model = PixColor.load(args.checkpoint).to(args.device)
+    except CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    torch.set_grad_enabled(False)
+    files: list[Path] = []
+    for p in map(Path, args.inputs):
+        if p.is_dir():
+            files += list(iter_images(p))
+        else:
+            files.append(p)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    failed, done, t0 = [], 0, time.time()
+    for start in tqdm(range(0, len(files), args.batch_size), desc="colorize", unit="batch"):
+        batch, names = [], []
+        for f in files[start:start + args.batch_size]:
+            try:
+                batch.append(load_rgb(f))
+                names.append(f.stem)
+            except ImageLoadError as e:
+                failed.append((str(f), str(e)))
+                print(f"skipped: {e}", file=sys.stderr)
+        if not batch:
+            continue
+        results = model.colorize(batch, num_samples=args.samples, seed=args.seed,
+                                 temperature=args.temperature, batch_size=args.batch_size)
+        for name, samples in zip(names, results, strict=True):
+            for k, rgb in enumerate(samples):
+                save_png(out / f"{name}_s{k + 1}.png", rgb)
+            done += 1
+    print(f"colorized {done} of {len(files)} images ({args.samples} samples each) into {out} "
+          f"in {time.time() - t0:.1f} s; {len(failed)} unreadable")
+    if failed:
+        (out / "failed.json").write_text(json.dumps(failed, indent=1))
+    return 0 if done or not files else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="pixcolor", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train the pixelcnn or the refine stage")
+    t.add_argument("stage", choices=["pixelcnn", "refine"])
+    t.add_argument("--data", required=True, help="image folder (ImageNet train layout or flat)")
+    t.add_argument("--out", required=True, help="run folder (checkpoints, log.csv)")
+    t.add_argument("--preset", default="small", choices=sorted(PRESETS))
+    t.add_argument("--device", default="cpu")
+    t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    t.add_argument("--init-from", help="torchvision resnet101 / deeplabv3_resnet101 weights")
+    t.add_argument("--index", help="cached index file of the data folder")
+    t.add_argument("--deterministic", action="store_true")
+    t.add_argument("--freeze-bn", action="store_true", help="BatchNorm uses running statistics")
+    t.add_argument("--max-minutes", type=float, help="stop with a checkpoint after this long")
+    add_dataclass_flags(t, TrainConfig)
+    t.set_defaults(func=_train)
+
+    c = sub.add_parser("combine", help="merge a pixelcnn and a refine checkpoint")
+    c.add_argument("--pixelcnn", required=True)
+    c.add_argument("--refine", required=True)
+    c.add_argument("--out", required=True)
+    c.set_defaults(func=_combine)
+
+    z = sub.add_parser("colorize", help="colourise images or folders")
+    z.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
+    z.add_argument("--out", required=True)
+    z.add_argument("--samples", type=int, default=3)
+    z.add_argument("--seed", type=int, default=1)
+    z.add_argument("--temperature", type=float, default=1.0)
+    z.add_argument("--checkpoint", help="default: the shipped demo checkpoint")
+    z.add_argument("--device", default="cpu")
+    z.add_argument("--batch-size", type=int, default=8)
+    z.set_defaults(func=_colorize)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return args.func(args)

@@ -1,0 +1,362 @@
+"""Training of PixColor's two stages on CPU, one GPU or many GPUs (paper Table 2).
+
+``python -m pixcolor train pixelcnn|refine --data DIR --out DIR [--preset small]`` and, for
+many GPUs, ``torchrun --nproc-per-node N -m pixcolor train ...`` (DistributedDataParallel,
+synchronous updates; the global batch is split evenly over the ranks, as the paper's 8 x 8).
+
+* ``pixelcnn`` trains the conditioning network (ResNet + adaptation, with the gradient
+  multiplier schedule) and the PixelCNN with teacher-forced cross-entropy.
+* ``refine`` trains the refinement network on the *ground-truth* low-resolution chroma
+  (Sec. 3.2) with an L1 loss, independently of the PixelCNN.
+
+The data order is a function of (seed, step) alone: step ``t`` uses the global sample
+positions ``t*B .. t*B+B-1`` of an endless sequence of seeded permutations, and each item's
+augmentation is drawn from (seed, epoch, index). Checkpoints hold the model, optimizer, RNG
+states and step, so ``--resume`` continues exactly where a run stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from pixcolor import color
+from pixcolor.config import ModelConfig, TrainConfig, config_from_dict
+from pixcolor.model import PixColor
+
+log = logging.getLogger(__name__)
+STAGES = ("pixelcnn", "refine")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def git_revision() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+class StageLoss(nn.Module):
+    """Wraps the model so that DDP sees one module whose forward returns the stage loss."""
+
+    def __init__(self, model: PixColor, stage: str):
+        super().__init__()
+        self.model, self.stage = model, stage
+
+    def forward(self, y: torch.Tensor, bins: torch.Tensor, lowres: torch.Tensor,
+                cbcr: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        if self.stage == "pixelcnn":
+            feats = m.cond(m.cond_input(y, tuple(bins.shape[-2:])))
+            return m.pixelcnn.loss(bins, feats)
+        up = color.upsample_chroma(lowres, tuple(y.shape[-2:]))
+        return m.refine.loss(y, up, cbcr)
+
+    def trainable(self) -> list[nn.Module]:
+        m = self.model
+        return [m.cond, m.pixelcnn] if self.stage == "pixelcnn" else [m.refine]
+
+
+class StepIndexer:
+    """Batches of (index, epoch) for one rank, from step ``start`` on (endless)."""
+
+    def __init__(self, n: int, batch: int, rank: int, world: int, seed: int, start: int):
+        if batch % world:
+            raise ValueError(f"batch size {batch} is not divisible by {world} processes")
+        self.n, self.batch, self.rank, self.world = n, batch, rank, world
+        self.seed, self.start = seed, start
+        self._perm: tuple[int, torch.Tensor] | None = None
+
+    def _perm_for(self, epoch: int) -> torch.Tensor:
+        if self._perm is None or self._perm[0] != epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perm = (epoch, torch.randperm(self.n, generator=g))
+        return self._perm[1]
+
+    def __iter__(self):
+        per = self.batch // self.world
+        step = self.start
+        while True:
+            out = []
+            for k in range(self.rank * per, (self.rank + 1) * per):
+                p = step * self.batch + k
+                epoch = p // self.n
+                out.append((int(self._perm_for(epoch)[p % self.n]), epoch))
+            yield out
+            step += 1
+
+
+class _EpochItems(Dataset):
+    """Adapter: item ``(index, epoch)`` of a dataset with ``set_epoch`` and indexing.
+
+    Each DataLoader worker holds its own copy of the dataset, so setting the epoch per item
+    is safe and makes every item a function of (seed, epoch, index) alone.
+    """
+
+    def __init__(self, ds):
+        self.ds = ds
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, key):
+        idx, epoch = key
+        self.ds.set_epoch(epoch)
+        return self.ds[idx]
+
+
+def _collate(items: list[dict]) -> dict[str, torch.Tensor]:
+    keys = ("y", "bins", "lowres", "cbcr")
+    return {k: torch.stack([torch.as_tensor(it[k]) for it in items]) for k in keys}
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    return cfg.lr
+
+
+def cond_grad_scale(step: int, cfg: TrainConfig) -> float:
+    """Table 2's gradient multiplier: ``before`` until ``cond_grad_start``, then ``after``."""
+    return cfg.cond_grad_after if step >= cfg.cond_grad_start else cfg.cond_grad_before
+
+
+def list_checkpoints(out: Path) -> list[Path]:
+    return sorted(out.glob("ckpt_*.pt"))
+
+
+def save_checkpoint(out: Path, state: dict, step: int, keep_last: int) -> Path:
+    """Atomic write (temp file, then rename); keeps the newest ``keep_last`` files."""
+    path = out / f"ckpt_{step:08d}.pt"
+    tmp = out / f".ckpt_{step:08d}.pt.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    for old in list_checkpoints(out)[:-keep_last] if keep_last > 0 else []:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def _rng_state() -> dict:
+    import random
+
+    import numpy as np
+
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+            "python": random.getstate()}
+
+
+def _set_rng_state(st: dict) -> None:
+    import random
+
+    import numpy as np
+
+    torch.set_rng_state(st["torch"])
+    np.random.set_state(st["numpy"])
+    random.setstate(st["python"])
+
+
+def set_bn_frozen(module: nn.Module, frozen: bool) -> None:
+    """BatchNorm layers use their running statistics (eval mode) when ``frozen``."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.train(not frozen)
+
+
+def train(stage: str, dataset, out: str | Path, mcfg: ModelConfig, tcfg: TrainConfig, *,
+          preset: str = "custom", device: str = "cpu", resume: bool = False,
+          init_from: str | None = None, deterministic: bool = False, freeze_bn: bool = False,
+          max_minutes: float | None = None, progress: bool = True) -> dict:
+    """Train one stage; returns a summary dict (final step, last loss, checkpoint path).
+
+    Args:
+        stage: "pixelcnn" or "refine".
+        dataset: an :class:`~pixcolor.data.ImageFolderDataset` (``__len__``, ``set_epoch``,
+            items with tensors ``y``
+            (1, S, S), ``bins`` (2, h, w), ``lowres`` (2, h, w), ``cbcr`` (2, S, S).
+        out: run folder for checkpoints and ``log.csv``.
+        init_from: torchvision ResNet / DeepLabV3 weights for the conditioning network.
+        deterministic: deterministic algorithms (CPU runs are then exactly repeatable).
+        freeze_bn: BatchNorm uses running statistics (and matches across process counts).
+        max_minutes: stop (with a checkpoint) after this much wall time.
+    """
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; choose one of {STAGES}")
+    out = Path(out)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if device.startswith("cuda") else "gloo"
+        dist.init_process_group(backend)
+    if device.startswith("cuda") and world > 1:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        torch.cuda.set_device(device)
+    if deterministic:
+        torch.use_deterministic_algorithms(True)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+
+    torch.manual_seed(tcfg.seed)
+    model = PixColor(mcfg, preset=preset)
+    step = 0
+    ckpts = list_checkpoints(out) if resume else []
+    state = None
+    if ckpts:
+        state = torch.load(ckpts[-1], map_location="cpu", weights_only=False)
+        if state.get("stage") != stage:
+            raise ValueError(f"{ckpts[-1]}: a {state.get('stage')!r} checkpoint, not {stage!r}")
+        mcfg = config_from_dict(ModelConfig, state["model_config"])
+        model = PixColor(mcfg, preset=state.get("preset", preset))
+        model.load_state_dict(state["model"])
+        step = int(state["step"])
+        log.info("resuming %s from %s (step %d)", stage, ckpts[-1], step)
+    elif init_from and stage == "pixelcnn":
+        from pixcolor.models.conditioning import load_backbone_weights
+
+        report = load_backbone_weights(model.cond, init_from)
+        log.info("initialised conditioning network from %s: %d tensors", init_from,
+                 len(report["loaded"]))
+    model.to(device)
+    cuda = device.startswith("cuda")
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+    wrapper = StageLoss(model, stage)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    params = [p for mod in wrapper.trainable() for p in mod.parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    net: nn.Module = wrapper
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(
+            wrapper, device_ids=[torch.device(device).index] if cuda else None,
+            find_unused_parameters=(stage == "pixelcnn"))
+    opt = torch.optim.Adam(params, lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2),
+                           weight_decay=tcfg.weight_decay)
+    if state is not None:
+        opt.load_state_dict(state["optimizer"])
+        _set_rng_state(state["rng"])
+
+    indexer = StepIndexer(len(dataset), tcfg.batch_size, rank, world, tcfg.seed, step)
+    loader = DataLoader(_EpochItems(dataset), batch_sampler=indexer, collate_fn=_collate,
+                        num_workers=tcfg.num_workers, pin_memory=cuda)
+    logf = None
+    if rank == 0:
+        new = not (out / "log.csv").exists()
+        logf = open(out / "log.csv", "a", newline="")  # noqa: SIM115
+        writer = csv.writer(logf)
+        if new:
+            writer.writerow(["step", "loss", "lr", "cond_grad_scale", "images_per_s", "wall_s"])
+    bar = None
+    if progress and rank == 0:
+        from tqdm import tqdm
+
+        bar = tqdm(total=tcfg.steps, initial=step, desc=f"train {stage}", unit="step")
+
+    def checkpoint(at: int) -> Path | None:
+        if rank != 0:
+            return None
+        st = {"stage": stage, "step": at, "preset": model.preset,
+              "model_config": dataclasses.asdict(mcfg), "train_config": dataclasses.asdict(tcfg),
+              "model": model.state_dict(), "optimizer": opt.state_dict(), "rng": _rng_state(),
+              "git_rev": git_revision(), "world_size": world, "stages": [stage]}
+        return save_checkpoint(out, st, at, tcfg.keep_last)
+
+    t0 = time.time()
+    t_last, n_last = t0, 0
+    last_loss, last_path = float("nan"), None
+    wrapper.train()
+    if stage == "pixelcnn":
+        model.refine.eval()
+    else:
+        model.cond.eval()
+        model.pixelcnn.eval()
+    if freeze_bn:
+        set_bn_frozen(model, True)
+    it = iter(loader)
+    try:
+        while step < tcfg.steps:
+            batch = {k: v.to(device, non_blocking=True) for k, v in next(it).items()}
+            model.cond.grad_scale = cond_grad_scale(step, tcfg)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, tcfg)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+                loss = net(batch["y"], batch["bins"], batch["lowres"], batch["cbcr"])
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"{stage}: loss is {loss.item()} at step {step}; stopping. The last good "
+                    f"checkpoint is kept in {out} (lower --lr or enable --grad-clip).")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if tcfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, tcfg.grad_clip)
+            opt.step()
+            step += 1
+            n_last += tcfg.batch_size
+            last_loss = float(loss.detach())
+            if bar is not None:
+                bar.update(1)
+            if rank == 0 and (step % tcfg.log_every == 0 or step == tcfg.steps):
+                now = time.time()
+                ips = n_last / max(now - t_last, 1e-9)
+                writer.writerow([step, f"{last_loss:.6f}", f"{lr_at(step - 1, tcfg):.3g}",
+                                 model.cond.grad_scale, f"{ips:.2f}", f"{now - t0:.1f}"])
+                logf.flush()
+                if bar is not None:
+                    bar.set_postfix(loss=f"{last_loss:.4f}", img_s=f"{ips:.1f}")
+                t_last, n_last = now, 0
+            timed_out = max_minutes is not None and (time.time() - t0) / 60 > max_minutes
+            if step % tcfg.ckpt_every == 0 or step == tcfg.steps or timed_out:
+                last_path = checkpoint(step)
+            if timed_out:
+                log.info("stopping after %.1f minutes at step %d", max_minutes, step)
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+        if logf is not None:
+            logf.close()
+    if world > 1:
+        dist.barrier()
+    return {"stage": stage, "step": step, "loss": last_loss, "checkpoint": last_path,
+            "wall_s": time.time() - t0, "model": model}
+
+
+def combine(pixelcnn_ckpt: str | Path, refine_ckpt: str | Path, out: str | Path,
+            extra: dict | None = None) -> Path:
+    """Merge the two stages' training checkpoints into one inference checkpoint."""
+    a = torch.load(pixelcnn_ckpt, map_location="cpu", weights_only=False)
+    b = torch.load(refine_ckpt, map_location="cpu", weights_only=False)
+    if a.get("stage") != "pixelcnn" or b.get("stage") != "refine":
+        raise ValueError("combine needs a pixelcnn checkpoint and a refine checkpoint, in that order")
+    if a["model_config"] != b["model_config"]:
+        raise ValueError("the two checkpoints were trained with different model configs")
+    model = PixColor(config_from_dict(ModelConfig, a["model_config"]), preset=a.get("preset", "custom"))
+    sd = {k: v for k, v in a["model"].items() if not k.startswith("refine.")}
+    sd.update({k: v for k, v in b["model"].items() if k.startswith("refine.")})
+    model.load_state_dict(sd)
+    info = {"pixelcnn_step": a["step"], "refine_step": b["step"],
+            "train_config": a["train_config"], "git_rev": a.get("git_rev")}
+    model.save(out, extra={"training": info, **(extra or {})})
+    return Path(out)
+
+
+def config_with_overrides(cfg, overrides: dict):
+    """``dataclasses.replace`` that ignores ``None`` values (unset command-line flags)."""
+    return dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+
+
+__all__ = ["train", "combine", "TrainingDiverged", "StepIndexer"]
