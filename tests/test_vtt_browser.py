@@ -1,0 +1,173 @@
+"""VTT in real headless Chromium: consent, practice with feedback, trials, completion code.
+
+Drives Debian's ``chromium`` (installed by ``scripts/install_browser.sh``, ``make browser``)
+through Playwright's Python package with ``executable_path``; Playwright never downloads a
+browser here. Without chromium these tests fail, unless ``PIXCOLOR_SKIP_BROWSER=1`` is set.
+The app runs in a real threaded server on a free port with a SQLite file database.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from werkzeug.serving import make_server
+
+from vtt_app.db import get_session
+from vtt_app.models import Rater, Response, TimingEvent, Trial
+from vtt_app.testing import add_study, make_app, make_runs
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("PIXCOLOR_CHROMIUM", "/usr/bin/chromium")
+ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if os.environ.get("PIXCOLOR_SKIP_BROWSER") == "1":
+        pytest.skip("PIXCOLOR_SKIP_BROWSER=1")
+    if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
+        pytest.fail(f"{CHROMIUM} not found: run `make browser` (scripts/install_browser.sh), "
+                    "or set PIXCOLOR_SKIP_BROWSER=1 to skip the browser tests")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def live(tmp_path: Path):
+    runs = make_runs(tmp_path / "runs", ["pixcolor_s1", "cic"], n_images=10, size=64)
+    app = make_app(tmp_path / "inst")
+    add_study(app, runs, ["pixcolor_s1", "cic"], name="web", images=5, practice=2,
+              attention_images=2, attention_rate=0.34, trials_per_rater=3, raters_per_pair=1)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield app, f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+def _truth_slot(app) -> int:
+    """The slot with the ground truth of the (only) open trial, read from the database."""
+    with app.app_context():
+        trial = get_session().scalar(select(Trial).where(Trial.status == "open"))
+        return 2 if trial.generated_first else 1
+
+
+def _wait_state(page, states: list[str]) -> str:
+    """Wait until the trial page is in one of ``states``, or on the done page ("done-page")."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    script = (
+        "() => location.pathname.endsWith('/done') ? 'done-page' : "
+        f"({states!r}.includes(document.body.dataset.state) ? document.body.dataset.state : false)"
+    )
+    for _ in range(3):
+        try:
+            return page.wait_for_function(script).json_value()
+        except PlaywrightError:  # the page navigated to the done page while we waited
+            page.wait_for_load_state()
+    raise AssertionError(f"page never reached {states}")
+
+
+def test_rater_session_in_chromium(browser, live, tmp_path: Path):
+    app, base = live
+    page = browser.new_page(viewport={"width": 1024, "height": 768})
+    page.set_default_timeout(15_000)
+    page.goto(f"{base}/s/web/?worker_id=w-browser")
+    page.check("#consent")
+    page.click("#agree")
+    page.wait_for_url("**/instructions")
+    page.click("#start")
+    page.wait_for_url("**/run")
+    answered, n_practice_feedback = 0, 0
+    keys = ["1", "ArrowRight", "button", "ArrowLeft", "2", "button"]
+    while _wait_state(page, ["ready"]) != "done-page":
+        truth = _truth_slot(app)
+        if answered % 2:
+            page.keyboard.press("Space")
+        else:
+            page.click("#go")
+        page.wait_for_function("document.body.dataset.state === 'question'")
+        how = keys[answered % len(keys)]
+        if how == "button":
+            page.click(f"#choose{truth}")
+        else:
+            key = {1: ("1", "ArrowLeft"), 2: ("2", "ArrowRight")}[truth]
+            page.keyboard.press(key[0] if how in "12" else key[1])
+        answered += 1
+        if _wait_state(page, ["ready", "feedback", "loading"]) == "feedback":
+            assert page.inner_text("#feedback").startswith("Correct!")
+            n_practice_feedback += 1
+            page.keyboard.press("Space")
+    code = page.inner_text("#completion-code").strip()
+    page.close()
+
+    assert answered == 2 + 3 + 1 and n_practice_feedback == 2
+    with app.app_context():
+        db = get_session()
+        rater = db.scalar(select(Rater))
+        assert rater.completion_code == code and rater.external_id == "w-browser"
+        assert not rater.flagged
+        rows = db.execute(select(Trial, Response).join(Response).order_by(Trial.seq)).all()
+        assert [t.kind for t, _ in rows].count("practice") == 2
+        assert {t.kind for t, _ in rows} == {"practice", "attention", "test"}
+        for trial, resp in rows:
+            frame = 1000.0 / resp.refresh_hz
+            assert 20 <= resp.refresh_hz <= 500
+            for onset, offset in ((resp.onset_1_ms, resp.offset_1_ms),
+                                  (resp.onset_2_ms, resp.offset_2_ms)):
+                assert abs((offset - onset) - 1000.0) <= frame + 0.25, (trial.seq, resp)
+            assert resp.onset_2_ms >= resp.offset_1_ms - 0.25
+            assert resp.valid, resp.invalid_reason
+            assert not resp.chose_generated  # the test always picked the truth
+            assert resp.window_w == 1024 and resp.window_h > 0 and resp.response_ms > 0
+            assert abs(resp.frames_1 - 1000.0 / frame) <= 2
+            kinds = {e.kind for e in db.scalars(
+                select(TimingEvent).where(TimingEvent.trial_id == trial.id))}
+            assert {"onset", "offset"} <= kinds
+    out = tmp_path / "export"
+    res = app.test_cli_runner().invoke(args=["export", "--study", "web", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    with open(out / "responses.csv", newline="") as f:
+        exported = list(csv.DictReader(f))
+    assert len(exported) == 6 and all(r["valid"] == "1" for r in exported)
+    for r in exported:
+        assert abs(float(r["exposure_first_ms"]) - 1000) <= 1000 / float(r["refresh_hz"]) + 0.3
+
+
+def test_hidden_tab_invalidates_trial(browser, live):
+    app, base = live
+    page = browser.new_page()
+    page.set_default_timeout(15_000)
+    page.goto(f"{base}/s/web/")
+    page.check("#consent")
+    page.click("#agree")
+    page.goto(f"{base}/s/web/run")
+    page.wait_for_function("document.body.dataset.state === 'ready'")
+    page.click("#go")
+    # Pretend the tab was hidden mid-presentation, as the visibilitychange event reports it.
+    page.evaluate("""() => {
+        Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});
+        document.dispatchEvent(new Event('visibilitychange'));
+    }""")
+    page.wait_for_function("document.body.dataset.state === 'question'")
+    page.keyboard.press("1")
+    page.wait_for_function("document.body.dataset.state === 'feedback'")
+    page.close()
+    with app.app_context():
+        resp = get_session().scalar(select(Response))
+        assert resp.valid is False and resp.tab_hidden and "hidden" in resp.invalid_reason
