@@ -16,9 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
-from analysis.runs import ImageLoadError, RunsFolder, Skip
+from analysis.runs import ImageLoadError, RunsFolder, Skip, map_chunks
 from analysis.ssim import MIN_SIDE, MS_SSIM_WEIGHTS, MinSize, ms_ssim, ms_ssim_prepared
 from analysis.ssim import prepare_ms_ssim as _prepare
 
@@ -32,33 +31,12 @@ def sample_methods(methods: Sequence[str], prefix: str = DEFAULT_PREFIX) -> list
     return sorted(m for m in methods if m.startswith(prefix))
 
 
-def pairwise_ms_ssim(runs_dir: str | Path, prefix: str = DEFAULT_PREFIX,
-                     image_ids: Sequence[str] | None = None, *, min_size: MinSize = "raise",
-                     progress: bool = False) -> tuple[pd.DataFrame, list[Skip]]:
-    """MS-SSIM of every pair of samples of every image.
-
-    Args:
-        runs_dir: ``runs/<split>`` holding ``<prefix>*/<image_id>.png`` folders.
-        prefix: sample-group prefix (``pixcolor_s`` matches pixcolor_s1, pixcolor_s2, ...).
-        image_ids: ids to use (default: as :meth:`RunsFolder.image_ids`).
-        min_size: images under 161 px per side: ``"raise"``, ``"upsample"`` or
-            ``"fewer_scales"`` (see :func:`analysis.ssim.ms_ssim`).
-        progress: tqdm bar over images.
-
-    Returns:
-        (pairs, skipped): pairs has columns ``image_id``, ``method_a``, ``method_b``
-        (method_a < method_b), ``ms_ssim`` in [0, 1] and ``fallback`` (the ``min_size``
-        fallback used, or ""); skipped lists sample images that were missing or unreadable.
-
-    Raises:
-        ValueError: an image is too small and ``min_size="raise"``.
-    """
-    runs = RunsFolder(runs_dir)
-    samples = sample_methods(runs.methods(), prefix)
-    ids = list(image_ids) if image_ids is not None else runs.image_ids()
+def _pairs_chunk(root: str, samples: list[str], min_size: MinSize,
+                 ids: list[str]) -> tuple[list[dict], list[Skip]]:
+    runs = RunsFolder(root)
     rows: list[dict] = []
     skips: list[Skip] = []
-    for image_id in tqdm(ids, desc="diversity", unit="img", disable=not progress):
+    for image_id in ids:
         imgs = {}
         for m in samples:
             try:
@@ -86,6 +64,39 @@ def pairwise_ms_ssim(runs_dir: str | Path, prefix: str = DEFAULT_PREFIX,
             rows.append({"image_id": image_id, "method_a": a, "method_b": b,
                          "ms_ssim": ms_ssim(imgs[a], imgs[b], min_size=min_size),
                          "fallback": min_size if small else ""})
+    return rows, skips
+
+
+def pairwise_ms_ssim(runs_dir: str | Path, prefix: str = DEFAULT_PREFIX,
+                     image_ids: Sequence[str] | None = None, *, min_size: MinSize = "raise",
+                     progress: bool = False, workers: int = 1
+                     ) -> tuple[pd.DataFrame, list[Skip]]:
+    """MS-SSIM of every pair of samples of every image.
+
+    Args:
+        runs_dir: ``runs/<split>`` holding ``<prefix>*/<image_id>.png`` folders.
+        prefix: sample-group prefix (``pixcolor_s`` matches pixcolor_s1, pixcolor_s2, ...).
+        image_ids: ids to use (default: as :meth:`RunsFolder.image_ids`).
+        min_size: images under 161 px per side: ``"raise"``, ``"upsample"`` or
+            ``"fewer_scales"`` (see :func:`analysis.ssim.ms_ssim`).
+        progress: tqdm bar over images.
+        workers: processes over image chunks (results do not depend on it).
+
+    Returns:
+        (pairs, skipped): pairs has columns ``image_id``, ``method_a``, ``method_b``
+        (method_a < method_b), ``ms_ssim`` in [0, 1] and ``fallback`` (the ``min_size``
+        fallback used, or ""); skipped lists sample images that were missing or unreadable.
+
+    Raises:
+        ValueError: an image is too small and ``min_size="raise"``.
+    """
+    runs = RunsFolder(runs_dir)
+    samples = sample_methods(runs.methods(), prefix)
+    ids = list(image_ids) if image_ids is not None else runs.image_ids()
+    results = map_chunks(_pairs_chunk, ids, str(runs.root), samples, min_size,
+                         workers=workers, progress=progress, desc="diversity")
+    rows = [r for res in results for r in res[0]]
+    skips = [s for res in results for s in res[1]]
     for s in skips:
         log.warning("diversity: skipped %s/%s: %s", s.method, s.image_id, s.reason)
     cols = ["image_id", "method_a", "method_b", "ms_ssim", "fallback"]

@@ -9,15 +9,12 @@ several processes; results do not depend on the number of workers.
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from analysis.lab_stats import (
     AB_EDGES,
@@ -28,7 +25,14 @@ from analysis.lab_stats import (
     image_ab,
 )
 from analysis.metrics import DEFAULT_METRICS, get_metric
-from analysis.runs import GT_METHOD, ImageLoadError, RunsFolder, Skip, order_methods
+from analysis.runs import (
+    GT_METHOD,
+    ImageLoadError,
+    RunsFolder,
+    Skip,
+    map_chunks,
+    order_methods,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,14 +98,9 @@ class RunsEvaluation:
         return pd.DataFrame(rows, columns=["method", "a", "b", "mean"])
 
 
-def _chunk(ids: list[str], n: int) -> list[list[str]]:
-    size = max(1, -(-len(ids) // max(n, 1)))
-    return [ids[i:i + size] for i in range(0, len(ids), size)]
-
-
 def _evaluate_chunk(root: str, methods: list[str], metric_names: list[str], gt_method: str,
-                    ids: list[str], edges: np.ndarray | None,
-                    use_lookup: bool) -> tuple[list[dict], list[Skip], dict[str, np.ndarray]]:
+                    edges: np.ndarray | None, use_lookup: bool,
+                    ids: list[str]) -> tuple[list[dict], list[Skip], dict[str, np.ndarray]]:
     runs = RunsFolder(root)
     specs = [get_metric(k) for k in metric_names]
     to_ab: Callable[[np.ndarray], np.ndarray] = ABLookup() if use_lookup else image_ab
@@ -191,25 +190,9 @@ def evaluate_runs(runs_dir: str | Path, methods: Sequence[str] | None = None,
         lab_lookup = h * w * len(ids) * (len(methods) + 1) > LOOKUP_MIN_PIXELS
     if lab_lookup:
         ABLookup.table()  # build once here so forked workers share it
-    args = (str(runs.root), methods, list(metrics), gt_method)
-    workers = max(1, min(int(workers), len(ids) or 1))
-    chunks = _chunk(ids, 1 if workers == 1 else workers * 4)
-    if workers == 1 and not progress:
-        chunks = [ids]
-    results = []
-    bar = tqdm(total=len(ids), desc="metrics", unit="img", disable=not progress)
-    if workers == 1:
-        for ch in chunks:
-            results.append(_evaluate_chunk(*args, ch, edges, bool(lab_lookup)))
-            bar.update(len(ch))
-    else:
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-            futures = [pool.submit(_evaluate_chunk, *args, ch, edges, bool(lab_lookup))
-                       for ch in chunks]
-            for fut, ch in zip(futures, chunks, strict=True):
-                results.append(fut.result())
-                bar.update(len(ch))
-    bar.close()
+    results = map_chunks(_evaluate_chunk, ids, str(runs.root), methods, list(metrics),
+                         gt_method, edges, bool(lab_lookup), workers=workers,
+                         progress=progress, desc="metrics")
     rows = [r for res in results for r in res[0]]
     skips = [s for res in results for s in res[1]]
     counts: dict[str, np.ndarray] = {}

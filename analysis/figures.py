@@ -14,6 +14,7 @@ from pathlib import Path
 import matplotlib as mpl
 import numpy as np
 import pandas as pd
+from matplotlib import ticker
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -58,22 +59,30 @@ def plot_ab_histograms(hists: dict[str, np.ndarray], edges: np.ndarray, gt_metho
         fig: figure to draw into (default: a new one sized to the methods).
     """
     methods = [m for m in hists if m != gt_method]
+    rows = max(len(methods), 1)
     with mpl.rc_context(RC):
-        fig = fig or Figure(figsize=(6, 1.3 * max(len(methods), 1) + 0.6), layout="constrained")
-        axes = fig.subplots(max(len(methods), 1), 2, squeeze=False, sharex=True)
+        fig = fig or Figure(figsize=(6, 1.1 * rows + 0.7))
+        fig.subplots_adjust(left=0.22, right=0.98, top=1 - 0.35 / (1.1 * rows + 0.7),
+                            bottom=0.45 / (1.1 * rows + 0.7), hspace=0.15, wspace=0.08)
+        axes = fig.subplots(rows, 2, squeeze=False, sharex=True, sharey=True)
         centers = (edges[:-1] + edges[1:]) / 2
         for i, m in enumerate(methods or [gt_method]):
             for c, name in enumerate("ab"):
                 ax = axes[i, c]
-                ax.semilogy(centers, np.maximum(hists[gt_method][c], 1e-7), color=GT_COLOR,
-                            lw=1.2, label=gt_method)
-                ax.semilogy(centers, np.maximum(hists[m][c], 1e-7), color=METHOD_COLOR, lw=1,
-                            label=m)
-                ax.set_ylim(1e-6, 1)
+                ax.plot(centers, np.maximum(hists[gt_method][c], 1e-7), color=GT_COLOR,
+                        lw=1.2, label=gt_method)
+                ax.plot(centers, np.maximum(hists[m][c], 1e-7), color=METHOD_COLOR, lw=1,
+                        label=m)
                 if i == 0:
                     ax.set_title(f"{name} channel")
                 if c == 0:
                     ax.set_ylabel(m, rotation=0, ha="right", va="center")
+        ax0 = axes[0, 0]
+        ax0.set_yscale("log")  # shared by all panels
+        ax0.set_ylim(1e-6, 1)
+        ax0.yaxis.set_major_locator(ticker.FixedLocator([1e-6, 1e-4, 1e-2, 1]))
+        ax0.yaxis.set_major_formatter(ticker.FixedFormatter(["1e-6", "1e-4", "0.01", "1"]))
+        ax0.yaxis.set_minor_locator(ticker.NullLocator())
         for ax in axes[-1]:
             ax.set_xlabel("value")
     return fig

@@ -21,6 +21,7 @@ if __package__ in (None, ""):  # run as a script: make the project root importab
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
 
@@ -63,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exclude raters below this attention-check accuracy (<0: off)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap and image-grid seed")
     p.add_argument("--grid-images", type=int, default=6, help="rows of the image grid")
-    p.add_argument("--workers", type=int, default=1, help="processes for the metrics pass")
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                   help="processes for the image passes (results do not depend on it)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return p
 
@@ -130,7 +132,7 @@ def run_report(args: argparse.Namespace) -> Path:
 
     pairs, dskips = diversity.pairwise_ms_ssim(runs.root, args.sample_prefix, ev.image_ids,
                                                min_size=args.ms_ssim_min_size,
-                                               progress=progress)
+                                               progress=progress, workers=args.workers)
     if len(pairs):
         pairs.to_csv(tab_dir / "diversity_pairs.csv", index=False, lineterminator="\n")
         dsum = diversity.diversity_summary(pairs)

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing as mp
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from PIL import Image
+from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -117,3 +122,38 @@ def skips_frame(skips: list[Skip]) -> pd.DataFrame:
     """Skip records as a DataFrame (method, image_id, reason)."""
     cols = ["method", "image_id", "reason", "metric"]
     return pd.DataFrame([s.__dict__ for s in skips], columns=cols)
+
+
+def map_chunks(fn: Callable[..., Any], ids: Sequence[str], *args: Any, workers: int = 1,
+               progress: bool = False, desc: str = "") -> list[Any]:
+    """Apply ``fn(*args, chunk)`` to chunks of ``ids``, optionally in forked processes.
+
+    Args:
+        fn: a module-level function (picklable) taking the chunk of ids last.
+        ids: the image ids to split.
+        *args: leading arguments passed to every call.
+        workers: processes; 1 runs in this process.
+        progress: tqdm bar counting ids.
+        desc: bar label.
+
+    Returns:
+        The results in chunk order (independent of ``workers``).
+    """
+    ids = list(ids)
+    workers = max(1, min(int(workers), len(ids) or 1))
+    n_chunks = workers * 4 if workers > 1 else (max(1, len(ids) // 25) if progress else 1)
+    size = max(1, -(-len(ids) // n_chunks))
+    chunks = [ids[i:i + size] for i in range(0, len(ids), size)] or [[]]
+    results = []
+    with tqdm(total=len(ids), desc=desc, unit="img", disable=not progress) as bar:
+        if workers == 1:
+            for ch in chunks:
+                results.append(fn(*args, ch))
+                bar.update(len(ch))
+        else:
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+                futures = [pool.submit(fn, *args, ch) for ch in chunks]
+                for fut, ch in zip(futures, chunks, strict=True):
+                    results.append(fut.result())
+                    bar.update(len(ch))
+    return results

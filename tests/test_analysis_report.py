@@ -1,0 +1,93 @@
+"""analysis/report.py end to end on a generated runs folder and responses file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analysis import report
+from analysis.html import pick_grid_ids
+from analysis.synthetic import make_responses, make_runs
+from analysis.tables import to_markdown
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = ("cic", "pixcolor_s1", "pixcolor_s2")
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    ids = make_runs(tmp / "runs", n_images=3, size=(40, 48), methods=METHODS, seed=1)
+    (tmp / "runs" / "cic" / f"{ids[1]}.png").unlink()  # a missing image is reported
+    rates = {"cic": 0.3, "pixcolor_s1": 0.35, "pixcolor_s2": 0.33}
+    make_responses(ids, rates, n_raters=10, seed=2).to_csv(tmp / "responses.csv", index=False)
+    return tmp
+
+
+def _run(inputs: Path, out: str, responses: bool) -> Path:
+    argv = ["--runs", str(inputs / "runs"), "--out", str(inputs / out), "--n-resamples", "200",
+            "--grid-images", "2", "--workers", "1", "--no-progress"]
+    if responses:
+        argv += ["--responses", str(inputs / "responses.csv")]
+    assert report.main(argv) == 0
+    return inputs / out
+
+
+@pytest.fixture(scope="module")
+def full(inputs):
+    return _run(inputs, "out_full", responses=True)
+
+
+def test_report_end_to_end(full, capsys):
+    html = (full / "report.html").read_text()
+    for name in ["fig6_vtt", "fig7_ab_histograms", "fig7_histogram_intersection",
+                 "fig8_ms_ssim_histogram", "fig8_example_pairs", "table3_grid"]:
+        assert (full / "figures" / f"{name}.png").stat().st_size > 0
+        assert (full / "figures" / f"{name}.pdf").stat().st_size > 0
+    for name in ["metrics", "lab_histogram_intersection", "diversity_summary", "fig6_vtt",
+                 "fig5_ablation", "vtt_exclusions", "vtt_scores"]:
+        assert (full / "tables" / f"{name}.csv").exists()
+        assert (full / "tables" / f"{name}.md").read_text().startswith("| ")
+    scores = pd.read_csv(full / "tables" / "vtt_scores.csv")
+    assert {"cic", "pixcolor_s1", "pixcolor_oracle", "pixcolor_s* (pooled)"} <= set(
+        scores["method"])
+    assert ((scores["low"] <= scores["score"]) & (scores["score"] <= scores["high"])).all()
+    metrics = pd.read_csv(full / "tables" / "metrics.csv").set_index("method")
+    assert metrics.loc["cic", "n_skipped"] == 1 and metrics.loc["cic", "n"] == 2
+    assert "Exclusion rules" in html and "rater_flagged = 1" in html
+    assert "grid/pixcolor_s1/" in html and "&quot;seed&quot;: 0" in html
+    pairs = pd.read_csv(full / "tables" / "diversity_pairs.csv")
+    assert len(pairs) == 3 and (pairs["fallback"] == "upsample").all()  # 40x48 < 161 px
+    assert (full / "settings.json").exists()
+
+
+def test_rerun_is_byte_stable(inputs, full):
+    again = _run(inputs, "out_again", responses=False)  # no ratings: the other mode
+    for name in ["fig7_ab_histograms.png", "fig7_ab_histograms.pdf", "table3_grid.pdf",
+                 "fig8_ms_ssim_histogram.png"]:
+        assert (again / "figures" / name).read_bytes() == (full / "figures" / name).read_bytes()
+    assert (again / "tables" / "metrics.md").read_text() == (
+        full / "tables" / "metrics.md").read_text()
+    assert not (again / "figures" / "fig6_vtt.png").exists()
+    assert "Visual Turing Test" not in (again / "report.html").read_text()
+
+
+def test_script_and_module_entry_points():
+    for cmd in ([sys.executable, "analysis/report.py", "--help"],
+                [sys.executable, "-m", "analysis.report", "--help"]):
+        res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, res.stderr
+        assert "--responses" in res.stdout
+
+
+def test_grid_ids_seeded_and_markdown():
+    ids = [f"i{k}" for k in range(20)]
+    assert pick_grid_ids(ids, 5, 0) == pick_grid_ids(ids, 5, 0)
+    assert pick_grid_ids(ids, 5, 0) != pick_grid_ids(ids, 5, 1)
+    assert pick_grid_ids(ids, 50, 0) and len(pick_grid_ids(ids, 50, 0)) == 20
+    md = to_markdown(pd.DataFrame({"a": [1.0, float("nan")], "b": ["x|y", "z"]}))
+    assert md.splitlines()[2] == "| 1.0000 | x\\|y |"
