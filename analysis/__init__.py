@@ -1,0 +1,16 @@
+"""Analysis of PixColor runs and Visual Turing Test answers (paper Sec. 4-5, Figs. 5-8).
+
+Modules (import them directly; this package imports nothing heavy on its own):
+
+* :mod:`analysis.metrics`: PSNR, SSIM, MS-SSIM, colourfulness, CIC AuC, histogram
+  intersection, the metric registry and :func:`~analysis.metrics.compute_metrics`.
+* :mod:`analysis.ssim`: the SSIM / MS-SSIM implementation (Wang et al. 2003, 2004).
+* :mod:`analysis.lab_stats`: marginal Lab a/b histograms (Fig. 7).
+* :mod:`analysis.evaluate`: one pass over a runs folder (per-image metrics, histograms).
+* :mod:`analysis.vtt`, :mod:`analysis.bootstrap`: VTT scores with bootstrap intervals,
+  paired comparisons, oracle score and the refinement ablation (Figs. 5, 6).
+* :mod:`analysis.diversity`: MS-SSIM between samples of the same image (Fig. 8).
+* :mod:`analysis.figures`, :mod:`analysis.tables`, :mod:`analysis.html`: report output.
+* :mod:`analysis.report`: ``python analysis/report.py --runs runs/<split> --out DIR``.
+* :mod:`analysis.synthetic`: generated runs folders and VTT exports for tests.
+"""

@@ -140,7 +140,7 @@ def plot_vtt(scores: pd.DataFrame, ax: Axes | None = None) -> Axes:
     ax.axhline(50, color=GT_COLOR, ls="--", lw=0.8)
     ax.set_xticks(x, s["method"], rotation=45, ha="right")
     ax.set_ylabel("VTT score (%)")
-    ax.set_ylim(0, 60)
+    ax.set_ylim(0, max(60.0, float(np.nanmax(s["high"], initial=0)) * 100 + 5))
     return ax
 
 

@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["METRICS", "AUC_MAX_THRESHOLD", "Metric", "ab_histograms", "auc_ab_error",
            "auc_from_ab", "colorfulness", "compute_metrics", "get_metric",
-           "histogram_intersection", "ms_ssim", "psnr", "register_metric", "ssim"]
+           "histogram_intersection", "ms_ssim", "per_image_metrics", "psnr", "register_metric",
+           "ssim"]
 
 AUC_MAX_THRESHOLD = 150  # CIC: thresholds 0..150 in ab units
 DEFAULT_METRICS = ("psnr", "ssim", "colorfulness", "auc")
@@ -230,3 +231,20 @@ def compute_metrics(runs_dir: str | Path, methods: Sequence[str] | None = None,
     summary = ev.summary()
     summary.attrs["skipped"] = [s.__dict__ for s in ev.skipped]
     return summary
+
+
+def per_image_metrics(runs_dir: str | Path, methods: Sequence[str] | None = None,
+                      metrics: Sequence[str] = DEFAULT_METRICS, **kwargs: Any) -> pd.DataFrame:
+    """Per-image values behind :func:`compute_metrics` (same arguments).
+
+    Returns:
+        One row per (method, image) that loaded: ``method``, ``image_id`` and one float
+        column per metric (NaN where it could not be computed); skipped images are listed
+        in ``result.attrs["skipped"]``.
+    """
+    from analysis.evaluate import evaluate_runs
+
+    ev = evaluate_runs(runs_dir, methods, metrics, **kwargs)
+    out = ev.per_image
+    out.attrs["skipped"] = [s.__dict__ for s in ev.skipped]
+    return out

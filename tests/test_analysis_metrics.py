@@ -134,6 +134,9 @@ def test_compute_metrics_skips_and_reports(runs_dir, caplog):
     assert "unreadable" in reasons[("pixcolor_s1", "img0002")]["reason"]
     assert reasons[("grayscale", "img0002")]["metric"]  # wrong size: only reference metrics
     assert "skipped" in caplog.text
+    per = metrics.per_image_metrics(runs_dir, ["cic"], ["psnr"])
+    assert list(per["image_id"]) == ["img0000", "img0002"]
+    assert per.attrs["skipped"][0]["image_id"] == "img0001"
 
 
 def test_evaluate_runs_per_image_histograms_and_lookup(runs_dir):
