@@ -1,0 +1,314 @@
+"""Generate every method's outputs for a split: resumable, shardable (paper Sec. 4, 5).
+
+Output layout (read by ``analysis`` and ``vtt_app``)::
+
+    runs/<split>/manifest.csv             copy of the split's manifest (the image ids)
+    runs/<split>/<method>/<image_id>.png  uint8 RGB, the ground truth's size
+    runs/<split>/<method>/meta.json       method, checkpoint sha256, seed, preset, device,
+                                          wall time, software versions, failures, ...
+    runs/<split>/<method>/.meta/shard-I-of-N.json   per-shard session records
+
+Resuming: an image whose PNG exists is never generated again (PNGs are written atomically,
+so an interrupted run leaves only whole files). A method folder made with another
+checkpoint, seed or sampler is refused unless ``overwrite=True``.
+
+Sharding: shard ``i`` of ``n`` takes the images at positions ``i, i + n, i + 2n, ...`` of
+the manifest, so the shards cover every image exactly once. Under ``torchrun`` each rank is
+one shard (``RANK``/``WORLD_SIZE``). Every shard writes its own session file, then merges
+all of them into meta.json; rerunning ``generate`` (which skips everything) refreshes it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bench.methods import Item, Method, create_method
+from bench.splits import (
+    atomic_write_text,
+    load_split_image,
+    now_utc,
+    read_manifest,
+    software_versions,
+)
+from pixcolor.io import save_png
+
+log = logging.getLogger(__name__)
+
+FINGERPRINT_KEYS = ("checkpoint_sha256", "seed", "refine", "sampler", "temperature",
+                    "lowres_short_side", "source_dir")
+
+
+class GenerateError(ValueError):
+    """Generation cannot start (no manifest, bad shard spec)."""
+
+
+@dataclass
+class MethodReport:
+    """What happened to one method in one :func:`generate` call."""
+
+    name: str
+    status: str  # "done", "incomplete" (some images failed) or "skipped" (not available)
+    reason: str = ""
+    generated: int = 0
+    existing: int = 0
+    failed: list[dict] = field(default_factory=list)
+    wall_time_s: float = 0.0
+
+
+def parse_shard(spec: str | None) -> tuple[int, int]:
+    """``"i/n"`` -> (i, n); None -> the torchrun rank (``RANK``/``WORLD_SIZE``) or (0, 1).
+
+    Raises:
+        GenerateError: malformed spec or ``i`` outside ``[0, n)``.
+    """
+    if spec is None:
+        return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    try:
+        i, n = (int(v) for v in spec.split("/"))
+    except ValueError:
+        raise GenerateError(f"--shard must look like 'i/n' (e.g. 0/4), got {spec!r}") from None
+    if not 0 <= i < n:
+        raise GenerateError(f"--shard {spec}: need 0 <= i < n")
+    return i, n
+
+
+def shard_ids(ids: Sequence[str], index: int, count: int) -> list[str]:
+    """Images of shard ``index`` of ``count``: every ``count``-th id from ``index``."""
+    return list(ids[index::count])
+
+
+def _fingerprint(meta: dict) -> dict:
+    return {k: meta[k] for k in FINGERPRINT_KEYS if k in meta}
+
+
+def _previous_fingerprint(folder: Path) -> dict:
+    for path in [folder / "meta.json", *sorted((folder / ".meta").glob("shard-*.json"))]:
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        fp = doc.get("fingerprint") or _fingerprint(doc)
+        if fp:
+            return fp
+    return {}
+
+
+def _mismatch(old: dict, new: dict) -> str:
+    diff = [f"{k}: {old[k]!r} -> {new[k]!r}" for k in old if k in new and old[k] != new[k]]
+    return "; ".join(diff)
+
+
+def write_meta(folder: Path, method: str, split: str, ids: Sequence[str], base: dict) -> dict:
+    """Merge the shard session files of ``folder`` into ``folder/meta.json``.
+
+    Args:
+        folder: ``runs/<split>/<method>``.
+        method, split: names.
+        ids: every image id of the split (to count what is present).
+        base: the method's own fields (checkpoint sha256, seed, preset, device, ...).
+
+    Returns:
+        The meta.json document.
+    """
+    sessions, failures, warnings = [], {}, {}
+    for path in sorted((folder / ".meta").glob("shard-*.json")):
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        sessions += doc.get("sessions", [])
+        failures.update(doc.get("failures", {}))
+        warnings.update(doc.get("warnings", {}))
+    present = {p.stem for p in folder.glob("*.png")}
+    missing = [i for i in ids if i not in present]
+    meta = {
+        "method": method, "split": split,
+        "checkpoint_sha256": None, "seed": None, "preset": None, "device": None,
+        **base,
+        "fingerprint": _fingerprint(base),
+        "images_expected": len(ids), "images_present": len(ids) - len(missing),
+        "missing": missing,
+        "failures": [{"image_id": i, "reason": failures[i]} for i in missing if i in failures],
+        "warnings": [{"image_id": i, "warning": w} for i, w in sorted(warnings.items())],
+        "wall_time_s": round(sum(s.get("wall_time_s", 0.0) for s in sessions), 3),
+        "sessions": sorted(sessions, key=lambda s: s.get("started", "")),
+        "software": software_versions(),
+        "updated": now_utc(),
+    }
+    atomic_write_text(folder / "meta.json", json.dumps(meta, indent=1, default=str) + "\n")
+    return meta
+
+
+def _record_session(folder: Path, shard: tuple[int, int], fingerprint: dict, session: dict,
+                    failures: dict, warnings: dict) -> None:
+    path = folder / ".meta" / f"shard-{shard[0]}-of-{shard[1]}.json"
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        doc = {}
+    fails = {k: v for k, v in doc.get("failures", {}).items()
+             if not (folder / f"{k}.png").exists()}
+    fails.update(failures)
+    doc = {"fingerprint": fingerprint, "sessions": [*doc.get("sessions", []), session],
+           "failures": fails, "warnings": {**doc.get("warnings", {}), **warnings}}
+    atomic_write_text(path, json.dumps(doc, indent=1, default=str) + "\n")
+
+
+def _check(result: object, gt: np.ndarray) -> str | None:
+    if isinstance(result, Exception):
+        return f"{type(result).__name__}: {result}"
+    arr = np.asarray(result)
+    if arr.dtype != np.uint8 or arr.shape != gt.shape:
+        return f"output {arr.shape} {arr.dtype}, expected {gt.shape} uint8"
+    return None
+
+
+def generate(split_dir: str | os.PathLike, runs_dir: str | os.PathLike,
+             methods: Sequence[str | Method], *, shard: tuple[int, int] = (0, 1),
+             batch_size: int = 16, overwrite: bool = False, method_kw: dict | None = None,
+             echo: Callable[[str], None] = print) -> list[MethodReport]:
+    """Generate the outputs of ``methods`` for the images of a split.
+
+    Args:
+        split_dir: split folder (``manifest.csv`` and ``images/``), see :mod:`bench.splits`.
+        runs_dir: ``runs/<split>``.
+        methods: registry names, ``external:NAME=DIR`` specs or :class:`Method` objects.
+        shard: (index, count) of this process's share of the images.
+        batch_size: images per batch (all methods of a batch group share it).
+        overwrite: regenerate method folders whose outputs came from other settings.
+        method_kw: options for :func:`bench.methods.create_method` (checkpoint, device...).
+        echo: where progress lines go.
+
+    Returns:
+        One :class:`MethodReport` per method; bad images and unavailable methods are
+        reported there, never raised.
+
+    Raises:
+        GenerateError: the split has no manifest.
+    """
+    split_dir, runs_dir = Path(split_dir), Path(runs_dir)
+    rows = read_manifest(split_dir / "manifest.csv")
+    if not rows:
+        raise GenerateError(f"{split_dir / 'manifest.csv'} is missing or empty; build the "
+                            "split first (python -m bench build-split)")
+    ids = [r["image_id"] for r in rows]
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    if not (runs_dir / "manifest.csv").exists() or shard[0] == 0:
+        shutil.copyfile(split_dir / "manifest.csv", runs_dir / ".manifest.csv.tmp")
+        os.replace(runs_dir / ".manifest.csv.tmp", runs_dir / "manifest.csv")
+    mine = shard_ids(ids, *shard)
+    reports: dict[str, MethodReport] = {}
+    ready: list[Method] = []
+    bases: dict[Method, dict] = {}
+    device = str((method_kw or {}).get("device", "cpu"))
+    for spec in methods:
+        m = spec if isinstance(spec, Method) else create_method(spec, **(method_kw or {}))
+        ok, why = m.available()
+        if not ok:
+            reports[m.name] = MethodReport(m.name, "skipped", why)
+            echo(f"  skip {m.name}: {why}")
+            continue
+        folder = runs_dir / m.name
+        bases[m] = {**m.meta(), "device": m.meta().get("device") or device}
+        old, new = _previous_fingerprint(folder), _fingerprint(bases[m])
+        diff = _mismatch(old, new)
+        if diff and not overwrite:
+            reports[m.name] = MethodReport(m.name, "skipped", f"{folder} was made with other "
+                                           f"settings ({diff}); delete it or pass --overwrite")
+            echo(f"  skip {m.name}: {reports[m.name].reason}")
+            continue
+        if diff:
+            shutil.rmtree(folder)
+        reports[m.name] = MethodReport(m.name, "done")
+        ready.append(m)
+
+    groups: dict[object, list[Method]] = {}
+    for m in ready:
+        groups.setdefault(m.batch_key(), []).append(m)
+    for group in groups.values():
+        _run_group(group, bases, mine, ids, split_dir, runs_dir, shard, batch_size, reports,
+                   echo)
+    return [reports[k] for k in reports]
+
+
+def _run_group(group: list[Method], bases: dict[Method, dict], mine: list[str],
+               ids: list[str], split_dir: Path, runs_dir: Path, shard: tuple[int, int],
+               batch_size: int, reports: dict[str, MethodReport],
+               echo: Callable[[str], None]) -> None:
+    names = [m.name for m in group]
+    pending = {m: [i for i in mine if not (runs_dir / m.name / f"{i}.png").exists()]
+               for m in group}
+    for m in group:
+        reports[m.name].existing = len(mine) - len(pending[m])
+    pend_sets = {m: set(p) for m, p in pending.items()}
+    todo = [i for i in mine if any(i in p for p in pend_sets.values())]
+    failures: dict[Method, dict] = {m: {} for m in group}
+    started, t0 = now_utc(), time.perf_counter()
+    if todo:
+        echo(f"  {'+'.join(names)}: {len(todo)} images to generate "
+             f"({sum(r.existing for r in (reports[n] for n in names))} outputs exist)")
+    try:
+        for start in range(0, len(todo), batch_size):
+            chunk, items = todo[start:start + batch_size], {}
+            for i in chunk:
+                try:
+                    items[i] = Item(i, load_split_image(split_dir, i))
+                except (OSError, ValueError) as exc:
+                    for m in group:
+                        if i in pend_sets[m]:
+                            failures[m][i] = f"split image unreadable: {exc}"
+            requests = {m: [items[i] for i in chunk if i in items and i in pend_sets[m]]
+                        for m in group}
+            requests = {m: v for m, v in requests.items() if v}
+            if not requests:
+                continue
+            try:
+                results = type(group[0]).generate_group(requests)
+            except Exception as exc:  # noqa: BLE001 - a broken method never stops the run
+                log.exception("%s failed on a batch", names)
+                results = {m: [exc] * len(v) for m, v in requests.items()}
+            for m, its in requests.items():
+                for it, res in zip(its, results.get(m, []), strict=False):
+                    err = _check(res, it.rgb)
+                    if err is None:
+                        save_png(runs_dir / m.name / f"{it.image_id}.png", np.asarray(res))
+                        reports[m.name].generated += 1
+                    else:
+                        failures[m][it.image_id] = err
+            done = min(start + batch_size, len(todo))
+            echo(f"    {done}/{len(todo)} images, {time.perf_counter() - t0:.1f} s")
+    finally:
+        wall = time.perf_counter() - t0
+        for m in group:
+            rep = reports[m.name]
+            rep.wall_time_s = wall
+            rep.failed = [{"image_id": k, "reason": v} for k, v in failures[m].items()]
+            if rep.failed:
+                rep.status = "incomplete"
+                for f in rep.failed[:5]:
+                    echo(f"  {m.name}: {f['image_id']}: {f['reason']}")
+                if len(rep.failed) > 5:
+                    echo(f"  {m.name}: ... and {len(rep.failed) - 5} more failures")
+            folder = runs_dir / m.name
+            folder.mkdir(parents=True, exist_ok=True)
+            base = bases[m]
+            session = {"shard": f"{shard[0]}/{shard[1]}", "started": started,
+                       "finished": now_utc(), "host": socket.gethostname(),
+                       "device": base["device"], "generated": rep.generated,
+                       "existing": rep.existing, "failed": len(rep.failed),
+                       "wall_time_s": round(wall, 3),
+                       "generated_with": names if len(names) > 1 else None}
+            warns = {w["image_id"]: w["warning"] for w in m.warnings}
+            _record_session(folder, shard, _fingerprint(base), session, failures[m], warns)
+            write_meta(folder, m.name, runs_dir.name, ids, base)
+

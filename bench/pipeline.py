@@ -1,0 +1,171 @@
+"""The benchmark end to end: split, generation, metrics, summary (what ``make bench`` runs).
+
+With no data named it uses the embedded demo photos (:mod:`pixcolor.demo`), built into a
+split exactly like ctest10k, so every later step (VTT app, analysis report) treats the
+demo like any other split.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import metrics as bench_metrics
+from bench.generate import MethodReport, generate, parse_shard
+from bench.methods import DEFAULT_METHODS
+from bench.splits import (
+    DEFAULT_SIZE,
+    OFFICIAL_SPLITS,
+    BuildResult,
+    SplitError,
+    build_split,
+    folder_entries,
+    load_list,
+    select_subset,
+)
+
+log = logging.getLogger(__name__)
+
+
+def split_name(split: str, subset: int | None = None, seed: int = 0) -> str:
+    """Folder name of a split: ``ctest10k`` or ``ctest10k_sub500_seed0`` for a subset."""
+    return f"{split}_sub{subset}_seed{seed}" if subset else split
+
+
+def build(split: str, out: str | os.PathLike, *, data: str | os.PathLike = "data",
+          imagenet_val: str | os.PathLike | None = None, images: str | os.PathLike | None = None,
+          list_file: str | os.PathLike | None = None, subset: int | None = None, seed: int = 0,
+          size: int = DEFAULT_SIZE, keep_aspect: bool = False, drop_grayscale: bool = False,
+          name: str | None = None) -> BuildResult:
+    """Build a split folder from the demo photos, a photo folder or an ImageNet val folder.
+
+    Args:
+        split: ``demo``, ``ctest10k``, ``cval1k`` or any name with ``list_file``/``images``.
+        out: split folder to write.
+        data: data folder (the demo photos go to ``<data>/demo``).
+        imagenet_val: ILSVRC2012 validation folder (flat or ``<wnid>/`` layout).
+        images: any folder of photos (ids are the file stems), instead of a list.
+        list_file: a list in the shipped format instead of ``split``'s official one.
+        subset, seed: keep the deterministic ``subset``-image subset of the list.
+        size, keep_aspect, drop_grayscale: see :func:`bench.splits.build_split`.
+        name: split name recorded in split.json (default: the folder name).
+
+    Raises:
+        SplitError: nothing to build from (the message says which option is missing).
+    """
+    info: dict = {"list": None, "list_sha256": None, "source_root": None}
+    if images is not None or (split == "demo" and imagenet_val is None and list_file is None):
+        if images is None:
+            from pixcolor.demo import ensure_demo_data
+
+            images = Path(ensure_demo_data(Path(data) / "demo")) / "images"
+        entries, root = folder_entries(images), Path(images)
+        info["list"] = f"all images in {root}"
+    else:
+        if imagenet_val is None:
+            raise SplitError(f"split {split!r} needs the ILSVRC2012 validation images: pass "
+                             "--imagenet-val DIR (make bench IMAGENET_VAL=DIR SPLIT=...)")
+        if list_file is None and split not in OFFICIAL_SPLITS:
+            raise SplitError(f"unknown split {split!r}; choose demo, {', '.join(OFFICIAL_SPLITS)}"
+                             " or pass --list FILE")
+        entries, sha = load_list(None if list_file else split, list_file)
+        root = Path(imagenet_val)
+        if not root.is_dir():
+            raise SplitError(f"--imagenet-val {root} is not a folder")
+        info.update({"list": str(list_file or f"pixcolor/splits/{split}.txt"),
+                     "list_sha256": sha})
+    info["source_root"] = str(Path(root).resolve())
+    if subset:
+        entries = select_subset(entries, subset, seed)
+        info["subset"] = {"n": subset, "seed": seed,
+                          "rule": "np.random.default_rng(seed).permutation(len(list))[:n], "
+                                  "kept in list order"}
+    return build_split(entries, root, out, name=name or Path(out).name, size=size,
+                       keep_aspect=keep_aspect, drop_grayscale=drop_grayscale, info=info)
+
+
+@dataclass
+class RunSummary:
+    """Outcome of :func:`run`."""
+
+    split: BuildResult
+    reports: list[MethodReport] = field(default_factory=list)
+    metrics_table: str = ""
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return (self.split.usable == self.split.expected
+                and all(r.status != "incomplete" for r in self.reports))
+
+
+def run(*, data: str = "data", split: str = "demo", runs: str = "runs", device: str = "cpu",
+        imagenet_val: str | None = None, list_file: str | None = None,
+        methods: Sequence[str] | None = None, checkpoint: str | None = None,
+        batch_size: int = 64, subset: int | None = None, seed: int = 0,
+        size: int = DEFAULT_SIZE, shard: str | None = None, overwrite: bool = False,
+        metric_workers: int = 1, echo: Callable[[str], None] = print) -> RunSummary:
+    """Build the split, generate every available method, compute metrics, print a summary.
+
+    Returns:
+        A :class:`RunSummary`; problems are reported, not raised (except a split that
+        cannot be built at all, :class:`~bench.splits.SplitError`).
+    """
+    t0 = time.perf_counter()
+    name = split_name(split, subset, seed)
+    split_dir, runs_dir = Path(data) / "splits" / name, Path(runs) / name
+    echo(f"[1/3] split {name} -> {split_dir}")
+    result = build(split, split_dir, data=data, imagenet_val=imagenet_val, list_file=list_file,
+                   subset=subset, seed=seed, size=size)
+    for p in result.problems[:10]:
+        echo(f"  {p['status']}: {p['image_id']} ({p['detail']})")
+    if len(result.problems) > 10:
+        echo(f"  ... {len(result.problems) - 10} more in {split_dir / 'report.csv'}")
+    echo(f"  {result.summary_line()}")
+    summary = RunSummary(result)
+    if not result.usable:
+        echo("no usable images; nothing to generate")
+        return summary
+    echo(f"[2/3] generate -> {runs_dir}")
+    summary.reports = generate(split_dir, runs_dir, list(methods or DEFAULT_METHODS),
+                               shard=parse_shard(shard), batch_size=batch_size,
+                               overwrite=overwrite, echo=echo,
+                               method_kw={"checkpoint": checkpoint, "device": device,
+                                          "batch_size": batch_size})
+    if parse_shard(shard)[1] > 1:
+        echo("sharded run: compute metrics once every shard is done "
+             f"(python -m bench metrics --runs-dir {runs_dir})")
+    else:
+        echo(f"[3/3] metrics -> {runs_dir / 'metrics.csv'}")
+        df = bench_metrics.compute(runs_dir, workers=metric_workers)
+        summary.metrics_table = bench_metrics.format_table(df)
+        echo(summary.metrics_table)
+    summary.seconds = time.perf_counter() - t0
+    echo(_closing(summary, runs_dir))
+    return summary
+
+
+def _closing(summary: RunSummary, runs_dir: Path) -> str:
+    lines = [f"\nDone in {summary.seconds:.0f} s: {summary.split.summary_line()}"]
+    made = [r.name for r in summary.reports if r.status != "skipped"]
+    skipped = [r for r in summary.reports if r.status == "skipped"]
+    lines.append(f"  generated: {', '.join(made) or 'nothing'}")
+    for r in skipped:
+        lines.append(f"  not generated: {r.name}: {r.reason}")
+    for r in summary.reports:
+        if r.status == "incomplete":
+            lines.append(f"  incomplete: {r.name}: {len(r.failed)} images failed "
+                         f"(see {runs_dir / r.name / 'meta.json'})")
+    study = ",".join(m for m in made if m != "gt") or "grayscale"
+    lines += [
+        "Next steps:",
+        f"  outputs:  {runs_dir}/<method>/<image_id>.png, metrics in {runs_dir}/metrics.csv",
+        "  VTT app:  flask --app vtt_app init-db && flask --app vtt_app create-study "
+        f"--runs {runs_dir} --methods {study} && flask --app vtt_app run",
+        f"  report:   python analysis/report.py --runs {runs_dir} --out report",
+    ]
+    return "\n".join(lines)
