@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
-from vtt_app.db import get_session
-from vtt_app.models import Assignment, Pair, Rater, Response, Trial, utcnow
+from vtt_app.db import get_session, make_engine
+from vtt_app.models import Assignment, Base, Pair, Rater, Response, Trial, utcnow
 from vtt_app.responses import Answer, timing_problems
 from vtt_app.study import oracle_method_name
 from vtt_app.testing import (
@@ -33,8 +33,17 @@ def _database_urls() -> list:
     urls = [None]  # None: a SQLite file in the instance folder
     pg = os.environ.get("VTT_TEST_POSTGRES_URL")
     urls.append(pg or pytest.param("postgres", marks=pytest.mark.skip(
-        reason="set VTT_TEST_POSTGRES_URL=postgresql+psycopg://... to run against PostgreSQL")))
+        reason="set VTT_TEST_POSTGRES_URL=postgresql+psycopg://... (a scratch database: "
+        "its VTT tables are dropped) to run against PostgreSQL")))
     return urls
+
+
+def _fresh_app(tmp_path: Path, database_url: str | None):
+    if database_url:  # a scratch PostgreSQL database: start from empty VTT tables
+        engine = make_engine(database_url)
+        Base.metadata.drop_all(engine)
+        engine.dispose()
+    return make_app(tmp_path / "inst", database_url=database_url)
 
 
 def _slots(app) -> dict[int, dict[str, int]]:
@@ -51,8 +60,8 @@ def _slots(app) -> dict[int, dict[str, int]]:
 @pytest.mark.parametrize("database_url", _database_urls())
 def test_concurrent_raters_give_every_pair_exactly_k(tmp_path: Path, database_url):
     runs = make_runs(tmp_path / "runs", ["cic", "lrac"], n_images=5)
-    app = make_app(tmp_path / "inst", database_url=database_url)
-    name = f"conc{os.getpid()}" if database_url else "conc"
+    app = _fresh_app(tmp_path, database_url)
+    name = "conc"
     # 4 images x 2 methods = 8 pairs, K = 3: 24 slots; a rater sees each photo once (<= 4).
     add_study(app, runs, ["cic", "lrac"], name=name, images=4, practice=1, attention_images=1,
               attention_rate=0.0, trials_per_rater=4, raters_per_pair=3)
@@ -151,9 +160,10 @@ def test_timing_rule_is_one_frame():
     assert blur_in[2] and blur_in[0] and blur_after[0] == []
 
 
-def test_invalid_trial_is_flagged_and_requeued(tmp_path: Path):
+@pytest.mark.parametrize("database_url", _database_urls())
+def test_invalid_trial_is_flagged_and_requeued(tmp_path: Path, database_url):
     runs = make_runs(tmp_path / "runs", ["cic"], n_images=2)
-    app = make_app(tmp_path / "inst")
+    app = _fresh_app(tmp_path, database_url)
     add_study(app, runs, ["cic"], images=1, practice=0, attention_images=1, attention_rate=0.0,
               trials_per_rater=1, raters_per_pair=1, name="one")
     alice = rater_client(app, "one", "alice")
@@ -190,10 +200,11 @@ def test_attention_failures_flag_rater_and_free_slots(tmp_path: Path):
         assert db.scalar(select(func.count(Response.id))) == 6
 
 
-def test_oracle_stage(tmp_path: Path):
+@pytest.mark.parametrize("database_url", _database_urls())
+def test_oracle_stage(tmp_path: Path, database_url):
     methods = [*SEEDS, "cic"]
     runs = make_runs(tmp_path / "runs", methods, n_images=12)
-    app = make_app(tmp_path / "inst")
+    app = _fresh_app(tmp_path, database_url)
     add_study(app, runs, methods, images=3, practice=1, attention_images=2, attention_rate=0.0,
               trials_per_rater=3, raters_per_pair=2, name="orc")
     cli = app.test_cli_runner()
