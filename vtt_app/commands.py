@@ -11,15 +11,16 @@ Usage (from the project root)::
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from .db import create_all, get_session
-from .models import Study
+from .models import Image, Pair, Study
 from .study import StudyError, StudyOptions, create_oracle_stage, create_study
 
 
@@ -78,9 +79,15 @@ def create_study_command(name: str | None, runs: Path, methods: str, **kw) -> No
         db.rollback()
         raise click.ClickException(str(err)) from err
     db.commit()
-    n_test = sum(1 for m in study.methods if m.role == "method")
-    click.echo(f"Created study {study.name!r} with {n_test} methods; "
-               f"raters start at /s/{study.name}/")
+    roles = Counter(db.scalars(select(Image.role).where(Image.study_id == study.id)))
+    n_pairs = db.scalar(select(func.count(Pair.id)).where(Pair.study_id == study.id))
+    click.echo(f"Created study {study.name!r}: {roles['test']} test images x "
+               f"{len(opts.methods)} methods = {n_pairs} pairs, K = {study.raters_per_pair}; "
+               f"{roles['practice']} practice and {roles['attention']} spare attention photos. "
+               f"Raters start at /s/{study.name}/")
+    if roles["test"] < opts.images:
+        click.echo(f"Warning: only {roles['test']} of the {opts.images} test images asked for "
+                   f"exist in every method folder of {opts.runs}", err=True)
 
 
 @click.command("create-oracle")

@@ -22,6 +22,7 @@ from flask import (
     url_for,
 )
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from .assignment import n_attention, new_rater
 from .db import get_session
@@ -115,8 +116,13 @@ def give_consent(study_name: str):
                                message="This rater id or browser has already taken part "
                                "in this study; a study can be taken only once."), 403
     if rater is None:
-        rater = new_rater(db, study, bid, external_id, request.headers.get("User-Agent", ""))
-        db.commit()
+        try:
+            rater = new_rater(db, study, bid, external_id, request.headers.get("User-Agent", ""))
+            db.commit()
+        except IntegrityError:  # the same browser or id consented twice at once
+            db.rollback()
+            abort(409, description="this browser or rater id has just started this study: "
+                  "reload the page")
     raters = dict(session.get("raters", {}))
     raters[study.name] = rater.token
     session["raters"] = raters
