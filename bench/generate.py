@@ -164,6 +164,15 @@ def _record_session(folder: Path, shard: tuple[int, int], fingerprint: dict, ses
     atomic_write_text(path, json.dumps(doc, indent=1, default=str) + "\n")
 
 
+def by_reason(reports: Sequence[MethodReport] | object) -> dict[str, list[str]]:
+    """Skipped methods grouped by their reason (for short messages)."""
+    out: dict[str, list[str]] = {}
+    for r in reports:  # type: ignore[attr-defined]
+        if r.status == "skipped":
+            out.setdefault(r.reason, []).append(r.name)
+    return out
+
+
 def _check(result: object, gt: np.ndarray) -> str | None:
     if isinstance(result, Exception):
         return f"{type(result).__name__}: {result}"
@@ -216,7 +225,6 @@ def generate(split_dir: str | os.PathLike, runs_dir: str | os.PathLike,
         ok, why = m.available()
         if not ok:
             reports[m.name] = MethodReport(m.name, "skipped", why)
-            echo(f"  skip {m.name}: {why}")
             continue
         folder = runs_dir / m.name
         bases[m] = {**m.meta(), "device": m.meta().get("device") or device}
@@ -225,13 +233,14 @@ def generate(split_dir: str | os.PathLike, runs_dir: str | os.PathLike,
         if diff and not overwrite:
             reports[m.name] = MethodReport(m.name, "skipped", f"{folder} was made with other "
                                            f"settings ({diff}); delete it or pass --overwrite")
-            echo(f"  skip {m.name}: {reports[m.name].reason}")
             continue
         if diff:
             shutil.rmtree(folder)
         reports[m.name] = MethodReport(m.name, "done")
         ready.append(m)
 
+    for why, names in by_reason(reports.values()).items():
+        echo(f"  skip {', '.join(names)}: {why}")
     groups: dict[object, list[Method]] = {}
     for m in ready:
         groups.setdefault(m.batch_key(), []).append(m)

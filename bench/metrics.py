@@ -32,7 +32,7 @@ def method_folders(runs_dir: Path) -> list[str]:
     """Method folders (with at least one PNG) in display order."""
     names = [p.name for p in runs_dir.iterdir() if p.is_dir() and any(p.glob("*.png"))]
     rank = {m: i for i, m in enumerate(ORDER)}
-    return sorted(names, key=lambda m: (rank.get(m, -1), m))
+    return sorted(names, key=lambda m: (rank.get(m, len(rank)), m))
 
 
 def _psnr_only(runs_dir: Path, methods: Sequence[str]) -> pd.DataFrame:

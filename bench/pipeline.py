@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import metrics as bench_metrics
-from bench.generate import MethodReport, generate, parse_shard
+from bench.generate import MethodReport, by_reason, generate, parse_shard
 from bench.methods import DEFAULT_METHODS
 from bench.splits import (
     DEFAULT_SIZE,
@@ -152,10 +152,9 @@ def run(*, data: str = "data", split: str = "demo", runs: str = "runs", device: 
 def _closing(summary: RunSummary, runs_dir: Path) -> str:
     lines = [f"\nDone in {summary.seconds:.0f} s: {summary.split.summary_line()}"]
     made = [r.name for r in summary.reports if r.status != "skipped"]
-    skipped = [r for r in summary.reports if r.status == "skipped"]
     lines.append(f"  generated: {', '.join(made) or 'nothing'}")
-    for r in skipped:
-        lines.append(f"  not generated: {r.name}: {r.reason}")
+    for why, names in by_reason(summary.reports).items():
+        lines.append(f"  not generated: {', '.join(names)}: {why}")
     for r in summary.reports:
         if r.status == "incomplete":
             lines.append(f"  incomplete: {r.name}: {len(r.failed)} images failed "

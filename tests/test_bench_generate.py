@@ -1,0 +1,193 @@
+"""Generation: every method, resume after interruption, sharding, external methods, CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench.__main__ import main
+from bench.generate import generate, parse_shard, shard_ids
+from bench.methods import METHODS, Item, Method, create_method, register_method
+from bench.pipeline import build
+from bench.testing import fake_photo as _photo
+from bench.testing import make_fake_val
+from pixcolor import PixColor
+from pixcolor.color import luminance
+
+N_IMAGES = 6
+SIZE = 24
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory) -> Path:
+    """A random ``tiny`` PixColor checkpoint."""
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    PixColor.from_preset("tiny").save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def split_dir(tmp_path_factory) -> Path:
+    """A built split of generated photos (one of them not square before the crop)."""
+    root = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for k in range(N_IMAGES):
+        Image.fromarray(_photo(rng, 30 + 4 * k, 40)).save(root / f"photo{k}.png")
+    out = root.parent / "split"
+    result = build("photos", out, images=root, size=SIZE)
+    assert result.usable == N_IMAGES
+    return out
+
+
+class Counting(Method):
+    """Test method: records the ids it is asked for; can be interrupted after some calls."""
+
+    calls: list[str] = []
+    interrupt_after: int | None = None
+
+    def generate(self, items: Sequence[Item]) -> list:
+        if Counting.interrupt_after is not None and len(Counting.calls) >= Counting.interrupt_after:
+            raise KeyboardInterrupt
+        Counting.calls += [it.image_id for it in items]
+        return [it.rgb[::-1].copy() for it in items]
+
+
+@pytest.fixture
+def counting():
+    register_method("counting", default=False, overwrite=True)(Counting)
+    Counting.calls, Counting.interrupt_after = [], None
+    yield Counting
+    METHODS.pop("counting", None)
+
+
+def _ids(split_dir: Path) -> list[str]:
+    with open(split_dir / "manifest.csv", newline="") as f:
+        return [r["image_id"] for r in csv.DictReader(f)]
+
+
+def test_registry():
+    for name in ("gt", "grayscale", "gt28_unrefined", "gt28_refined", "pixcolor_s1",
+                 "pixcolor_s2", "pixcolor_s3", "pixcolor_unrefined", "cic", "lrac", "ltbc"):
+        assert name in METHODS
+    with pytest.raises(KeyError, match="registered"):
+        create_method("nope")
+    with pytest.raises(ValueError):
+        create_method("external:bad name")
+    ok, why = create_method("pixcolor_s1", checkpoint="/nonexistent.pt").available()
+    assert not ok and "/nonexistent.pt" in why
+
+
+def test_all_methods_and_meta(split_dir, tiny_ckpt, tmp_path):
+    runs = tmp_path / "runs" / "photos"
+    names = ["gt", "grayscale", "gt28_unrefined", "pixcolor_s1", "pixcolor_s2",
+             "pixcolor_unrefined", "gt28_refined", "cic"]
+    reports = {r.name: r for r in generate(split_dir, runs, names, batch_size=4,
+                                           method_kw={"checkpoint": str(tiny_ckpt)})}
+    assert reports["cic"].status == "skipped" and "baselines" in reports["cic"].reason
+    ids = _ids(split_dir)
+    for name in names[:-1]:
+        assert reports[name].status == "done" and reports[name].generated == N_IMAGES
+        assert sorted(p.stem for p in (runs / name).glob("*.png")) == sorted(ids)
+    gt = np.asarray(Image.open(runs / "gt" / f"{ids[0]}.png"))
+    gray = np.asarray(Image.open(runs / "grayscale" / f"{ids[0]}.png"))
+    assert (gray[..., 0] == gray[..., 2]).all()
+    model = PixColor.load(tiny_ckpt)
+    want = model.colorize([gt], num_samples=1, seed=2)[0][0]
+    got = np.asarray(Image.open(runs / "pixcolor_s2" / f"{ids[0]}.png"))
+    np.testing.assert_array_equal(got, want)  # joint sampling == colorize(seed=2)
+    assert np.abs(luminance(got) - luminance(gt)).max() < 0.02  # the input's Y is kept
+    meta = json.loads((runs / "pixcolor_s2" / "meta.json").read_text())
+    for key in ("method", "checkpoint_sha256", "seed", "preset", "device", "wall_time_s",
+                "software", "images_expected", "images_present", "sessions"):
+        assert key in meta
+    assert meta["seed"] == 2 and meta["preset"] == "tiny" and meta["images_present"] == N_IMAGES
+    assert meta["checkpoint_sha256"] == model.checkpoint_sha256
+    assert json.loads((runs / "gt" / "meta.json").read_text())["checkpoint_sha256"] is None
+    assert (runs / "manifest.csv").read_text() == (split_dir / "manifest.csv").read_text()
+
+
+def test_resume_after_interruption(split_dir, counting, tmp_path):
+    runs = tmp_path / "runs"
+    counting.interrupt_after = 2  # the second batch of two is interrupted
+    with pytest.raises(KeyboardInterrupt):
+        generate(split_dir, runs, ["counting"], batch_size=2)
+    done = sorted(p.stem for p in (runs / "counting").glob("*.png"))
+    assert done == sorted(counting.calls) and len(done) == 2
+    mtimes = {p.name: p.stat().st_mtime_ns for p in (runs / "counting").glob("*.png")}
+    counting.calls, counting.interrupt_after = [], None
+    [rep] = generate(split_dir, runs, ["counting"], batch_size=2)
+    assert sorted(counting.calls) == sorted(set(_ids(split_dir)) - set(done))  # no redo
+    assert (rep.generated, rep.existing) == (N_IMAGES - 2, 2)
+    assert {n: (runs / "counting" / n).stat().st_mtime_ns for n in mtimes} == mtimes
+    meta = json.loads((runs / "counting" / "meta.json").read_text())
+    assert meta["images_present"] == N_IMAGES and len(meta["sessions"]) == 2
+
+
+def test_resume_pixcolor_skips_finished_images(split_dir, tiny_ckpt, tmp_path):
+    runs, kw = tmp_path / "runs", {"checkpoint": str(tiny_ckpt)}
+    generate(split_dir, runs, ["pixcolor_s1"], batch_size=8, method_kw=kw)
+    pngs = sorted((runs / "pixcolor_s1").glob("*.png"))
+    for p in pngs[:2]:
+        p.unlink()
+    mtimes = {p.name: p.stat().st_mtime_ns for p in pngs[2:]}
+    [rep] = generate(split_dir, runs, ["pixcolor_s1"], batch_size=8, method_kw=kw)
+    assert (rep.generated, rep.existing) == (2, N_IMAGES - 2)
+    assert {p.name: p.stat().st_mtime_ns for p in pngs[2:]} == mtimes
+    # Another checkpoint must not be mixed into the same folder.
+    other = tmp_path / "other.pt"
+    PixColor.from_preset("tiny").save(other, extra={"note": "different file"})
+    [rep] = generate(split_dir, runs, ["pixcolor_s1"], method_kw={"checkpoint": str(other)})
+    assert rep.status == "skipped" and "--overwrite" in rep.reason
+
+
+def test_shards_cover_every_image_once(split_dir, counting, tmp_path, monkeypatch):
+    runs, ids = tmp_path / "runs", _ids(split_dir)
+    for i in range(3):
+        generate(split_dir, runs, ["counting"], shard=(i, 3), batch_size=4)
+    assert sorted(counting.calls) == sorted(ids)  # each image exactly once
+    assert sorted(sum((shard_ids(ids, i, 3) for i in range(3)), [])) == sorted(ids)
+    meta = json.loads((runs / "counting" / "meta.json").read_text())
+    assert meta["images_present"] == N_IMAGES
+    assert sorted(s["shard"] for s in meta["sessions"]) == ["0/3", "1/3", "2/3"]
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert parse_shard(None) == (1, 4) and parse_shard("2/5") == (2, 5)
+
+
+def test_external_method_reports_missing_and_resizes(split_dir, tmp_path):
+    ids, ext = _ids(split_dir), tmp_path / "mine"
+    ext.mkdir()
+    rng = np.random.default_rng(1)
+    for k, i in enumerate(ids[1:]):  # ids[0] is missing
+        size = (SIZE + 8, SIZE + 8) if k == 0 else (SIZE, SIZE)
+        Image.fromarray(_photo(rng, *size)).save(ext / f"{i}.{'jpg' if k == 1 else 'png'}")
+    runs = tmp_path / "runs"
+    [rep] = generate(split_dir, runs, [f"external:mine={ext}"])
+    assert rep.status == "incomplete" and [f["image_id"] for f in rep.failed] == [ids[0]]
+    meta = json.loads((runs / "mine" / "meta.json").read_text())
+    assert meta["missing"] == [ids[0]] and meta["failures"][0]["image_id"] == ids[0]
+    assert [w["image_id"] for w in meta["warnings"]] == [ids[1]]
+    assert np.asarray(Image.open(runs / "mine" / f"{ids[1]}.png")).shape == (SIZE, SIZE, 3)
+
+
+def test_cli_run_end_to_end(tmp_path, tiny_ckpt, capsys):
+    val = tmp_path / "val"
+    list_file, _ = make_fake_val(val, "ctest10k", 5, "flat", missing=(1,), corrupt=None)
+    rc = main(["run", "--data", str(tmp_path / "data"), "--split", "ctest10k", "--list",
+               str(list_file), "--imagenet-val", str(val), "--runs", str(tmp_path / "runs"),
+               "--size", str(SIZE), "--methods", "gt,grayscale,gt28_unrefined,pixcolor_s1",
+               "--checkpoint", str(tiny_ckpt), "--batch-size", "4"])
+    out = capsys.readouterr().out
+    assert rc == 3  # one source missing
+    assert "4 of 5 expected images usable (1 missing" in out
+    assert "flask --app vtt_app" in out and "analysis/report.py" in out
+    with open(tmp_path / "runs" / "ctest10k" / "metrics.csv", newline="") as f:
+        rows = {r["method"]: r for r in csv.DictReader(f)}
+    assert set(rows) == {"gt", "grayscale", "gt28_unrefined", "pixcolor_s1"}
+    assert all(int(r["n"]) == 4 for r in rows.values()) and "psnr" in rows["gt"]
