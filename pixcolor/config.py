@@ -115,7 +115,8 @@ def get_preset(name: str) -> Preset:
 
 
 def config_from_dict(cls, d: dict):
-    """Rebuild a config dataclass from a checkpoint dict (tuples restored, unknown keys kept out)."""
+    """Rebuild a config dataclass from a checkpoint dict (lists back to tuples, unknown keys
+    dropped)."""
     names = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for k, v in d.items():

@@ -46,7 +46,8 @@ def sample_noise(keys: list[int], num_samples: int, seed: int, size: tuple[int, 
     return torch.stack(out).to(device=device, dtype=dtype)
 
 
-def draw(logits: torch.Tensor, u: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+def draw(logits: torch.Tensor, u: torch.Tensor,
+         temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Invert the CDF of softmax(logits / T) at ``u``; returns (index, log p(index) at T=1).
 
     logits: (B, bins); u: (B,) in [0, 1). ``temperature <= 0`` takes the mode.

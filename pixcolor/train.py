@@ -204,8 +204,19 @@ def train(stage: str, dataset, out: str | Path, mcfg: ModelConfig, tcfg: TrainCo
     if device.startswith("cuda") and world > 1:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
         torch.cuda.set_device(device)
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
     if deterministic:
         torch.use_deterministic_algorithms(True)
+    try:
+        return _train(stage, dataset, out, mcfg, tcfg, preset=preset, device=device,
+                      resume=resume, init_from=init_from, freeze_bn=freeze_bn,
+                      max_minutes=max_minutes, progress=progress, world=world, rank=rank)
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+
+
+def _train(stage, dataset, out, mcfg, tcfg, *, preset, device, resume, init_from, freeze_bn,
+           max_minutes, progress, world, rank) -> dict:
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
 
@@ -341,10 +352,12 @@ def combine(pixelcnn_ckpt: str | Path, refine_ckpt: str | Path, out: str | Path,
     a = torch.load(pixelcnn_ckpt, map_location="cpu", weights_only=False)
     b = torch.load(refine_ckpt, map_location="cpu", weights_only=False)
     if a.get("stage") != "pixelcnn" or b.get("stage") != "refine":
-        raise ValueError("combine needs a pixelcnn checkpoint and a refine checkpoint, in that order")
+        raise ValueError(
+            "combine needs a pixelcnn checkpoint and a refine checkpoint, in that order")
     if a["model_config"] != b["model_config"]:
         raise ValueError("the two checkpoints were trained with different model configs")
-    model = PixColor(config_from_dict(ModelConfig, a["model_config"]), preset=a.get("preset", "custom"))
+    model = PixColor(config_from_dict(ModelConfig, a["model_config"]),
+                     preset=a.get("preset", "custom"))
     sd = {k: v for k, v in a["model"].items() if not k.startswith("refine.")}
     sd.update({k: v for k, v in b["model"].items() if k.startswith("refine.")})
     model.load_state_dict(sd)

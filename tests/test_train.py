@@ -1,0 +1,156 @@
+"""Training: loss falls, exact resume, NaN stop, 2-process DDP equals 1 process, CLI."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pixcolor.config import get_preset
+from pixcolor.data import ImageFolderDataset
+from pixcolor.train import TrainingDiverged, combine, config_with_overrides, train
+
+TINY = get_preset("tiny")
+
+
+def _blobs(rng, size=24):
+    """A colourful image: a few random coloured gradients."""
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    img = np.zeros((size, size, 3))
+    for _ in range(3):
+        c = rng.random(3)
+        cy, cx = rng.random(2)
+        img += c * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) * 8)[..., None]
+    return (np.clip(img / img.max(), 0, 1) * 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train_imgs")
+    rng = np.random.default_rng(0)
+    for cls in ("n001", "n002"):
+        (root / cls).mkdir()
+        for i in range(4):
+            Image.fromarray(_blobs(rng)).save(root / cls / f"{i}.png")
+    Image.fromarray(np.full((24, 24, 3), 128, np.uint8)).save(root / "n001" / "gray.png")
+    return root
+
+
+def _ds(folder, tmp_path, **kw):
+    return ImageFolderDataset(folder, size=TINY.train.image_size, index_path=tmp_path / "idx.csv",
+                              lowres_short_side=TINY.model.lowres_short_side, **kw)
+
+
+def _tcfg(**kw):
+    return config_with_overrides(TINY.train, {"num_workers": 0, **kw})
+
+
+def _run(stage, ds, out, **kw):
+    tk = {k: kw.pop(k) for k in list(kw) if k in TINY.train.__dataclass_fields__}
+    return train(stage, ds, out, TINY.model, _tcfg(**tk), preset="tiny", progress=False, **kw)
+
+
+def _losses(out):
+    rows = (Path(out) / "log.csv").read_text().splitlines()[1:]
+    return [float(r.split(",")[1]) for r in rows]
+
+
+@pytest.mark.parametrize("stage", ["pixelcnn", "refine"])
+def test_loss_falls_when_overfitting(folder, tmp_path, stage):
+    ds = _ds(folder, tmp_path)
+    assert len(ds) == 8  # the gray image is filtered out by colorness
+    _run(stage, ds, tmp_path / "run", steps=40, lr=3e-3, log_every=1, ckpt_every=40)
+    losses = _losses(tmp_path / "run")
+    assert np.mean(losses[-5:]) < 0.85 * np.mean(losses[:5]), losses
+
+
+def _weights(res):
+    return {k: v.clone() for k, v in res["model"].state_dict().items()}
+
+
+def test_resume_is_exact(folder, tmp_path):
+    ds = _ds(folder, tmp_path)
+    full = _run("pixelcnn", ds, tmp_path / "a", steps=6, ckpt_every=3, deterministic=True)
+    first = _run("pixelcnn", ds, tmp_path / "b", steps=3, ckpt_every=3, deterministic=True)
+    assert first["step"] == 3 and (tmp_path / "b" / "ckpt_00000003.pt").exists()
+    resumed = _run("pixelcnn", ds, tmp_path / "b", steps=6, ckpt_every=3, deterministic=True,
+                   resume=True)
+    a, b = _weights(full), _weights(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert not torch.equal(a["pixelcnn.head2.weight"], _weights(first)["pixelcnn.head2.weight"])
+    assert _losses(tmp_path / "a") == _losses(tmp_path / "b")
+
+
+def test_checkpoints_keep_last_k_and_combine(folder, tmp_path):
+    ds = _ds(folder, tmp_path)
+    _run("pixelcnn", ds, tmp_path / "p", steps=4, ckpt_every=1, keep_last=2)
+    assert sorted(p.name for p in (tmp_path / "p").glob("ckpt_*.pt")) == [
+        "ckpt_00000003.pt", "ckpt_00000004.pt"]
+    assert not list((tmp_path / "p").glob("*.tmp"))
+    _run("refine", ds, tmp_path / "r", steps=2, ckpt_every=2)
+    from pixcolor import PixColor
+
+    out = combine(tmp_path / "p" / "ckpt_00000004.pt", tmp_path / "r" / "ckpt_00000002.pt",
+                  tmp_path / "model.pt")
+    model = PixColor.load(out)
+    assert model.colorize([np.zeros((20, 30), np.uint8)], num_samples=1)[0].shape == (1, 20, 30, 3)
+    with pytest.raises(ValueError, match="pixelcnn checkpoint and a refine"):
+        combine(tmp_path / "r" / "ckpt_00000002.pt", tmp_path / "p" / "ckpt_00000004.pt", out)
+
+
+class _PoisonAfter(torch.utils.data.Dataset):
+    """Wraps a dataset; items of epochs >= ``epoch`` carry NaN luminance."""
+
+    def __init__(self, ds, epoch):
+        self.ds, self.bad_epoch, self.epoch = ds, epoch, 0
+
+    def __len__(self):
+        return len(self.ds)
+
+    def set_epoch(self, e):
+        self.epoch = e
+        self.ds.set_epoch(e)
+
+    def __getitem__(self, i):
+        item = dict(self.ds[i])
+        if self.epoch >= self.bad_epoch:
+            item["y"] = torch.full_like(item["y"], float("nan"))
+        return item
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(folder, tmp_path):
+    ds = _PoisonAfter(_ds(folder, tmp_path), epoch=1)  # 8 items, batch 4: step 2 is bad
+    with pytest.raises(TrainingDiverged, match="step 2"):
+        _run("refine", ds, tmp_path / "n", steps=10, ckpt_every=1)
+    names = sorted(p.name for p in (tmp_path / "n").glob("ckpt_*.pt"))
+    assert names[-1] == "ckpt_00000002.pt"
+    state = torch.load(tmp_path / "n" / names[-1], weights_only=False)
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_one(folder, tmp_path):
+    """gloo on CPU: 2 ranks x batch 2 give the weights of 1 process x batch 4."""
+    _ds(folder, tmp_path)  # build the index once, before the ranks read it
+    args = ["--data", str(folder), "--preset", "tiny", "--steps", "3", "--num-workers", "0",
+            "--deterministic", "--freeze-bn", "--index", str(tmp_path / "idx.csv")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for stage in ("pixelcnn",):
+        subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                        "--nproc-per-node", "2", "-m", "pixcolor", "train", stage,
+                        "--out", str(tmp_path / "ddp"), *args], check=True, env=env,
+                       capture_output=True, timeout=300)
+        subprocess.run([sys.executable, "-m", "pixcolor", "train", stage,
+                        "--out", str(tmp_path / "one"), *args], check=True, env=env,
+                       capture_output=True, timeout=300)
+        a = torch.load(tmp_path / "ddp" / "ckpt_00000003.pt", weights_only=False)
+        b = torch.load(tmp_path / "one" / "ckpt_00000003.pt", weights_only=False)
+        assert a["world_size"] == 2 and b["world_size"] == 1
+        for k, v in b["model"].items():
+            torch.testing.assert_close(a["model"][k], v, rtol=1e-4, atol=1e-5, msg=k)
