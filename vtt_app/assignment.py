@@ -22,7 +22,7 @@ import secrets
 from datetime import timedelta
 
 import numpy as np
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import Select, and_, func, select, update
 from sqlalchemy.orm import Session
 
 from .models import ACTIVE_STATES, Assignment, Image, Method, Pair, Rater, Study, Trial, utcnow
@@ -115,11 +115,13 @@ def current_stage(session: Session, study: Study) -> str:
     return "oracle" if has_oracle else "main"
 
 
-def _seen_images(rater: Rater):
+def _seen_images(rater: Rater) -> Select:
     return select(Trial.image_id).where(Trial.rater_id == rater.id)
 
 
-def _pick_pair(session: Session, study: Study, rater: Rater, rng: np.random.Generator):
+def _pick_pair(
+    session: Session, study: Study, rater: Rater, rng: np.random.Generator
+) -> Pair | None:
     active = (
         select(Assignment.pair_id, func.count(Assignment.id).label("n"))
         .where(Assignment.status.in_(ACTIVE_STATES))
@@ -146,7 +148,14 @@ def _pick_pair(session: Session, study: Study, rater: Rater, rng: np.random.Gene
     return session.get(Pair, ties[int(rng.integers(len(ties)))])
 
 
-def _pick_image(session: Session, study: Study, rater: Rater, role: str, rng, attention=False):
+def _pick_image(
+    session: Session,
+    study: Study,
+    rater: Rater,
+    role: str,
+    rng: np.random.Generator,
+    attention: bool = False,
+) -> Image | None:
     q = select(Image).where(
         Image.study_id == study.id, Image.id.not_in(_seen_images(rater))
     )
