@@ -1,0 +1,42 @@
+"""`pixcolor colorize` on a folder holding one corrupt file."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import torch
+from PIL import Image
+
+from pixcolor import PixColor
+
+
+def test_colorize_folder_skips_and_reports_corrupt_file(tmp_path, photo):
+    torch.manual_seed(0)
+    ckpt = tmp_path / "tiny.pt"
+    PixColor.from_preset("tiny").save(ckpt)
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(photo[::16, ::16]).save(src / "a.jpg")
+    Image.fromarray(photo[:40:2, :64:2].mean(-1).astype(np.uint8)).save(src / "b.png")
+    (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    out = tmp_path / "out"
+    res = subprocess.run(
+        [sys.executable, "-m", "pixcolor", "colorize", str(src), "--out", str(out),
+         "--samples", "2", "--seed", "4", "--checkpoint", str(ckpt)],
+        capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in out.glob("*.png")) == [
+        "a_s1.png", "a_s2.png", "b_s1.png", "b_s2.png"]
+    assert np.asarray(Image.open(out / "b_s1.png")).shape == (20, 32, 3)
+    assert "broken.jpg" in res.stderr
+    failed = json.loads((out / "failed.json").read_text())
+    assert [f[0].endswith("broken.jpg") for f in failed] == [True]
+    assert "colorized 2 of 3" in res.stdout
+
+
+def test_colorize_missing_checkpoint_is_a_clear_error(tmp_path):
+    res = subprocess.run(
+        [sys.executable, "-m", "pixcolor", "colorize", str(tmp_path), "--out", str(tmp_path / "o"),
+         "--checkpoint", str(tmp_path / "nope.pt")], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "nope.pt" in res.stderr
