@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from pixcolor import PixColor, color
-from pixcolor.model import CheckpointError
 from pixcolor.config import get_preset
+from pixcolor.model import CheckpointError
 from pixcolor.models.conditioning import (
     ConditioningNetwork,
     WeightLoadError,
