@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import multiprocessing
 import os
 import threading
 from datetime import timedelta
@@ -92,6 +93,35 @@ def test_concurrent_raters_give_every_pair_exactly_k(tmp_path: Path, database_ur
         # no rater saw a photo twice
         seen = db.execute(select(Trial.rater_id, Trial.image_id)).all()
         assert len(seen) == len(set(seen))
+
+
+def _process_raters(instance: str, name: str, tag: str, barrier, failures) -> None:
+    try:
+        app = make_app(Path(instance))  # its own engine on the shared SQLite file
+        clients = [rater_client(app, name, f"{tag}-{k}") for k in range(2)]
+        barrier.wait()
+        for client in clients:
+            run_session(client, name)
+    except BaseException as err:  # noqa: BLE001 - reported to the parent
+        failures.put(repr(err))
+
+
+def test_concurrent_processes_give_every_pair_exactly_k(tmp_path: Path):
+    runs = make_runs(tmp_path / "runs", ["cic", "lrac"], n_images=5)
+    app = make_app(tmp_path / "inst")
+    add_study(app, runs, ["cic", "lrac"], name="procs", images=4, practice=0,
+              attention_images=1, attention_rate=0.0, trials_per_rater=4, raters_per_pair=2)
+    ctx = multiprocessing.get_context("fork")
+    barrier, failures = ctx.Barrier(4), ctx.Queue()
+    procs = [ctx.Process(target=_process_raters,
+                         args=(str(tmp_path / "inst"), "procs", f"p{i}", barrier, failures))
+             for i in range(4)]  # fmt: skip
+    [p.start() for p in procs]
+    [p.join(timeout=60) for p in procs]
+    assert failures.empty(), failures.get()
+    assert all(p.exitcode == 0 for p in procs)
+    slots = _slots(app)
+    assert len(slots) == 8 and all(v == {"done": 2} for v in slots.values()), slots
 
 
 def test_concurrent_next_requests_never_overassign(tmp_path: Path):
