@@ -30,12 +30,11 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from pixcolor import color
 from pixcolor.config import ModelConfig, TrainConfig, config_from_dict
 from pixcolor.model import PixColor
+from pixcolor.tasks import Task, get_task
 
 log = logging.getLogger(__name__)
-STAGES = ("pixelcnn", "refine")
 
 
 class TrainingDiverged(RuntimeError):
@@ -48,27 +47,6 @@ def git_revision() -> str:
                               cwd=Path(__file__).parent, timeout=5).stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-
-
-class StageLoss(nn.Module):
-    """Wraps the model so that DDP sees one module whose forward returns the stage loss."""
-
-    def __init__(self, model: PixColor, stage: str):
-        super().__init__()
-        self.model, self.stage = model, stage
-
-    def forward(self, y: torch.Tensor, bins: torch.Tensor, lowres: torch.Tensor,
-                cbcr: torch.Tensor) -> torch.Tensor:
-        m = self.model
-        if self.stage == "pixelcnn":
-            feats = m.cond(m.cond_input(y, tuple(bins.shape[-2:])))
-            return m.pixelcnn.loss(bins, feats)
-        up = color.upsample_chroma(lowres, tuple(y.shape[-2:]))
-        return m.refine.loss(y, up, cbcr)
-
-    def trainable(self) -> list[nn.Module]:
-        m = self.model
-        return [m.cond, m.pixelcnn] if self.stage == "pixelcnn" else [m.refine]
 
 
 class StepIndexer:
@@ -120,7 +98,7 @@ class _EpochItems(Dataset):
 
 
 def _collate(items: list[dict]) -> dict[str, torch.Tensor]:
-    keys = ("y", "bins", "lowres", "cbcr")
+    keys = ("y", "bins", "lowres", "cbcr", "label")
     return {k: torch.stack([torch.as_tensor(it[k]) for it in items]) for k in keys}
 
 
@@ -128,11 +106,6 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     if cfg.warmup_steps and step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     return cfg.lr
-
-
-def cond_grad_scale(step: int, cfg: TrainConfig) -> float:
-    """Table 2's gradient multiplier: ``before`` until ``cond_grad_start``, then ``after``."""
-    return cfg.cond_grad_after if step >= cfg.cond_grad_start else cfg.cond_grad_before
 
 
 def list_checkpoints(out: Path) -> list[Path]:
@@ -176,14 +149,16 @@ def set_bn_frozen(module: nn.Module, frozen: bool) -> None:
             m.train(not frozen)
 
 
-def train(stage: str, dataset, out: str | Path, mcfg: ModelConfig, tcfg: TrainConfig, *,
+def train(stage: str, dataset, out: str | Path, mcfg, tcfg: TrainConfig, *,
           preset: str = "custom", device: str = "cpu", resume: bool = False,
           init_from: str | None = None, deterministic: bool = False, freeze_bn: bool = False,
           max_minutes: float | None = None, progress: bool = True) -> dict:
     """Train one stage; returns a summary dict (final step, last loss, checkpoint path).
 
     Args:
-        stage: "pixelcnn" or "refine".
+        stage: a registered task: "pixelcnn", "refine" (or a baseline's, see
+            :mod:`pixcolor.tasks`).
+        mcfg: the task's model config (:class:`ModelConfig` for PixColor).
         dataset: an :class:`~pixcolor.data.ImageFolderDataset` (``__len__``, ``set_epoch``,
             items with tensors ``y``
             (1, S, S), ``bins`` (2, h, w), ``lowres`` (2, h, w), ``cbcr`` (2, S, S).
@@ -193,8 +168,7 @@ def train(stage: str, dataset, out: str | Path, mcfg: ModelConfig, tcfg: TrainCo
         freeze_bn: BatchNorm uses running statistics (and matches across process counts).
         max_minutes: stop (with a checkpoint) after this much wall time.
     """
-    if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}; choose one of {STAGES}")
+    task_cls = get_task(stage)
     out = Path(out)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -208,20 +182,20 @@ def train(stage: str, dataset, out: str | Path, mcfg: ModelConfig, tcfg: TrainCo
     if deterministic:
         torch.use_deterministic_algorithms(True)
     try:
-        return _train(stage, dataset, out, mcfg, tcfg, preset=preset, device=device,
+        return _train(task_cls, dataset, out, mcfg, tcfg, preset=preset, device=device,
                       resume=resume, init_from=init_from, freeze_bn=freeze_bn,
                       max_minutes=max_minutes, progress=progress, world=world, rank=rank)
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
 
 
-def _train(stage, dataset, out, mcfg, tcfg, *, preset, device, resume, init_from, freeze_bn,
-           max_minutes, progress, world, rank) -> dict:
+def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, resume, init_from,
+           freeze_bn, max_minutes, progress, world, rank) -> dict:
+    stage = task_cls.name
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(tcfg.seed)
-    model = PixColor(mcfg, preset=preset)
     step = 0
     ckpts = list_checkpoints(out) if resume else []
     state = None
@@ -229,22 +203,21 @@ def _train(stage, dataset, out, mcfg, tcfg, *, preset, device, resume, init_from
         state = torch.load(ckpts[-1], map_location="cpu", weights_only=False)
         if state.get("stage") != stage:
             raise ValueError(f"{ckpts[-1]}: a {state.get('stage')!r} checkpoint, not {stage!r}")
-        mcfg = config_from_dict(ModelConfig, state["model_config"])
-        model = PixColor(mcfg, preset=state.get("preset", preset))
+        mcfg = config_from_dict(task_cls.config_cls, state["model_config"])
+        preset = state.get("preset", preset)
+    wrapper = task_cls(mcfg, preset=preset)
+    model = wrapper.model
+    if state is not None:
         model.load_state_dict(state["model"])
         step = int(state["step"])
         log.info("resuming %s from %s (step %d)", stage, ckpts[-1], step)
-    elif init_from and stage == "pixelcnn":
-        from pixcolor.models.conditioning import load_backbone_weights
-
-        report = load_backbone_weights(model.cond, init_from)
-        log.info("initialised conditioning network from %s: %d tensors", init_from,
-                 len(report["loaded"]))
-    model.to(device)
+    elif init_from:
+        report = wrapper.init_from(init_from)
+        log.info("initialised from %s: %d tensors", init_from, len(report["loaded"]))
+    wrapper.to(device)
     cuda = device.startswith("cuda")
     if cuda:
-        model = model.to(memory_format=torch.channels_last)
-    wrapper = StageLoss(model, stage)
+        wrapper = wrapper.to(memory_format=torch.channels_last)
     for p in model.parameters():
         p.requires_grad_(False)
     params = [p for mod in wrapper.trainable() for p in mod.parameters()]
@@ -254,7 +227,7 @@ def _train(stage, dataset, out, mcfg, tcfg, *, preset, device, resume, init_from
     if world > 1:
         net = nn.parallel.DistributedDataParallel(
             wrapper, device_ids=[torch.device(device).index] if cuda else None,
-            find_unused_parameters=(stage == "pixelcnn"))
+            find_unused_parameters=task_cls.find_unused_parameters)
     opt = torch.optim.Adam(params, lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2),
                            weight_decay=tcfg.weight_decay)
     if state is not None:
@@ -270,7 +243,7 @@ def _train(stage, dataset, out, mcfg, tcfg, *, preset, device, resume, init_from
         logf = open(out / "log.csv", "a", newline="")  # noqa: SIM115
         writer = csv.writer(logf)
         if new:
-            writer.writerow(["step", "loss", "lr", "cond_grad_scale", "images_per_s", "wall_s"])
+            writer.writerow(["step", "loss", "lr", "images_per_s", "wall_s"])
     bar = None
     if progress and rank == 0:
         from tqdm import tqdm
@@ -280,7 +253,7 @@ def _train(stage, dataset, out, mcfg, tcfg, *, preset, device, resume, init_from
     def checkpoint(at: int) -> Path | None:
         if rank != 0:
             return None
-        st = {"stage": stage, "step": at, "preset": model.preset,
+        st = {"stage": stage, "step": at, "preset": preset,
               "model_config": dataclasses.asdict(mcfg), "train_config": dataclasses.asdict(tcfg),
               "model": model.state_dict(), "optimizer": opt.state_dict(), "rng": _rng_state(),
               "git_rev": git_revision(), "world_size": world, "stages": [stage]}
@@ -289,23 +262,18 @@ def _train(stage, dataset, out, mcfg, tcfg, *, preset, device, resume, init_from
     t0 = time.time()
     t_last, n_last = t0, 0
     last_loss, last_path = float("nan"), None
-    wrapper.train()
-    if stage == "pixelcnn":
-        model.refine.eval()
-    else:
-        model.cond.eval()
-        model.pixelcnn.eval()
+    wrapper.set_modes()
     if freeze_bn:
         set_bn_frozen(model, True)
     it = iter(loader)
     try:
         while step < tcfg.steps:
             batch = {k: v.to(device, non_blocking=True) for k, v in next(it).items()}
-            model.cond.grad_scale = cond_grad_scale(step, tcfg)
+            wrapper.before_step(step, tcfg)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, tcfg)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-                loss = net(batch["y"], batch["bins"], batch["lowres"], batch["cbcr"])
+                loss = net(batch)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
                     f"{stage}: loss is {loss.item()} at step {step}; stopping. The last good "
@@ -324,7 +292,7 @@ def _train(stage, dataset, out, mcfg, tcfg, *, preset, device, resume, init_from
                 now = time.time()
                 ips = n_last / max(now - t_last, 1e-9)
                 writer.writerow([step, f"{last_loss:.6f}", f"{lr_at(step - 1, tcfg):.3g}",
-                                 model.cond.grad_scale, f"{ips:.2f}", f"{now - t0:.1f}"])
+                                 f"{ips:.2f}", f"{now - t0:.1f}"])
                 logf.flush()
                 if bar is not None:
                     bar.set_postfix(loss=f"{last_loss:.4f}", img_s=f"{ips:.1f}")

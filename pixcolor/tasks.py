@@ -1,0 +1,126 @@
+"""Training tasks: what the shared trainer (``pixcolor.train``) optimises.
+
+A task owns a ``model`` (the module saved in checkpoints) and turns a batch into a loss.
+PixColor registers its two independently trained stages (paper Table 2: "The PixelCNN and
+Refinement networks were trained independently"); the baselines register theirs
+(``baselines``) and reuse the same trainer, data pipeline, checkpoints, resume and DDP.
+
+Batches are dicts of tensors from :class:`pixcolor.data.ImageFolderDataset`: ``y``
+(B, 1, S, S) in [0, 1], ``cbcr`` (B, 2, S, S) centred, ``lowres`` (B, 2, h, w), ``bins``
+(B, 2, h, w) int64, ``label`` (B,) int64 (-1 without class folders).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from pixcolor import color
+from pixcolor.config import ModelConfig, TrainConfig
+from pixcolor.model import PixColor
+
+TASKS: dict[str, type[Task]] = {}
+
+
+def register_task(name: str):
+    """Class decorator adding a :class:`Task` to the registry under ``name``."""
+
+    def deco(cls):
+        cls.name = name
+        TASKS[name] = cls
+        return cls
+
+    return deco
+
+
+def get_task(name: str) -> type[Task]:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown training task {name!r}; choose one of {sorted(TASKS)} "
+                         "(baselines register theirs when `baselines` is imported)") from None
+
+
+class Task(nn.Module):
+    """Base class: subclasses set ``config_cls`` and build ``self.model``."""
+
+    name: ClassVar[str] = "task"
+    config_cls: ClassVar[type] = ModelConfig
+    find_unused_parameters: ClassVar[bool] = False
+
+    def __init__(self, model_config, preset: str = "custom"):
+        super().__init__()
+        self.model_config, self.preset = model_config, preset
+
+    def trainable(self) -> list[nn.Module]:
+        """Sub-modules whose parameters the optimiser updates."""
+        return [self.model]
+
+    def before_step(self, step: int, tcfg: TrainConfig) -> None:
+        """Hook called before each optimisation step (schedules)."""
+
+    def set_modes(self) -> None:
+        """Train/eval modes of the sub-modules for training."""
+        self.train()
+
+    def init_from(self, path: str) -> dict:
+        raise ValueError(f"task {self.name!r} does not support --init-from")
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
+class _PixColorStage(Task):
+    config_cls = ModelConfig
+
+    def __init__(self, model_config: ModelConfig, preset: str = "custom"):
+        super().__init__(model_config, preset)
+        self.model = PixColor(model_config, preset=preset)
+
+
+@register_task("pixelcnn")
+class PixelCNNStage(_PixColorStage):
+    """Conditioning network + PixelCNN, teacher-forced cross-entropy (Sec. 3.1)."""
+
+    find_unused_parameters = True  # the backbone gets no gradient while the multiplier is 0
+
+    def trainable(self):
+        return [self.model.cond, self.model.pixelcnn]
+
+    def before_step(self, step, tcfg):
+        s = tcfg.cond_grad_after if step >= tcfg.cond_grad_start else tcfg.cond_grad_before
+        self.model.cond.grad_scale = s
+
+    def set_modes(self):
+        self.train()
+        self.model.refine.eval()
+
+    def init_from(self, path):
+        from pixcolor.models.conditioning import load_backbone_weights
+
+        return load_backbone_weights(self.model.cond, path)
+
+    def forward(self, batch):
+        m, bins = self.model, batch["bins"]
+        feats = m.cond(m.cond_input(batch["y"], tuple(bins.shape[-2:])))
+        return m.pixelcnn.loss(bins, feats)
+
+
+@register_task("refine")
+class RefineStage(_PixColorStage):
+    """Refinement network on ground-truth low-resolution chroma, L1 loss (Sec. 3.2)."""
+
+    def trainable(self):
+        return [self.model.refine]
+
+    def set_modes(self):
+        self.train()
+        self.model.cond.eval()
+        self.model.pixelcnn.eval()
+
+    def forward(self, batch):
+        y = batch["y"]
+        up = color.upsample_chroma(batch["lowres"], tuple(y.shape[-2:]))
+        return self.model.refine.loss(y, up, batch["cbcr"])
