@@ -87,10 +87,20 @@ def ab_counts(ab: np.ndarray, bins: int | np.ndarray = AB_EDGES) -> np.ndarray:
         int64 (2, n_bins) pixel counts; values beyond the edges go to the end bins.
     """
     edges = ab_edges(bins)
-    flat = np.asarray(ab).reshape(-1, 2)
     n = len(edges) - 1
-    idx = np.clip(np.searchsorted(edges, flat, side="right") - 1, 0, n - 1)
-    return np.stack([np.bincount(idx[:, c], minlength=n) for c in range(2)]).astype(np.int64)
+    out = np.empty((2, n), dtype=np.int64)
+    width = np.diff(edges)
+    uniform = np.allclose(width, width[0], rtol=1e-12, atol=0)
+    for c in range(2):
+        v = np.asarray(ab)[..., c].ravel()
+        if uniform:  # arithmetic binning, then fix rounding at the edges exactly
+            idx = np.clip(np.floor((v - edges[0]) / width[0]).astype(np.int64), 0, n - 1)
+            idx -= (v < edges[idx]) & (idx > 0)
+            idx += (v >= edges[idx + 1]) & (idx < n - 1)
+        else:
+            idx = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, n - 1)
+        out[c] = np.bincount(idx, minlength=n)
+    return out
 
 
 def ab_histograms(images: Iterable[np.ndarray], bins: int | np.ndarray = AB_EDGES) -> np.ndarray:

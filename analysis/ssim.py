@@ -87,17 +87,22 @@ def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
 
 @dataclass
 class _Moments:
-    """Per-scale first and second local moments of one image (channel-first)."""
+    """Per-scale local moments of one image (channel-first, centred units)."""
 
-    x: np.ndarray  # (C, H, W) float64 image at this scale
+    x: np.ndarray  # (C, H, W) image at this scale
     mu: np.ndarray  # (C, H-10, W-10) local mean
-    sq: np.ndarray  # (C, H-10, W-10) local mean of x**2
+    var: np.ndarray  # (C, H-10, W-10) local variance E[x^2] - E[x]^2
+    lum: np.ndarray  # (C, H-10, W-10) local mean in [0, 1] units (mu + 0.5)
+    lum_sq: np.ndarray  # lum ** 2
 
 
 def _moments(x: np.ndarray) -> _Moments:
     stacked = _blur_valid(np.concatenate([x, x * x], axis=0))
     c = x.shape[0]
-    return _Moments(x=x, mu=stacked[:c], sq=stacked[c:])
+    mu, var = stacked[:c], stacked[c:]
+    var -= mu * mu
+    lum = mu + _DTYPE(0.5)
+    return _Moments(x=x, mu=mu, var=var, lum=lum, lum_sq=lum * lum)
 
 
 def _ssim_cs(a: _Moments, b: _Moments) -> tuple[np.ndarray, np.ndarray]:
@@ -107,12 +112,22 @@ def _ssim_cs(a: _Moments, b: _Moments) -> tuple[np.ndarray, np.ndarray]:
     """
     c1 = _DTYPE(K1**2)
     c2 = _DTYPE(K2**2)
-    cov = _blur_valid(a.x * b.x) - a.mu * b.mu
-    cs_map = (2 * cov + c2) / ((a.sq - a.mu * a.mu) + (b.sq - b.mu * b.mu) + c2)
-    la, lb = a.mu + _DTYPE(0.5), b.mu + _DTYPE(0.5)
-    ssim_map = (2 * la * lb + c1) / (la * la + lb * lb + c1) * cs_map
-    return (ssim_map.mean(axis=(-2, -1), dtype=np.float64),
-            cs_map.mean(axis=(-2, -1), dtype=np.float64))
+    cs = _blur_valid(a.x * b.x)
+    cs -= a.mu * b.mu  # covariance
+    cs *= 2
+    cs += c2
+    den = a.var + b.var
+    den += c2
+    cs /= den
+    lum = a.lum * b.lum
+    lum *= 2
+    lum += c1
+    den = a.lum_sq + b.lum_sq
+    den += c1
+    lum /= den
+    lum *= cs  # the SSIM map
+    return (lum.mean(axis=(-2, -1), dtype=np.float64),
+            cs.mean(axis=(-2, -1), dtype=np.float64))
 
 
 def _downsample(x: np.ndarray) -> np.ndarray:
