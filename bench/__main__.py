@@ -48,6 +48,8 @@ def _gen_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
     p.add_argument("--shard", default=None,
                    help="i/n: this process's share (default: torchrun RANK/WORLD_SIZE)")
+    p.add_argument("--sampling-threads", type=int, default=1,
+                   help="torch CPU threads while sampling the PixelCNN (0: torch default)")
     p.add_argument("--overwrite", action="store_true",
                    help="regenerate method folders made with other settings")
 
@@ -124,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                                shard=parse_shard(args.shard), batch_size=args.batch_size,
                                overwrite=args.overwrite,
                                method_kw={"checkpoint": args.checkpoint, "device": args.device,
-                                          "batch_size": args.batch_size})
+                                          "batch_size": args.batch_size,
+                                          "sampling_threads": args.sampling_threads})
             for rep in reports:
                 why = f": {rep.reason}" if rep.reason else ""
                 print(f"{rep.name}: {rep.status} ({rep.generated} generated, {rep.existing} "
@@ -141,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                       methods=_methods(args.methods), checkpoint=args.checkpoint,
                       batch_size=args.batch_size, subset=args.subset, seed=args.seed,
                       size=args.size, shard=args.shard, overwrite=args.overwrite,
-                      metric_workers=args.workers)
+                      metric_workers=args.workers, sampling_threads=args.sampling_threads)
         return 0 if summary.ok else (PARTIAL if summary.split.usable else 1)
     except (SplitError, GenerateError, KeyError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

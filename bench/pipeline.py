@@ -108,7 +108,8 @@ def run(*, data: str = "data", split: str = "demo", runs: str = "runs", device: 
         methods: Sequence[str] | None = None, checkpoint: str | None = None,
         batch_size: int = 64, subset: int | None = None, seed: int = 0,
         size: int = DEFAULT_SIZE, shard: str | None = None, overwrite: bool = False,
-        metric_workers: int = 1, echo: Callable[[str], None] = print) -> RunSummary:
+        metric_workers: int = 1, sampling_threads: int = 1,
+        echo: Callable[[str], None] = print) -> RunSummary:
     """Build the split, generate every available method, compute metrics, print a summary.
 
     Returns:
@@ -135,7 +136,8 @@ def run(*, data: str = "data", split: str = "demo", runs: str = "runs", device: 
                                shard=parse_shard(shard), batch_size=batch_size,
                                overwrite=overwrite, echo=echo,
                                method_kw={"checkpoint": checkpoint, "device": device,
-                                          "batch_size": batch_size})
+                                          "batch_size": batch_size,
+                                          "sampling_threads": sampling_threads})
     if parse_shard(shard)[1] > 1:
         echo("sharded run: compute metrics once every shard is done "
              f"(python -m bench metrics --runs-dir {runs_dir})")

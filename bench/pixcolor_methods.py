@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,28 +42,34 @@ class PixColorEngine:
         temperature: softmax temperature of the PixelCNN.
         batch_size: rows per refinement batch.
         max_side: longest side the refinement network runs at (as ``colorize``).
+        sampling_threads: torch CPU threads while sampling (0: leave torch's setting). The
+            sampler's per-pixel steps are small matrix products that gain nothing from
+            threads; one thread avoids their synchronisation cost (5x faster on a busy
+            2-core machine, measured with the ``small`` preset).
     """
 
     _shared: dict[tuple, PixColorEngine] = {}
 
     def __init__(self, checkpoint: str | Path | None = None, device: str = "cpu",
                  sampler: str = "cached", temperature: float = 1.0, batch_size: int = 16,
-                 max_side: int = 1024) -> None:
+                 max_side: int = 1024, sampling_threads: int = 1) -> None:
         self.path = Path(checkpoint) if checkpoint is not None else SHIPPED_CHECKPOINT
         self.device, self.sampler, self.temperature = device, sampler, temperature
         self.batch_size, self.max_side = max(1, batch_size), max_side
+        self.sampling_threads = sampling_threads
         self._model: PixColor | None = None
         self._error: str | None = None
 
     @classmethod
     def shared(cls, checkpoint: str | Path | None = None, device: str = "cpu",
                sampler: str = "cached", temperature: float = 1.0, batch_size: int = 16,
-               **_: Any) -> PixColorEngine:
+               sampling_threads: int = 1, **_: Any) -> PixColorEngine:
         """The engine for these settings, created once per process."""
         key = (str(Path(checkpoint).resolve()) if checkpoint else None, device, sampler,
-               float(temperature), int(batch_size))
+               float(temperature), int(batch_size), int(sampling_threads))
         if key not in cls._shared:
-            cls._shared[key] = cls(checkpoint, device, sampler, temperature, batch_size)
+            cls._shared[key] = cls(checkpoint, device, sampler, temperature, batch_size,
+                                   sampling_threads=sampling_threads)
         return cls._shared[key]
 
     @property
@@ -130,7 +137,8 @@ class PixColorEngine:
             idx = torch.tensor([row[pairs[k][0]] for k in ks], device=feats.device)
             noise = torch.cat([sample_noise([image_key(y[row[pairs[k][0]]])], 1, pairs[k][1],
                                             size, device=m.device, dtype=m.dtype) for k in ks])
-            bins, _ = sample(m.pixelcnn, feats[idx], noise, self.sampler, self.temperature)
+            with _threads(self.sampling_threads if m.device.type == "cpu" else 0):
+                bins, _ = sample(m.pixelcnn, feats[idx], noise, self.sampler, self.temperature)
             low = color.dequantize_chroma(bins, m.cfg.bins)
             for r, k in enumerate(ks):
                 out[k] = low[r]
@@ -172,6 +180,18 @@ class PixColorEngine:
                     cbcr = chroma[r].permute(1, 2, 0).float().cpu().numpy()
                     out[k] = color.merge_luma_chroma(ys[k], cbcr)
         return out  # type: ignore[return-value]
+
+
+@contextmanager
+def _threads(n: int) -> Iterator[None]:
+    """Run a block with ``n`` torch CPU threads (``n <= 0``: unchanged)."""
+    old = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 class _PixColorBase(Method):
