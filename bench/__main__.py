@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
                                overwrite=args.overwrite,
                                method_kw={"checkpoint": args.checkpoint, "device": args.device,
                                           "batch_size": args.batch_size,
-                                          "sampling_threads": args.sampling_threads})
+                                          "sampling_threads": args.sampling_threads},
+                               echo=print)
             for rep in reports:
                 why = f": {rep.reason}" if rep.reason else ""
                 print(f"{rep.name}: {rep.status} ({rep.generated} generated, {rep.existing} "
@@ -144,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
                       methods=_methods(args.methods), checkpoint=args.checkpoint,
                       batch_size=args.batch_size, subset=args.subset, seed=args.seed,
                       size=args.size, shard=args.shard, overwrite=args.overwrite,
-                      metric_workers=args.workers, sampling_threads=args.sampling_threads)
+                      metric_workers=args.workers, sampling_threads=args.sampling_threads,
+                      echo=print)
         return 0 if summary.ok else (PARTIAL if summary.split.usable else 1)
     except (SplitError, GenerateError, KeyError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -26,7 +26,7 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,6 +80,13 @@ def parse_shard(spec: str | None) -> tuple[int, int]:
     if not 0 <= i < n:
         raise GenerateError(f"--shard {spec}: need 0 <= i < n")
     return i, n
+
+
+def rank_device(device: str) -> str:
+    """``cuda`` becomes ``cuda:LOCAL_RANK`` under torchrun (one GPU per rank)."""
+    if device == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    return device
 
 
 def shard_ids(ids: Sequence[str], index: int, count: int) -> list[str]:
@@ -164,10 +171,10 @@ def _record_session(folder: Path, shard: tuple[int, int], fingerprint: dict, ses
     atomic_write_text(path, json.dumps(doc, indent=1, default=str) + "\n")
 
 
-def by_reason(reports: Sequence[MethodReport] | object) -> dict[str, list[str]]:
+def by_reason(reports: Iterable[MethodReport]) -> dict[str, list[str]]:
     """Skipped methods grouped by their reason (for short messages)."""
     out: dict[str, list[str]] = {}
-    for r in reports:  # type: ignore[attr-defined]
+    for r in reports:
         if r.status == "skipped":
             out.setdefault(r.reason, []).append(r.name)
     return out
@@ -185,7 +192,7 @@ def _check(result: object, gt: np.ndarray) -> str | None:
 def generate(split_dir: str | os.PathLike, runs_dir: str | os.PathLike,
              methods: Sequence[str | Method], *, shard: tuple[int, int] = (0, 1),
              batch_size: int = 16, overwrite: bool = False, method_kw: dict | None = None,
-             echo: Callable[[str], None] = print) -> list[MethodReport]:
+             echo: Callable[[str], None] = log.info) -> list[MethodReport]:
     """Generate the outputs of ``methods`` for the images of a split.
 
     Args:
@@ -196,7 +203,7 @@ def generate(split_dir: str | os.PathLike, runs_dir: str | os.PathLike,
         batch_size: images per batch (all methods of a batch group share it).
         overwrite: regenerate method folders whose outputs came from other settings.
         method_kw: options for :func:`bench.methods.create_method` (checkpoint, device...).
-        echo: where progress lines go.
+        echo: where progress lines go (the command line passes ``print``).
 
     Returns:
         One :class:`MethodReport` per method; bad images and unavailable methods are
@@ -219,9 +226,10 @@ def generate(split_dir: str | os.PathLike, runs_dir: str | os.PathLike,
     reports: dict[str, MethodReport] = {}
     ready: list[Method] = []
     bases: dict[Method, dict] = {}
-    device = str((method_kw or {}).get("device", "cpu"))
+    method_kw = dict(method_kw or {})
+    device = method_kw["device"] = rank_device(str(method_kw.get("device", "cpu")))
     for spec in methods:
-        m = spec if isinstance(spec, Method) else create_method(spec, **(method_kw or {}))
+        m = spec if isinstance(spec, Method) else create_method(spec, **method_kw)
         ok, why = m.available()
         if not ok:
             reports[m.name] = MethodReport(m.name, "skipped", why)

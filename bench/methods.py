@@ -134,6 +134,9 @@ def create_method(name: str, **kw: Any) -> Method:
         ext_name, sep, folder = spec.partition("=")
         if not sep or not folder or not NAME_RE.match(ext_name):
             raise ValueError(f"bad external method {name!r}; use external:NAME=DIR")
+        if ext_name in METHODS:
+            raise ValueError(f"external method name {ext_name!r} is a registered method; "
+                             "choose another NAME so its outputs stay apart")
         return ExternalMethod(ext_name, folder, **kw)
     try:
         factory = METHODS[name]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import metrics as bench_metrics
-from bench.generate import MethodReport, by_reason, generate, parse_shard
+from bench.generate import GenerateError, MethodReport, by_reason, generate, parse_shard
 from bench.methods import DEFAULT_METHODS
 from bench.splits import (
     DEFAULT_SIZE,
@@ -109,13 +109,22 @@ def run(*, data: str = "data", split: str = "demo", runs: str = "runs", device: 
         batch_size: int = 64, subset: int | None = None, seed: int = 0,
         size: int = DEFAULT_SIZE, shard: str | None = None, overwrite: bool = False,
         metric_workers: int = 1, sampling_threads: int = 1,
-        echo: Callable[[str], None] = print) -> RunSummary:
+        echo: Callable[[str], None] = log.info) -> RunSummary:
     """Build the split, generate every available method, compute metrics, print a summary.
+
+    Progress and the summary go to ``echo`` (the command line passes ``print``).
 
     Returns:
         A :class:`RunSummary`; problems are reported, not raised (except a split that
         cannot be built at all, :class:`~bench.splits.SplitError`).
+
+    Raises:
+        GenerateError: called under torchrun (build the split once, then run
+            ``torchrun ... -m bench generate``: every rank takes its own shard).
     """
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise GenerateError("under torchrun, build the split first (python -m bench "
+                            "build-split ...), then run torchrun ... -m bench generate")
     t0 = time.perf_counter()
     name = split_name(split, subset, seed)
     split_dir, runs_dir = Path(data) / "splits" / name, Path(runs) / name

@@ -44,7 +44,7 @@ OFFICIAL_SPLITS = ("ctest10k", "cval1k")
 DEFAULT_SIZE = 256
 MANIFEST_COLUMNS = ("image_id", "wnid", "label", "source_path", "source_sha256",
                     "output_sha256", "width", "height", "source_width", "source_height",
-                    "colorness")
+                    "colorness", "protocol")
 REPORT_COLUMNS = ("image_id", "wnid", "label", "status", "detail", "source_path")
 
 
@@ -358,7 +358,15 @@ def _reuse(row: dict | None, src: Path, images: Path, keep_aspect: bool, size: i
     square = (w == size and h == size)
     if (not keep_aspect and not square) or (keep_aspect and min(w, h) != size):
         return None
+    if row.get("protocol") != protocol_tag(size, keep_aspect):
+        return None
     return row
+
+
+def protocol_tag(size: int, keep_aspect: bool) -> str:
+    """The preprocessing protocol in a few words (the manifest's ``protocol`` column)."""
+    crop = "none" if keep_aspect else f"centre {size}x{size}"
+    return f"shorter side {size} (antialiased bilinear), crop {crop}"
 
 
 def _process(e: SplitEntry, src: Path, images: Path, size: int, keep_aspect: bool) -> dict:
@@ -369,7 +377,8 @@ def _process(e: SplitEntry, src: Path, images: Path, size: int, keep_aspect: boo
             "source_path": str(src), "source_sha256": file_sha256(src),
             "output_sha256": file_sha256(png), "width": out.shape[1], "height": out.shape[0],
             "source_width": rgb.shape[1], "source_height": rgb.shape[0],
-            "colorness": f"{color.colorness(out):.5f}"}
+            "colorness": f"{color.colorness(out):.5f}",
+            "protocol": protocol_tag(size, keep_aspect)}
 
 
 def _write_outputs(result: BuildResult, *, size: int, keep_aspect: bool, threshold: float,
