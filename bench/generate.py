@@ -295,7 +295,11 @@ def _run_group(group: list[Method], bases: dict[Method, dict], mine: list[str],
                 log.exception("%s failed on a batch", names)
                 results = {m: [exc] * len(v) for m, v in requests.items()}
             for m, its in requests.items():
-                for it, res in zip(its, results.get(m, []), strict=False):
+                res_list = list(results.get(m, []))
+                if len(res_list) != len(its):
+                    res_list = [RuntimeError(f"{m.name} returned {len(res_list)} outputs for "
+                                             f"{len(its)} images")] * len(its)
+                for it, res in zip(its, res_list, strict=True):
                     err = _check(res, it.rgb)
                     if err is None:
                         save_png(runs_dir / m.name / f"{it.image_id}.png", np.asarray(res))

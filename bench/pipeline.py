@@ -24,6 +24,7 @@ from bench.splits import (
     SplitError,
     build_split,
     folder_entries,
+    load_built,
     load_list,
     select_subset,
 )
@@ -129,8 +130,13 @@ def run(*, data: str = "data", split: str = "demo", runs: str = "runs", device: 
     name = split_name(split, subset, seed)
     split_dir, runs_dir = Path(data) / "splits" / name, Path(runs) / name
     echo(f"[1/3] split {name} -> {split_dir}")
-    result = build(split, split_dir, data=data, imagenet_val=imagenet_val, list_file=list_file,
-                   subset=subset, seed=seed, size=size)
+    result = load_built(split_dir) if (split in OFFICIAL_SPLITS and imagenet_val is None
+                                        and list_file is None) else None
+    if result is not None:
+        echo(f"  using the split built earlier in {split_dir} (pass --imagenet-val to rebuild)")
+    else:
+        result = build(split, split_dir, data=data, imagenet_val=imagenet_val,
+                       list_file=list_file, subset=subset, seed=seed, size=size)
     for p in result.problems[:10]:
         echo(f"  {p['status']}: {p['image_id']} ({p['detail']})")
     if len(result.problems) > 10:

@@ -412,6 +412,20 @@ def _write_outputs(result: BuildResult, *, size: int, keep_aspect: bool, thresho
     atomic_write_text(out / "split.json", json.dumps(doc, indent=1) + "\n")
 
 
+def load_built(out: str | os.PathLike) -> BuildResult | None:
+    """A split built earlier, from its split.json, manifest and report (None if absent)."""
+    out = Path(out)
+    try:
+        doc = json.loads((out / "split.json").read_text())
+    except (OSError, ValueError):
+        return None
+    rows = read_manifest(out / "manifest.csv")
+    if not rows:
+        return None
+    return BuildResult(doc.get("name", out.name), out, int(doc["counts"]["expected"]), rows,
+                       read_manifest(out / "report.csv"))
+
+
 def load_split_image(split_dir: str | os.PathLike, image_id: str) -> np.ndarray:
     """A preprocessed ground-truth image of a split as (H, W, 3) uint8."""
     path = Path(split_dir) / "images" / f"{image_id}.png"

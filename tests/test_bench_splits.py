@@ -137,6 +137,10 @@ def test_subset_is_deterministic_and_nested(tmp_path):
     assert [r["image_id"] for r in _csv(out / "manifest.csv")] == [e.image_id for e in chosen]
     meta = json.loads((out / "split.json").read_text())
     assert meta["subset"]["n"] == 5 and meta["subset"]["seed"] == 3
+    # A later run without --imagenet-val reuses the built split.
+    rc = main(["run", "--split", "cval1k", "--subset", "5", "--seed", "3", "--data",
+               str(tmp_path / "data"), "--runs", str(tmp_path / "runs"), "--methods", "gt"])
+    assert rc == 0 and len(list((tmp_path / "runs" / out.name / "gt").glob("*.png"))) == 5
 
 
 def test_unknown_split_and_missing_folder_are_errors(tmp_path, capsys):
