@@ -33,13 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.methods import Item, Method, create_method
-from bench.splits import (
-    atomic_write_text,
-    load_split_image,
-    now_utc,
-    read_manifest,
-    software_versions,
-)
+from bench.provenance import atomic_write_text, now_utc, software_versions
+from bench.splits import load_split_image, read_manifest
 from pixcolor.io import save_png
 
 log = logging.getLogger(__name__)

@@ -28,13 +28,13 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from bench.provenance import atomic_write_text, file_sha256, now_utc, software_versions
 from pixcolor import color
 from pixcolor.io import ImageLoadError, iter_images, load_rgb, save_png
 
@@ -219,41 +219,6 @@ def preprocess(rgb: np.ndarray, size: int = DEFAULT_SIZE, keep_aspect: bool = Fa
     return np.ascontiguousarray(out[top:top + size, left:left + size])
 
 
-def now_utc() -> str:
-    """The current UTC time as ISO 8601 text (seconds)."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file's bytes (streamed)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def software_versions() -> dict:
-    """Versions of the software that shaped the outputs (for split.json and meta.json)."""
-    import platform
-    import subprocess
-
-    import PIL
-    import torch
-
-    import pixcolor
-
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).parent, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        rev = ""
-    return {"python": platform.python_version(), "numpy": np.__version__,
-            "torch": torch.__version__, "pillow": PIL.__version__,
-            "pixcolor": pixcolor.__version__, "git_revision": rev or None,
-            "platform": platform.platform()}
-
-
 def _write_csv(path: Path, rows: Iterable[dict], columns: Sequence[str]) -> None:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore",
@@ -261,14 +226,6 @@ def _write_csv(path: Path, rows: Iterable[dict], columns: Sequence[str]) -> None
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(path, buf.getvalue())
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write text to a temporary file next to ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def read_manifest(path: str | os.PathLike) -> list[dict]:

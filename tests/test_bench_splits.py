@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from bench.__main__ import main
+from bench.provenance import file_sha256
 from bench.splits import (
     MANIFEST_COLUMNS,
-    file_sha256,
     load_list,
     preprocess,
     select_subset,
