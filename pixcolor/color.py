@@ -256,3 +256,33 @@ def colorness(rgb: np.ndarray, luma_bins: int = 64) -> float:
         s2 = np.bincount(b, ycc[:, c] ** 2, luma_bins)
         within += float((s2 - s1**2 / np.maximum(count, 1)).sum())
     return float(np.sqrt(max(within, 0.0) / len(ycc)) / 0.2)
+
+
+# sRGB (D65) to CIE XYZ, the matrix and white point scikit-image's rgb2lab uses.
+_RGB2XYZ = np.array([[0.412453, 0.357580, 0.180423],
+                     [0.212671, 0.715160, 0.072169],
+                     [0.019334, 0.119193, 0.950227]])
+_D65 = (0.95047, 1.0, 1.08883)
+
+
+def rgb_to_lab_torch(rgb: torch.Tensor) -> torch.Tensor:
+    """Differentiable CIE Lab (D65) of RGB tensors, matching :func:`rgb_to_lab`.
+
+    For training losses of the Lab-based baselines (``baselines``); the numpy path through
+    scikit-image stays the reference (the tests compare the two).
+
+    Args:
+        rgb: (..., 3, H, W) float in [0, 1] (channel-first, as every torch path here).
+
+    Returns:
+        (..., 3, H, W) float: L in [0, 100], a and b roughly in [-128, 127].
+    """
+    rgb = rgb.float().clamp(0.0, 1.0)
+    lin = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    xyz = _apply_matrix(lin, _RGB2XYZ, -3)
+    white = torch.tensor(_D65, dtype=xyz.dtype, device=xyz.device).view(3, 1, 1)
+    t = xyz / white
+    eps = (6.0 / 29.0) ** 3
+    f = torch.where(t > eps, t.clamp_min(eps) ** (1.0 / 3.0), t / (3 * (6.0 / 29.0) ** 2) + 4 / 29)
+    fx, fy, fz = f.unbind(-3)
+    return torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], -3)
