@@ -24,7 +24,9 @@ radius 13.5 reproduces exactly 313 bins with a margin on both sides (tested).
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -43,6 +45,8 @@ from baselines.common import (
 from pixcolor import color
 from pixcolor.config import TrainConfig
 from pixcolor.tasks import Task, register_task
+
+log = logging.getLogger(__name__)
 
 GRID = 10  # ab grid step (Sec. 2.1)
 GAMUT_MARGIN = 13.5  # dilation of the sRGB ab gamut that gives the authors' 313 bins
@@ -238,7 +242,10 @@ class CICTask(Task):
     def __init__(self, model_config: CICConfig, preset: str = "custom") -> None:
         super().__init__(model_config, preset)
         self.model = CIC(model_config, preset)
-        if model_config.prior_file:
+        if model_config.prior_file and not Path(model_config.prior_file).is_file():
+            log.warning("%s is missing; the prior comes from the checkpoint being resumed",
+                        model_config.prior_file)
+        elif model_config.prior_file:
             counts = np.load(model_config.prior_file)
             if counts.shape != (NUM_BINS,):
                 raise ValueError(f"{model_config.prior_file}: expected ({NUM_BINS},) bin "

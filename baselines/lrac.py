@@ -156,7 +156,7 @@ def decode_chroma(logits: torch.Tensor, chroma_max: float) -> torch.Tensor:
     p = torch.softmax(logits.float(), 1)
     cdf = p.cumsum(1)
     j = (cdf < 0.5).sum(1, keepdim=True).clamp(max=k - 1)
-    below = torch.where(j > 0, cdf.gather(1, (j - 1).clamp(min=0)), torch.zeros_like(j, dtype=p.dtype))
+    below = torch.where(j > 0, cdf.gather(1, (j - 1).clamp(min=0)), 0.0)
     frac = ((0.5 - below) / p.gather(1, j).clamp_min(1e-12)).clamp(0, 1)
     return ((j.float() + frac) * (chroma_max / k)).squeeze(1)
 

@@ -1,0 +1,183 @@
+"""Command line: ``python -m baselines train|export|colorize|info``.
+
+* ``train cic|lrac|ltbc --data DIR --out DIR [--preset small|paper|tiny]``: the shared
+  trainer (:func:`pixcolor.train.train`: CPU, GPU, ``torchrun`` DDP, atomic checkpoints,
+  ``--resume``); flags are generated from :class:`~pixcolor.config.TrainConfig` and from the
+  baseline's model config (unset flags keep the preset's values). For CIC the empirical ab
+  prior is first counted over ``--prior-images`` images (``OUT/cic_prior.npy``).
+* ``export CKPT --out FILE``: an inference checkpoint (weights, configs, step; no optimizer).
+* ``colorize NAME IMAGE_OR_DIR... --out DIR [--checkpoint PATH]``.
+* ``info``: parameter counts of every preset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import baselines
+from pixcolor.cli import add_dataclass_flags
+from pixcolor.config import TrainConfig
+
+
+def _model_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags for the scalar fields of every baseline's model config (union, no tuples)."""
+    seen: set[str] = set()
+    for name in baselines.REGISTRY:
+        for f in dataclasses.fields(baselines.MODEL_CLASSES[name].config_cls):
+            if f.name in seen or isinstance(f.default, tuple):
+                continue
+            seen.add(f.name)
+            typ = type(f.default)
+            parser.add_argument("--" + f.name.replace("_", "-"), type=typ, default=None,
+                                metavar=typ.__name__.upper(), help=f"model config ({name}+)")
+
+
+def cic_prior(data: str, out: Path, images: int, index: str | None) -> Path:
+    """Count the nearest-bin histogram of up to ``images`` centre crops (64 px) of ``data``."""
+    from baselines.cic import bin_counts
+    from baselines.common import lab_from_batch
+    from pixcolor.data import ImageFolderDataset
+
+    ds = ImageFolderDataset(data, size=64, train=False, index_path=index)
+    abs_ = []
+    for i in np.linspace(0, len(ds) - 1, min(images, len(ds))).round().astype(int):
+        it = ds[int(i)]
+        _, ab = lab_from_batch({"y": it["y"][None], "cbcr": it["cbcr"][None]})
+        abs_.append(ab[0].permute(1, 2, 0).numpy())
+    path = out / "cic_prior.npy"
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(path, bin_counts(abs_))
+    return path.resolve()
+
+
+def _train(args) -> int:
+    from pixcolor.data import ImageFolderDataset
+    from pixcolor.train import TrainingDiverged, config_with_overrides, train
+
+    preset = baselines.presets(args.name)[args.preset]
+    tcfg = config_with_overrides(
+        preset.train, {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    mcfg = config_with_overrides(preset.model, {f.name: getattr(args, f.name, None)
+                                                for f in dataclasses.fields(preset.model)})
+    ds = ImageFolderDataset(args.data, size=tcfg.image_size, train=True,
+                            colorness_threshold=tcfg.colorness_threshold, seed=tcfg.seed,
+                            scale=(tcfg.crop_scale_min, 1.0), index_path=args.index)
+    print(f"{args.data}: {ds.num_kept} training images, {len(ds.classes)} classes",
+          file=sys.stderr)
+    if args.name == "ltbc" and args.num_classes is None:
+        mcfg = dataclasses.replace(mcfg, num_classes=len(ds.classes))  # 0: flat folder
+    if args.name == "cic" and not mcfg.prior_file and args.prior_images > 0 and not args.resume:
+        mcfg = dataclasses.replace(mcfg, prior_file=str(
+            cic_prior(args.data, Path(args.out), args.prior_images, args.index)))
+    try:
+        res = train(args.name, ds, args.out, mcfg, tcfg, preset=args.preset, device=args.device,
+                    resume=args.resume, deterministic=args.deterministic,
+                    max_minutes=args.max_minutes)
+    except TrainingDiverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    print(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in res.items()
+                      if k != "model"}))
+    return 0
+
+
+def _export(args) -> int:
+    from baselines.common import read_checkpoint, save_inference_checkpoint
+
+    ckpt = read_checkpoint(args.checkpoint)
+    name = ckpt.get("stage")
+    if name not in baselines.REGISTRY:
+        print(f"error: {args.checkpoint} is a {name!r} checkpoint, not a baseline's",
+              file=sys.stderr)
+        return 2
+    model = baselines.load(name, args.checkpoint)
+    info = {"step": ckpt.get("step"), "train_config": ckpt.get("train_config"),
+            "git_rev": ckpt.get("git_rev"), "world_size": ckpt.get("world_size")}
+    path = save_inference_checkpoint(model, args.out, extra={"training": info})
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    return 0
+
+
+def _colorize(args) -> int:
+    from pixcolor.io import ImageLoadError, iter_images, load_rgb, save_png
+
+    model = baselines.load(args.name, args.checkpoint, device=args.device)
+    files: list[Path] = []
+    for p in map(Path, args.inputs):
+        files += list(iter_images(p)) if p.is_dir() else [p]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    done = 0
+    for f in files:
+        try:
+            rgb = load_rgb(f)
+        except ImageLoadError as e:
+            print(f"skipped: {e}", file=sys.stderr)
+            continue
+        save_png(out / f"{f.stem}.png", model.colorize([rgb])[0])
+        done += 1
+    print(f"colorized {done} of {len(files)} images with {args.name} into {out}")
+    return 0 if done or not files else 1
+
+
+def _info(args) -> int:
+    for name in baselines.REGISTRY:
+        for preset in baselines.presets(name):
+            n = baselines.create(name, preset).num_parameters()
+            print(f"{name:5s} {preset:6s} {n:>12,d} parameters ({n * 4 / 2**20:.1f} MiB fp32)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m baselines", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train a baseline with the shared trainer")
+    t.add_argument("name", choices=sorted(baselines.REGISTRY))
+    t.add_argument("--data", required=True, help="image folder (ImageNet train layout or flat)")
+    t.add_argument("--out", required=True, help="run folder (checkpoints, log.csv)")
+    t.add_argument("--preset", default="small", choices=["paper", "small", "tiny"])
+    t.add_argument("--device", default="cpu")
+    t.add_argument("--resume", action="store_true")
+    t.add_argument("--index", help="cached index file of the data folder")
+    t.add_argument("--deterministic", action="store_true")
+    t.add_argument("--max-minutes", type=float)
+    t.add_argument("--prior-images", type=int, default=1000,
+                   help="CIC: images counted for the ab prior (0 = count while training)")
+    add_dataclass_flags(t, TrainConfig)
+    _model_flags(t)
+    t.set_defaults(func=_train)
+    e = sub.add_parser("export", help="training checkpoint -> inference checkpoint")
+    e.add_argument("checkpoint")
+    e.add_argument("--out", required=True)
+    e.set_defaults(func=_export)
+    c = sub.add_parser("colorize", help="colourise images or folders with a baseline")
+    c.add_argument("name", choices=sorted(baselines.REGISTRY))
+    c.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
+    c.add_argument("--out", required=True)
+    c.add_argument("--checkpoint", help="default: the shipped demo checkpoint")
+    c.add_argument("--device", default="cpu")
+    c.set_defaults(func=_colorize)
+    sub.add_parser("info", help="parameter counts of the presets").set_defaults(func=_info)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except baselines.BaselineCheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
