@@ -44,6 +44,8 @@ def _gen_opts(p: argparse.ArgumentParser) -> None:
                         f"available one of {','.join(DEFAULT_METHODS)})")
     p.add_argument("--checkpoint", default=None,
                    help="PixColor checkpoint (default: the shipped demo checkpoint)")
+    p.add_argument("--baseline-checkpoint", action="append", default=[], metavar="NAME=PATH",
+                   help="checkpoint of a baseline (cic, lrac, ltbc); repeatable")
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1)")
     p.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
     p.add_argument("--shard", default=None,
@@ -95,6 +97,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _pairs(values: list[str]) -> dict[str, str]:
+    out = {}
+    for v in values:
+        name, sep, path = v.partition("=")
+        if not sep or not name or not path:
+            raise KeyError(f"--baseline-checkpoint wants NAME=PATH, got {v!r}")
+        out[name] = path
+    return out
+
+
 def _methods(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
@@ -127,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
                                overwrite=args.overwrite,
                                method_kw={"checkpoint": args.checkpoint, "device": args.device,
                                           "batch_size": args.batch_size,
-                                          "sampling_threads": args.sampling_threads},
+                                          "sampling_threads": args.sampling_threads,
+                                          "baseline_checkpoints":
+                                              _pairs(args.baseline_checkpoint)},
                                echo=print)
             for rep in reports:
                 why = f": {rep.reason}" if rep.reason else ""
@@ -146,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                       batch_size=args.batch_size, subset=args.subset, seed=args.seed,
                       size=args.size, shard=args.shard, overwrite=args.overwrite,
                       metric_workers=args.workers, sampling_threads=args.sampling_threads,
-                      echo=print)
+                      baseline_checkpoints=_pairs(args.baseline_checkpoint), echo=print)
         return 0 if summary.ok else (PARTIAL if summary.split.usable else 1)
     except (SplitError, GenerateError, KeyError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

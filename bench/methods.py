@@ -16,8 +16,8 @@ Registered here (paper Fig. 5 and Fig. 6):
 * ``pixcolor_unrefined``: the seed-1 PixelCNN sample, bilinearly upsampled (Fig. 5);
 * ``gt28_unrefined``: ground-truth chroma downsampled to 28 pixels and bilinearly upsampled
   (Fig. 3); ``gt28_refined``: the refinement network on that chroma (Fig. 5);
-* ``cic``, ``lrac``, ``ltbc``: the baselines, through :class:`BaselineMethod`, available once
-  ``baselines.<name>`` exists (see its docstring for the contract);
+* ``cic``, ``lrac``, ``ltbc``: the baselines (:class:`BaselineMethod`), available when their
+  checkpoint exists;
 * ``external:NAME=DIR``: another implementation's outputs (:class:`ExternalMethod`).
 
 Every method answers :meth:`Method.available` with a reason, so a run skips what it cannot
@@ -259,45 +259,48 @@ importlib.import_module("bench.pixcolor_methods")
 
 
 class BaselineMethod(Method):
-    """A baseline from the ``baselines`` package (CIC, LRAC, LTBC), when it exists.
+    """A baseline of the paper's Fig. 6 (CIC, LRAC, LTBC) from the ``baselines`` package.
 
-    Contract for ``baselines.<module>``: ``available(checkpoint=None) -> (bool, reason)``
-    and ``load(checkpoint=None, device="cpu")`` returning an object with
-    ``colorize(images: list[(H, W, 3) uint8]) -> list[(H, W, 3) uint8]`` and attributes
-    ``checkpoint_sha256`` (str or None). The baselines issue may instead re-register these
-    names with its own :class:`Method` (``register_method(name, overwrite=True)``).
+    Uses ``baselines.available(name, path)``, ``baselines.load(name, path, device)`` and the
+    model's ``colorize(images, batch_size)``. The ``checkpoint`` option of a run is
+    PixColor's, so each baseline takes its own from ``baseline_checkpoints`` (``{"cic":
+    PATH}``, ``--baseline-checkpoint cic=PATH``); without one, the shipped demo checkpoint
+    (``baselines/checkpoints/<name>_small.pt``). For ``cic`` PATH may also be the authors'
+    ``colorization_release_v2-9b330a0b.pth``.
     """
 
-    def __init__(self, module: str, checkpoint: str | None = None, device: str = "cpu",
-                 **kw: Any) -> None:
+    def __init__(self, baseline: str, baseline_checkpoints: dict[str, str] | None = None,
+                 device: str = "cpu", batch_size: int = 16, **kw: Any) -> None:
         super().__init__()
-        self.module_name, self.checkpoint, self.device = module, checkpoint, device
+        self.baseline, self.device, self.batch_size = baseline, device, batch_size
+        self.path = (baseline_checkpoints or {}).get(baseline)
         self._model = None
-
-    def _module(self):
-        return importlib.import_module(f"baselines.{self.module_name}")
 
     def available(self) -> tuple[bool, str]:
         try:
-            mod = self._module()
-        except ImportError:
-            return False, (f"baselines.{self.module_name} is not implemented in this checkout "
-                           "(the baselines issue adds it)")
-        if not hasattr(mod, "load"):
-            return False, f"baselines.{self.module_name} has no load() for the harness"
-        check = getattr(mod, "available", None)
-        return check(self.checkpoint) if check is not None else (True, "")
+            import baselines
+        except ImportError as exc:
+            return False, f"the baselines package is not importable ({exc})"
+        return baselines.available(self.baseline, self.path)
+
+    def _loaded(self):
+        if self._model is None:
+            import baselines
+
+            self._model = baselines.load(self.baseline, self.path, device=self.device)
+        return self._model
 
     def meta(self) -> dict:
-        sha = getattr(self._model, "checkpoint_sha256", None)
-        return {"description": f"baseline {self.module_name}", "checkpoint_sha256": sha}
+        model = self._loaded()
+        return {"description": f"baseline {self.baseline} (baselines.{self.baseline})",
+                "checkpoint": getattr(model, "checkpoint_path", None),
+                "checkpoint_sha256": getattr(model, "checkpoint_sha256", None),
+                "preset": getattr(model, "preset", None), "device": self.device}
 
     def generate(self, items: Sequence[Item]) -> list[Result]:
-        if self._model is None:
-            self._model = self._module().load(checkpoint=self.checkpoint, device=self.device)
-        return list(self._model.colorize([it.rgb for it in items]))
+        return list(self._loaded().colorize([it.rgb for it in items],
+                                            batch_size=self.batch_size))
 
 
 for _name in ("cic", "lrac", "ltbc"):
-    register_method(_name)(lambda _m=_name, **kw: BaselineMethod(_m, **kw))
-
+    register_method(_name)(lambda _b=_name, **kw: BaselineMethod(_b, **kw))

@@ -110,6 +110,7 @@ def run(*, data: str = "data", split: str = "demo", runs: str = "runs", device: 
         batch_size: int = 64, subset: int | None = None, seed: int = 0,
         size: int = DEFAULT_SIZE, shard: str | None = None, overwrite: bool = False,
         metric_workers: int = 1, sampling_threads: int = 1,
+        baseline_checkpoints: dict[str, str] | None = None,
         echo: Callable[[str], None] = log.info) -> RunSummary:
     """Build the split, generate every available method, compute metrics, print a summary.
 
@@ -152,7 +153,8 @@ def run(*, data: str = "data", split: str = "demo", runs: str = "runs", device: 
                                overwrite=overwrite, echo=echo,
                                method_kw={"checkpoint": checkpoint, "device": device,
                                           "batch_size": batch_size,
-                                          "sampling_threads": sampling_threads})
+                                          "sampling_threads": sampling_threads,
+                                          "baseline_checkpoints": baseline_checkpoints})
     if parse_shard(shard)[1] > 1:
         echo("sharded run: compute metrics once every shard is done "
              f"(python -m bench metrics --runs-dir {runs_dir})")

@@ -191,3 +191,20 @@ def test_cli_run_end_to_end(tmp_path, tiny_ckpt, capsys):
         rows = {r["method"]: r for r in csv.DictReader(f)}
     assert set(rows) == {"gt", "grayscale", "gt28_unrefined", "pixcolor_s1"}
     assert all(int(r["n"]) == 4 for r in rows.values()) and "psnr" in rows["gt"]
+
+
+def test_baseline_methods_take_their_own_checkpoints(split_dir, tmp_path):
+    baselines = pytest.importorskip("baselines")
+    from baselines.common import save_inference_checkpoint
+
+    path = tmp_path / "cic_tiny.pt"
+    save_inference_checkpoint(baselines.create("cic", preset="tiny"), path)
+    runs = tmp_path / "runs"
+    [rep] = generate(split_dir, runs, ["cic"], method_kw={
+        "checkpoint": "/not/for/baselines.pt", "baseline_checkpoints": {"cic": str(path)}})
+    assert rep.status == "done" and rep.generated == N_IMAGES
+    meta = json.loads((runs / "cic" / "meta.json").read_text())
+    assert meta["preset"] == "tiny" and meta["checkpoint_sha256"]
+    [rep] = generate(split_dir, runs, ["lrac"],
+                     method_kw={"baseline_checkpoints": {"lrac": str(tmp_path / "no.pt")}})
+    assert rep.status == "skipped" and "no.pt" in rep.reason
