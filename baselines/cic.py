@@ -119,7 +119,8 @@ def rebalance_weights(counts: torch.Tensor, bins: torch.Tensor, lam: float = 0.5
     p = p / p.sum() if p.sum() > 0 else torch.full_like(p, 1.0 / q)
     b = bins.double().to(p.device)
     kern = torch.exp(-torch.cdist(b, b) ** 2 / (2 * sigma**2))
-    p = kern @ (p / kern.sum(0))  # each bin's mass spread over its neighbours, total kept
+    p = (kern @ p) / kern.sum(1)  # Gaussian-weighted local average (uniform stays so)
+    p = p / p.sum()
     w = 1.0 / ((1 - lam) * p + lam / q)
     return (w / (p * w).sum()).float()
 
