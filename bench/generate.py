@@ -225,12 +225,16 @@ def generate(split_dir: str | os.PathLike, runs_dir: str | os.PathLike,
     device = method_kw["device"] = rank_device(str(method_kw.get("device", "cpu")))
     for spec in methods:
         m = spec if isinstance(spec, Method) else create_method(spec, **method_kw)
-        ok, why = m.available()
+        try:
+            ok, why = m.available()
+            meta = m.meta() if ok else {}
+        except Exception as exc:  # noqa: BLE001 - e.g. a corrupt checkpoint: skip the method
+            ok, why = False, f"cannot load ({type(exc).__name__}: {exc})"
         if not ok:
             reports[m.name] = MethodReport(m.name, "skipped", why)
             continue
         folder = runs_dir / m.name
-        bases[m] = {**m.meta(), "device": m.meta().get("device") or device}
+        bases[m] = {**meta, "device": meta.get("device") or device}
         old, new = _previous_fingerprint(folder), _fingerprint(bases[m])
         diff = _mismatch(old, new)
         if diff and not overwrite:

@@ -208,3 +208,8 @@ def test_baseline_methods_take_their_own_checkpoints(split_dir, tmp_path):
     [rep] = generate(split_dir, runs, ["lrac"],
                      method_kw={"baseline_checkpoints": {"lrac": str(tmp_path / "no.pt")}})
     assert rep.status == "skipped" and "no.pt" in rep.reason
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    reports = generate(split_dir, runs, ["ltbc", "pixcolor_s3"], method_kw={
+        "checkpoint": str(bad), "baseline_checkpoints": {"ltbc": str(bad)}})
+    assert [r.status for r in reports] == ["skipped", "skipped"]  # reported, never raised
