@@ -47,7 +47,8 @@ def _gen_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline-checkpoint", action="append", default=[], metavar="NAME=PATH",
                    help="checkpoint of a baseline (cic, lrac, ltbc); repeatable")
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1)")
-    p.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="images per batch (default: 64 on a CPU, 256 on a GPU)")
     p.add_argument("--shard", default=None,
                    help="i/n: this process's share (default: torchrun RANK/WORLD_SIZE)")
     p.add_argument("--sampling-threads", type=int, default=1,
@@ -120,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(sorted(METHODS)))
             return 0
         name = split_name(args.split, args.subset, args.seed)
+        if getattr(args, "batch_size", 0) is None:
+            args.batch_size = 64 if args.device == "cpu" else 256
         if args.command == "build-split":
             out = Path(args.out) if args.out else Path(args.data) / "splits" / name
             result = build(args.split, out, data=args.data, imagenet_val=args.imagenet_val,
