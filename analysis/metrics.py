@@ -97,11 +97,14 @@ def auc_from_ab(pred_ab: np.ndarray, gt_ab: np.ndarray,
         Area under the cumulative error curve in [0, 1].
     """
     a, b = _pair(pred_ab, gt_ab)
-    err = np.sqrt(np.sum((a.astype(np.float64) - b.astype(np.float64)) ** 2, axis=-1)).ravel()
+    d = np.subtract(a, b, dtype=np.float64)
+    err = np.hypot(d[..., 0], d[..., 1]).ravel()
     if err.size == 0:
         raise ValueError("AuC of an empty image is undefined")
     # err <= t  <=>  ceil(err) <= t for integer t; counts beyond the last threshold are dropped.
-    k = np.minimum(np.ceil(err).astype(np.int64), max_threshold + 1)
+    np.ceil(err, out=err)
+    np.minimum(err, max_threshold + 1, out=err)
+    k = err.astype(np.int64)
     cdf = np.cumsum(np.bincount(k, minlength=max_threshold + 2))[: max_threshold + 1] / err.size
     return float((cdf.sum() - 0.5 * (cdf[0] + cdf[-1])) / max_threshold)
 
