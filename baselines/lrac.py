@@ -113,7 +113,8 @@ class LRAC(BaselineModel):
                       ) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits at ``points`` (N, P, 2) (x, y) in [-1, 1] -> (N, bins, P, 1) each."""
         grid = points[:, :, None, :]
-        pre = sum(F.grid_sample(p, grid.to(p.dtype), mode="bilinear", align_corners=False)
+        pre = sum(F.grid_sample(p, grid.to(p.dtype), mode="bilinear", padding_mode="border",
+                                align_corners=False)  # = F.interpolate's edge clamping
                   for p in self.projected_taps(lightness))
         return self.head_logits(pre)
 
@@ -177,7 +178,8 @@ class LRACTask(Task):
         n, _, h, w = ab.shape
         points = torch.rand(n, cfg.train_pixels, 2).to(ab.device) * 2 - 1  # (x, y) in [-1, 1)
         hue_logits, chroma_logits = self.model.sparse_logits(lightness, points)
-        ab_pts = F.grid_sample(ab, points[:, :, None, :], mode="bilinear", align_corners=False)
+        ab_pts = F.grid_sample(ab, points[:, :, None, :], mode="bilinear",
+                               padding_mode="border", align_corners=False)
         hue, chroma = hue_chroma(ab_pts)  # (N, P, 1)
         hue_bin = (hue / (2 * math.pi) * cfg.bins).long().clamp(0, cfg.bins - 1)
         chroma_bin = (chroma / cfg.chroma_max * cfg.bins).long().clamp(0, cfg.bins - 1)
