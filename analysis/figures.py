@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 
 PNG_METADATA = {"Software": None}
 PDF_METADATA = {"Creator": None, "Producer": None, "CreationDate": None, "ModDate": None}
-RC = {"svg.hashsalt": "pixcolor", "pdf.fonttype": 42, "font.family": "DejaVu Sans",
+RC = {"svg.hashsalt": "pixcolor", "pdf.fonttype": 3, "font.family": "DejaVu Sans",
       "font.size": 9, "savefig.dpi": 100}
 GT_COLOR, METHOD_COLOR = "black", "tab:blue"
 

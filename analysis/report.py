@@ -188,10 +188,11 @@ def _vtt_sections(args: argparse.Namespace, rules: vtt.ExclusionRules, tab_dir: 
     fig6 = tables.vtt_table(allscores)
     tables.write_table(fig6, tab_dir, "fig6_vtt")
     figures.save_figure(figures.plot_vtt(allscores).figure, fig_dir, "fig6_vtt")
-    abl = vtt.ablation_table(responses, resample=args.resample, **kw)
+    layout = {**vtt.ABLATION_LAYOUT, ("Refined", "Sample"): f"{args.sample_prefix}*"}
+    abl = vtt.ablation_table(responses, layout, resample=args.resample, **kw)
     tables.write_table(abl, tab_dir, "fig5_ablation_long")
     wide = vtt.ablation_wide(abl)
-    tables.write_table(wide, tab_dir, "fig5_ablation", index=True)
+    tables.write_table(wide.reset_index(names=""), tab_dir, "fig5_ablation")
     present = set(scores["method"])
     paired = []
     relab = vtt.relabel(responses, {f"{args.sample_prefix}*": pooled_label})
