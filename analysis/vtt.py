@@ -10,7 +10,8 @@ the VTT app's ``responses.csv`` export (one row per answer) with the columns
 
 Required: rater_id, image_id, method, chose_generated, kind, valid. Optional, with
 defaults: study "" ; stage "oracle" where kind is "oracle", else "main"; generated_first
-and response_ms NaN; rater_flagged 0. Extra columns are kept and ignored.
+and response_ms NaN; rater_flagged 0. Extra columns are kept and ignored. 0/1 columns
+also accept true/false; an empty chose_generated (no answer) makes the trial invalid.
 
 Exclusions (:class:`ExclusionRules`, printed by the report) are applied inside every
 scoring function, so passing the raw export is safe; they are idempotent.
@@ -77,12 +78,32 @@ def normalize_responses(df: pd.DataFrame, source: str = "responses") -> pd.DataF
             out[c] = np.nan
     if "rater_flagged" not in out:
         out["rater_flagged"] = 0
-    for c in ("chose_generated", "valid", "rater_flagged"):
-        vals = pd.to_numeric(out[c], errors="coerce").fillna(0 if c == "rater_flagged" else -1)
-        if not vals.isin([0, 1]).all():
-            raise ResponsesFormatError(f"{source}: column {c!r} must hold 0 or 1")
-        out[c] = vals.astype(int)
+    out["response_ms"] = pd.to_numeric(out["response_ms"], errors="coerce")
+    flags = {c: _as01(out[c], c, source) for c in ("chose_generated", "valid", "rater_flagged")}
+    unanswered = flags["chose_generated"].isna()  # no answer: kept as an invalid trial
+    out["chose_generated"] = flags["chose_generated"].fillna(0).astype(int)
+    out["valid"] = flags["valid"].fillna(0).astype(int).where(~unanswered, 0)
+    out["rater_flagged"] = flags["rater_flagged"].fillna(0).astype(int)
     return out
+
+
+def _as01(col: pd.Series, name: str, source: str) -> pd.Series:
+    """0/1, true/false or empty values to a float Series of 0, 1 or NaN."""
+    if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        num = col.astype(np.float64)
+        bad = ~(num.isin([0.0, 1.0]) | num.isna())
+        if bad.any():
+            raise ResponsesFormatError(f"{source}: column {name!r} must hold 0 or 1, found "
+                                       f"{col[bad].iloc[0]!r}")
+        return num
+    text = col.map(lambda v: "" if pd.isna(v) else str(v)).str.strip().str.lower()
+    mapped = text.map({"1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0, "true": 1.0,
+                       "false": 0.0, "nan": np.nan, "": np.nan, "none": np.nan})
+    bad = mapped.isna() & ~text.isin(["nan", "", "none"])
+    if bad.any():
+        raise ResponsesFormatError(f"{source}: column {name!r} must hold 0 or 1, found "
+                                   f"{col[bad].iloc[0]!r}")
+    return mapped
 
 
 def read_responses(path: str | Path) -> pd.DataFrame:

@@ -99,6 +99,13 @@ def test_exclusions_and_defaults():
     assert any("flagged" in line for line in vtt.ExclusionRules().describe())
     with pytest.raises(vtt.ResponsesFormatError, match="chose_generated"):
         vtt.normalize_responses(r.drop(columns=["chose_generated"]))
+    odd = r.head(3).astype({"chose_generated": object, "valid": object})
+    odd.loc[odd.index[0], ["chose_generated", "valid"]] = [None, "true"]
+    odd.loc[odd.index[1], ["chose_generated", "valid"]] = ["True", "False"]
+    norm = vtt.normalize_responses(odd)
+    assert list(norm["valid"])[:2] == [0, 0] and list(norm["chose_generated"])[:2] == [0, 1]
+    with pytest.raises(vtt.ResponsesFormatError, match="valid"):
+        vtt.normalize_responses(odd.assign(valid="maybe"))
 
 
 def test_read_responses_csv(tmp_path):
