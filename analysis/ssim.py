@@ -105,10 +105,12 @@ def _moments(x: np.ndarray) -> _Moments:
     return _Moments(x=x, mu=mu, var=var, lum=lum, lum_sq=lum * lum)
 
 
-def _ssim_cs(a: _Moments, b: _Moments) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean SSIM and mean contrast-structure term, each float64 (C,).
+def _ssim_cs(a: _Moments, b: _Moments, need_ssim: bool = True
+             ) -> tuple[np.ndarray | None, np.ndarray]:
+    """Per-channel mean SSIM (None unless ``need_ssim``) and mean contrast-structure term.
 
     Inputs are in centred units (data_range 1, offset -0.5), so C1 = K1**2, C2 = K2**2.
+    Returns float64 (C,) arrays.
     """
     c1 = _DTYPE(K1**2)
     c2 = _DTYPE(K2**2)
@@ -119,6 +121,8 @@ def _ssim_cs(a: _Moments, b: _Moments) -> tuple[np.ndarray, np.ndarray]:
     den = a.var + b.var
     den += c2
     cs /= den
+    if not need_ssim:
+        return None, cs.mean(axis=(-2, -1), dtype=np.float64)
     lum = a.lum * b.lum
     lum *= 2
     lum += c1
@@ -199,8 +203,9 @@ def ms_ssim_prepared(a: list[_Moments], b: list[_Moments],
     for level, (ma, mb) in enumerate(zip(a, b, strict=True)):
         if ma.x.shape != mb.x.shape:
             raise ValueError(f"images differ in shape at scale {level}")
-        s, cs = _ssim_cs(ma, mb)
-        term = s if level == len(w) - 1 else cs
+        last = level == len(w) - 1
+        s, cs = _ssim_cs(ma, mb, need_ssim=last)
+        term = s if last else cs
         per_channel *= np.maximum(term, 0.0) ** w[level]
     return float(per_channel.mean())
 
