@@ -100,7 +100,8 @@ def test_all_methods_and_meta(split_dir, tiny_ckpt, tmp_path):
     model = PixColor.load(tiny_ckpt)
     want = model.colorize([gt], num_samples=1, seed=2)[0][0]
     got = np.asarray(Image.open(runs / "pixcolor_s2" / f"{ids[0]}.png"))
-    np.testing.assert_array_equal(got, want)  # joint sampling == colorize(seed=2)
+    # Joint sampling == colorize(seed=2) (up to uint8 rounding of batch-size numerics).
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
     assert np.abs(luminance(got) - luminance(gt)).max() < 0.02  # the input's Y is kept
     meta = json.loads((runs / "pixcolor_s2" / "meta.json").read_text())
     for key in ("method", "checkpoint_sha256", "seed", "preset", "device", "wall_time_s",
