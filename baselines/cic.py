@@ -293,7 +293,7 @@ PRESETS: dict[str, BaselinePreset] = {
         image_size=112, cond_grad_start=0, ckpt_every=250, log_every=25, num_workers=1)),
     # Tests: seconds on a CPU.
     "tiny": BaselinePreset(CICConfig(widths=(4, 8, 8, 16), infer_size=32), TrainConfig(
-        steps=30, batch_size=4, lr=3e-3, image_size=32, cond_grad_start=0, ckpt_every=10,
+        steps=40, batch_size=4, lr=1e-2, image_size=32, cond_grad_start=0, ckpt_every=10,
         log_every=1, num_workers=0)),
 }
 

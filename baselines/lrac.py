@@ -200,9 +200,9 @@ PRESETS: dict[str, BaselinePreset] = {
                                        max_side=256), TrainConfig(
         steps=20_000, batch_size=16, lr=1e-3, warmup_steps=200, grad_clip=1.0,
         image_size=112, cond_grad_start=0, ckpt_every=250, log_every=25, num_workers=1)),
-    "tiny": BaselinePreset(LRACConfig(width=4, fc_width=16, fc6_kernel=3, hidden=16,
-                                      train_pixels=64, max_side=64), TrainConfig(
-        steps=30, batch_size=4, lr=3e-3, image_size=32, cond_grad_start=0, ckpt_every=10,
+    "tiny": BaselinePreset(LRACConfig(width=4, fc_width=16, fc6_kernel=3, hidden=32,
+                                      train_pixels=256, max_side=64), TrainConfig(
+        steps=40, batch_size=4, lr=1e-2, image_size=32, cond_grad_start=0, ckpt_every=10,
         log_every=1, num_workers=0)),
 }
 

@@ -141,7 +141,7 @@ PRESETS: dict[str, BaselinePreset] = {
         steps=20_000, batch_size=16, lr=1e-3, warmup_steps=200, grad_clip=1.0,
         image_size=112, cond_grad_start=0, ckpt_every=250, log_every=25, num_workers=1)),
     "tiny": BaselinePreset(LTBCConfig(width=8, global_size=32, max_side=64, num_classes=3),
-                           TrainConfig(steps=30, batch_size=4, lr=3e-3, image_size=32,
+                           TrainConfig(steps=40, batch_size=4, lr=1e-2, image_size=32,
                                        cond_grad_start=0, ckpt_every=10, log_every=1,
                                        num_workers=0)),
 }

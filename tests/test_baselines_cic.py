@@ -20,6 +20,17 @@ from baselines.cic import (
 from pixcolor import color
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: these tiny models gain nothing from more, and the tests must not
+    compete with other work on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+
 def test_313_in_gamut_bins_on_the_grid():
     bins = ab_bins()
     assert bins.shape == (NUM_BINS, 2) == (313, 2)

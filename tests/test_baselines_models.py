@@ -14,6 +14,16 @@ from pixcolor import color
 
 NAMES = ("cic", "lrac", "ltbc")
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: these tiny models gain nothing from more, and the tests must not
+    compete with other work on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 
 @pytest.fixture(scope="module")
 def models() -> dict[str, baselines.BaselineModel]:
