@@ -144,7 +144,8 @@ def _evaluate_chunk(root: str, methods: list[str], metric_names: list[str], gt_m
                     elif spec.prepare is not None:
                         if spec.name not in gt_state:
                             gt_state[spec.name] = spec.prepare(gt)
-                        row[spec.name] = spec.fn_prepared(spec.prepare(img), gt_state[spec.name])
+                        own = gt_state[spec.name] if img is gt else spec.prepare(img)
+                        row[spec.name] = spec.fn_prepared(own, gt_state[spec.name])
                     else:
                         row[spec.name] = spec.fn(img, gt)
                 except ValueError as err:
