@@ -183,6 +183,9 @@ def evaluate_runs(runs_dir: str | Path, methods: Sequence[str] | None = None,
     methods = list(methods) if methods is not None else runs.methods()
     ids = list(image_ids) if image_ids is not None else runs.image_ids(methods)
     edges = None if ab_bins is None else ab_edges(ab_bins)
+    need_ab = edges is not None or any(get_metric(k).input == "ab" for k in metrics)
+    if not need_ab:
+        lab_lookup = False
     if lab_lookup is None and ids:
         try:
             h, w = runs.load(gt_method, ids[0]).shape[:2]
