@@ -78,7 +78,8 @@ def _train(args) -> int:
             cic_prior(args.data, Path(args.out), args.prior_images, args.index)))
     try:
         res = train(args.name, ds, args.out, mcfg, tcfg, preset=args.preset, device=args.device,
-                    resume=args.resume, deterministic=args.deterministic,
+                    resume=args.resume, init_from=args.init_from,
+                    deterministic=args.deterministic,
                     max_minutes=args.max_minutes)
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
@@ -149,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--index", help="cached index file of the data folder")
     t.add_argument("--deterministic", action="store_true")
     t.add_argument("--max-minutes", type=float)
+    t.add_argument("--init-from", help="LRAC paper preset: torchvision vgg16 ImageNet weights")
     t.add_argument("--prior-images", type=int, default=1000,
                    help="CIC: images counted for the ab prior (0 = count while training)")
     add_dataclass_flags(t, TrainConfig)

@@ -56,8 +56,9 @@ def lab_from_batch(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.
     Returns:
         L (B, 1, S, S) float in [0, 100] and ab (B, 2, S, S) float, roughly in [-110, 110].
     """
-    rgb = color.ycbcr_to_rgb(torch.cat([batch["y"], batch["cbcr"]], 1).float())
-    lab = color.rgb_to_lab_torch(rgb)
+    ycc = torch.cat([batch["y"], batch["cbcr"]], 1).float()
+    with torch.autocast(ycc.device.type, enabled=False):  # targets in float32 under bf16
+        lab = color.rgb_to_lab_torch(color.ycbcr_to_rgb(ycc))
     return lab[:, :1], lab[:, 1:]
 
 

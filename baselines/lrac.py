@@ -172,6 +172,40 @@ class LRACTask(Task):
         super().__init__(model_config, preset)
         self.model = LRAC(model_config, preset)
 
+    def init_from(self, path: str) -> dict:
+        """Initialise the VGG-16 part from torchvision's ImageNet ``vgg16`` weights (Sec. 4).
+
+        conv1_1 is folded to one input channel: ``x = (L - 50) / 100`` stands for a grey
+        RGB value ``x + 0.5``, so the filters are summed over RGB divided by torchvision's
+        std, and the bias absorbs the mean. fc6/fc7 become 7x7 and 1x1 convolutions.
+
+        Raises:
+            ValueError: the file's shapes do not fit this model (the paper preset takes
+                ``vgg16-397923af.pth``).
+        """
+        cfg = self.model_config
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+        mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+        std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        tv = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
+        ours = [(b, i) for b, n in enumerate((2, 2, 3, 3, 3), 1) for i in range(0, 2 * n, 2)]
+        k, fc, new = cfg.fc6_kernel, cfg.fc_width, {}
+        try:
+            for t, (b, i) in zip(tv, ours, strict=True):
+                w, bias = sd[f"features.{t}.weight"], sd[f"features.{t}.bias"]
+                if t == 0:
+                    bias = bias + (w * (0.5 - mean) / std).sum((1, 2, 3))
+                    w = (w / std).sum(1, keepdim=True)
+                new[f"block{b}.{i}.weight"], new[f"block{b}.{i}.bias"] = w, bias
+            new["fc6.weight"] = sd["classifier.0.weight"].reshape(fc, 8 * cfg.width, k, k)
+            new["fc7.weight"] = sd["classifier.3.weight"].reshape(fc, fc, 1, 1)
+            new["fc6.bias"], new["fc7.bias"] = sd["classifier.0.bias"], sd["classifier.3.bias"]
+            self.model.load_state_dict(new, strict=False)
+        except (RuntimeError, KeyError) as e:
+            raise ValueError(f"{path}: not torchvision vgg16 weights for this LRAC "
+                             f"(width {cfg.width}, fc {fc}, fc6 {k}x{k}): {e}") from e
+        return {"loaded": sorted(new)}
+
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         cfg = self.model_config
         lightness, ab = lab_from_batch(batch)

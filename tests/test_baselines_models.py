@@ -112,3 +112,36 @@ def test_ltbc_global_path_sees_the_whole_image():
     out[..., 31, 31].sum().backward()
     assert lightness.grad[..., :8, :8].abs().sum() > 0
     assert logits.shape == (1, 3)  # the classification branch of the tiny preset
+
+
+def test_lrac_init_from_torchvision_vgg16(tmp_path):
+    """conv1_1 on L equals torchvision's conv1_1 on the normalised grey RGB image."""
+    from baselines.lrac import LRACTask
+
+    cfg = baselines.presets("lrac")["tiny"].model
+    w = cfg.width
+    chans = [w, w, 2 * w, 2 * w, 4 * w, 4 * w, 4 * w, 8 * w, 8 * w, 8 * w, 8 * w, 8 * w, 8 * w]
+    sd, cin = {}, 3
+    for t, c in zip([0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28], chans, strict=True):
+        sd[f"features.{t}.weight"], sd[f"features.{t}.bias"] = torch.randn(c, cin, 3, 3), \
+            torch.randn(c)
+        cin = c
+    k = cfg.fc6_kernel
+    sd["classifier.0.weight"] = torch.randn(cfg.fc_width, 8 * w * k * k)
+    sd["classifier.0.bias"] = torch.randn(cfg.fc_width)
+    sd["classifier.3.weight"] = torch.randn(cfg.fc_width, cfg.fc_width)
+    sd["classifier.3.bias"] = torch.randn(cfg.fc_width)
+    torch.save(sd, tmp_path / "vgg16.pth")
+    task = LRACTask(cfg)
+    assert len(task.init_from(str(tmp_path / "vgg16.pth"))["loaded"]) == 30
+    assert torch.equal(task.model.fc7.weight[:, :, 0, 0], sd["classifier.3.weight"])
+    grey = torch.rand(1, 1, 12, 12)
+    rgb = (grey.expand(1, 3, 12, 12) - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) \
+        / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    ref = torch.nn.functional.conv2d(rgb, sd["features.0.weight"], sd["features.0.bias"])
+    ours = torch.nn.functional.conv2d(grey - 0.5, task.model.block1[0].weight,
+                                      task.model.block1[0].bias)
+    assert torch.allclose(ours, ref, atol=1e-4)
+    torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match="vgg16"):
+        task.init_from(str(tmp_path / "bad.pth"))
