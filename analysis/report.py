@@ -60,8 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["answers", "images", "raters_images"], help="VTT bootstrap scheme")
     p.add_argument("--n-resamples", type=int, default=10000, help="bootstrap replicates")
     p.add_argument("--confidence", type=float, default=0.95, help="interval coverage")
-    p.add_argument("--attention-min-accuracy", type=float, default=0.8,
-                   help="exclude raters below this attention-check accuracy (<0: off)")
+    p.add_argument("--attention-min-accuracy", default="auto",
+                   help="exclude raters below this attention-check accuracy: a number, 'off', "
+                        "or 'auto' (0.8 only when the export lacks rater_flagged)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap and image-grid seed")
     p.add_argument("--grid-images", type=int, default=6, help="rows of the image grid")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
@@ -82,8 +83,9 @@ def run_report(args: argparse.Namespace) -> Path:
     runs = RunsFolder(args.runs)
     methods = runs.methods()
     metric_names = [m for m in args.metrics.split(",") if m]
-    rules = vtt.ExclusionRules(attention_min_accuracy=None if args.attention_min_accuracy < 0
-                               else args.attention_min_accuracy)
+    acc = args.attention_min_accuracy
+    rules = vtt.ExclusionRules(attention_min_accuracy=None if acc == "off" else
+                               acc if acc == "auto" else float(acc))
     settings = {
         "runs": str(args.runs), "responses": args.responses, "gt_method": args.gt,
         "methods": methods, "metrics": metric_names, "sample_prefix": args.sample_prefix,
@@ -178,6 +180,14 @@ def _vtt_sections(args: argparse.Namespace, rules: vtt.ExclusionRules, tab_dir: 
     excl = pd.concat([log_main.assign(stage="main"), log_oracle.assign(stage="oracle")])
     tables.write_table(excl, tab_dir, "vtt_exclusions")
     print(excl.to_string(index=False))
+    excl_tables = [excl]
+    if "invalid_reason" in responses:  # the app's reason for each invalid answer
+        inv = responses[(responses["valid"] == 0) & responses["kind"].isin(["test", "oracle"])]
+        reasons = (inv["invalid_reason"].fillna("(none)").value_counts()
+                   .rename_axis("invalid_reason").reset_index(name="answers")
+                   .sort_values(["answers", "invalid_reason"], ascending=[False, True]))
+        tables.write_table(reasons, tab_dir, "vtt_invalid_reasons")
+        excl_tables.append(reasons)
     scores = vtt.vtt_scores(responses, args.resample, **kw)
     pooled_label = f"{args.sample_prefix}* (pooled)"
     pooled = vtt.vtt_scores(vtt.relabel(responses, {f"{args.sample_prefix}*": pooled_label}),
@@ -203,7 +213,7 @@ def _vtt_sections(args: argparse.Namespace, rules: vtt.ExclusionRules, tab_dir: 
     sections = [Section("Visual Turing Test (Fig. 6)", tables=[fig6], figures=["fig6_vtt"],
                         text=[f"Percentile bootstrap, resampling {args.resample}, "
                               f"{args.n_resamples} replicates, seed {args.seed}."]),
-                Section("Exclusions", tables=[excl]),
+                Section("Exclusions", tables=excl_tables),
                 Section("Refinement ablation (Fig. 5)", tables=[wide.reset_index(
                     names="")])]
     if paired:

@@ -42,6 +42,7 @@ ABLATION_LAYOUT: dict[tuple[str, str], str] = {
     ("Refined", "GT 28x28"): "gt28_refined",
 }
 ORACLE_LABEL = "pixcolor_oracle"
+AUTO_ATTENTION_MIN_ACCURACY = 0.8  # used when the export lacks the app's rater_flagged
 
 
 class ResponsesFormatError(ValueError):
@@ -121,8 +122,11 @@ class ExclusionRules:
             timing, e.g. the tab lost focus or an image was not shown for its full second).
         exclude_flagged_raters: drop every answer of raters with ``rater_flagged == 1``.
         attention_min_accuracy: also drop raters whose share of correct valid attention
-            checks (correct: the ground truth chosen, ``chose_generated == 0``) is below
-            this; None disables. Raters without attention checks are kept.
+            checks (correct: the ground truth chosen, ``chose_generated == 0``; the app's
+            attention image is the ground truth with a, b negated) is below this. None
+            disables it; ``"auto"`` (default) applies :data:`AUTO_ATTENTION_MIN_ACCURACY`
+            only when the export has no ``rater_flagged`` column, since the app already
+            flags raters with the study's own threshold. Raters without checks are kept.
         min_response_ms, max_response_ms: optional extra timing bounds (None: off).
         main_kinds: kinds scored in the main stage.
         oracle_kinds: kinds scored in the oracle stage.
@@ -130,7 +134,7 @@ class ExclusionRules:
 
     require_valid: bool = True
     exclude_flagged_raters: bool = True
-    attention_min_accuracy: float | None = 0.8
+    attention_min_accuracy: float | str | None = "auto"
     min_response_ms: float | None = None
     max_response_ms: float | None = None
     main_kinds: tuple[str, ...] = ("test",)
@@ -142,10 +146,14 @@ class ExclusionRules:
                  f"kind {list(self.oracle_kinds)} (practice and attention trials never score)."]
         if self.exclude_flagged_raters:
             lines.append("Raters flagged by the VTT app (rater_flagged = 1) are excluded.")
-        if self.attention_min_accuracy is not None:
-            lines.append("Raters who chose the ground truth in fewer than "
-                         f"{self.attention_min_accuracy:.0%} of their valid attention checks "
-                         "are excluded.")
+        acc = self.attention_min_accuracy
+        if acc == "auto":
+            lines.append("If the export has no rater_flagged column, raters who chose the "
+                         f"ground truth in fewer than {AUTO_ATTENTION_MIN_ACCURACY:.0%} of "
+                         "their valid attention checks are excluded instead.")
+        elif acc is not None:
+            lines.append(f"Raters who chose the ground truth in fewer than {float(acc):.0%} "
+                         "of their valid attention checks are excluded.")
         if self.require_valid:
             lines.append("Answers marked invalid by the app (valid = 0, e.g. bad timing) "
                          "are excluded.")
@@ -172,10 +180,13 @@ def apply_exclusions(responses: pd.DataFrame, rules: ExclusionRules | None = Non
     if rules.exclude_flagged_raters:
         bad_flag = set(df.loc[df["rater_flagged"] == 1, "rater_id"])
     bad_att: set[str] = set()
-    if rules.attention_min_accuracy is not None:
+    min_acc = rules.attention_min_accuracy
+    if min_acc == "auto":
+        min_acc = None if "rater_flagged" in responses.columns else AUTO_ATTENTION_MIN_ACCURACY
+    if min_acc is not None:
         att = df[(df["kind"] == "attention") & (df["valid"] == 1)]
         acc = 1 - att.groupby("rater_id")["chose_generated"].mean()
-        bad_att = set(acc.index[acc < rules.attention_min_accuracy])
+        bad_att = set(acc.index[acc < float(min_acc)])
     kinds = rules.oracle_kinds if stage == "oracle" else rules.main_kinds
     cur = df[(df["stage"] == stage) & df["kind"].isin(kinds)]
     steps = [("scored kinds of stage " + stage, len(cur))]

@@ -88,10 +88,14 @@ def test_exclusions_and_defaults():
     bad = r["rater_id"].iloc[0]
     r2 = r.copy()
     r2.loc[(r2["rater_id"] == bad) & (r2["kind"] == "attention"), ["chose_generated", "valid"]] = 1
-    kept2, _ = vtt.apply_exclusions(r2)
+    assert bad in set(vtt.apply_exclusions(r2)[0]["rater_id"])  # auto: the app's flag rules
+    kept2, _ = vtt.apply_exclusions(r2.drop(columns=["rater_flagged"]))  # auto: derive
     assert bad not in set(kept2["rater_id"])
-    loose, _ = vtt.apply_exclusions(r2, vtt.ExclusionRules(attention_min_accuracy=None))
-    assert len(loose) >= len(kept2)
+    strict = vtt.ExclusionRules(attention_min_accuracy=0.9)
+    assert bad not in set(vtt.apply_exclusions(r2, strict)[0]["rater_id"])
+    loose = vtt.ExclusionRules(attention_min_accuracy=None)
+    assert bad in set(vtt.apply_exclusions(r2.drop(columns=["rater_flagged"]), loose)[0][
+        "rater_id"])
     # optional columns missing, extra column present
     slim = r.drop(columns=["stage", "rater_flagged", "study", "response_ms"]).assign(extra=1)
     kept3, _ = vtt.apply_exclusions(slim)
