@@ -107,11 +107,13 @@ def make_responses(image_ids: Sequence[str], rates: dict[str, float] | None = No
     rows = []
 
     def add(stage: str, rater: str, image_id: str, method: str, p: float, kind: str) -> None:
+        valid = int(rng.random() > 0.02)
         rows.append({"study": "synthetic", "stage": stage, "rater_id": rater,
                      "image_id": image_id, "method": method,
                      "generated_first": int(rng.integers(0, 2)),
                      "chose_generated": int(rng.random() < np.clip(p, 0, 1)), "kind": kind,
-                     "valid": int(rng.random() > 0.02), "response_ms": int(rng.integers(400, 3000)),
+                     "valid": valid, "invalid_reason": "" if valid else "tab_hidden",
+                     "response_ms": int(rng.integers(400, 3000)),
                      "rater_flagged": int(rater == raters[-1])})
 
     for r in raters:

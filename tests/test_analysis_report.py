@@ -49,7 +49,7 @@ def test_report_end_to_end(full, capsys):
         assert (full / "figures" / f"{name}.png").stat().st_size > 0
         assert (full / "figures" / f"{name}.pdf").stat().st_size > 0
     for name in ["metrics", "lab_histogram_intersection", "diversity_summary", "fig6_vtt",
-                 "fig5_ablation", "vtt_exclusions", "vtt_scores"]:
+                 "fig5_ablation", "vtt_exclusions", "vtt_scores", "vtt_invalid_reasons"]:
         assert (full / "tables" / f"{name}.csv").exists()
         assert (full / "tables" / f"{name}.md").read_text().startswith("| ")
     scores = pd.read_csv(full / "tables" / "vtt_scores.csv")
