@@ -20,6 +20,7 @@ The benchmark harness (``bench.methods``) reaches them through :func:`available`
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from types import ModuleType
 
@@ -31,11 +32,13 @@ from baselines.common import (
     load_our_checkpoint,
     read_checkpoint,
 )
+from pixcolor.model import file_sha256
 
 REGISTRY: dict[str, ModuleType] = {"cic": cic, "lrac": lrac, "ltbc": ltbc}
 MODEL_CLASSES: dict[str, type[BaselineModel]] = {"cic": cic.CIC, "lrac": lrac.LRAC,
                                                   "ltbc": ltbc.LTBC}
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
+INFERENCE_FIELDS = {"temperature", "decode", "infer_size", "max_side"}  # safe to change on load
 
 
 def _module(name: str) -> ModuleType:
@@ -84,23 +87,29 @@ def load(name: str, path: str | Path | None = None, device: str = "cpu", **kw) -
             ``cic`` also richzhang/colorization's ``colorization_release_v2-9b330a0b.pth``
             (or any state dict with its names and shapes); None = the shipped demo one.
         device: torch device.
-        **kw: for the official CIC weights, config overrides such as ``decode="annealed"``
-            (default ``"mean"``, the PyTorch port's forward).
+        **kw: test-time config overrides (``temperature``, ``decode``, ``infer_size``,
+            ``max_side``); the official CIC weights default to ``decode="mean"`` (the PyTorch
+            port's forward), ``decode="annealed"`` gives the paper's T = 0.38.
 
     Raises:
         BaselineCheckpointError: missing file, wrong model or mismatching tensors.
+        ValueError: an override that is not a test-time setting.
     """
     cls = _cls(name)
     path = Path(path) if path is not None else shipped_checkpoint(name)
     ckpt = read_checkpoint(path)
+    allowed = INFERENCE_FIELDS & {f.name for f in dataclasses.fields(cls.config_cls)}
+    if set(kw) - allowed:
+        raise ValueError(f"{name}: only the test-time settings {sorted(allowed)} can change "
+                         f"on load, not {sorted(set(kw) - allowed)}")
     if "model_config" in ckpt:
-        return load_our_checkpoint(cls, path, ckpt).to(device)
+        model = load_our_checkpoint(cls, path, ckpt)
+        model.cfg = dataclasses.replace(model.cfg, **kw)
+        return model.to(device)
     if name == "cic" and any(k.startswith("model1.") for k in ckpt):
         model = build(cic.CIC, cic.PRESETS, "paper", **{"decode": "mean", **kw})
         model.load_official(ckpt, source=str(path))
         model.preset = "official"
-        from pixcolor.model import file_sha256
-
         model.checkpoint_sha256, model.checkpoint_path = file_sha256(path), str(path)
         return model.eval().to(device)
     raise BaselineCheckpointError(

@@ -19,6 +19,11 @@ to Lab with scikit-image and keep the bin centres within 13.5 ab units of it. St
 the gamut are 233 centres; the authors' set is more generous (its a = -90 bins reach
 b = 50). The 313th and 314th closest centres lie at 13.25 and 13.73, so the dilation
 radius 13.5 reproduces exactly 313 bins with a margin on both sides (tested).
+
+Test time follows the authors' demo: the lightness is resized to ``infer_size`` squared
+(256), the ab prediction is upsampled back to the image size and joined with the original L
+(:mod:`baselines.common`). The demo resizes the RGB image bicubically before taking L; we
+resize L itself (antialiased bilinear), as every baseline here does.
 """
 
 from __future__ import annotations
@@ -169,6 +174,8 @@ class CIC(BaselineModel):
 
     def __init__(self, cfg: CICConfig, preset: str = "custom") -> None:
         super().__init__(cfg, preset)
+        if cfg.decode not in ("annealed", "mean"):
+            raise ValueError(f"decode must be 'annealed' or 'mean', not {cfg.decode!r}")
         w1, w2, w3, w4 = cfg.widths
         self.model1 = nn.Sequential(*_conv(1, w1), *_conv(w1, w1, 2), nn.BatchNorm2d(w1))
         self.model2 = nn.Sequential(*_conv(w1, w2), *_conv(w2, w2, 2), nn.BatchNorm2d(w2))

@@ -74,6 +74,10 @@ def test_checkpoint_loads_and_colorizes_the_same(trained, name, rng):
     assert model.checkpoint_sha256 and model.preset == "tiny"
     image = rng.integers(0, 256, (30, 45, 3), dtype=np.uint8)
     assert np.array_equal(model.colorize([image])[0], res["model"].colorize([image])[0])
+    field = "temperature" if name == "cic" else "max_side"
+    assert getattr(baselines.load(name, res["checkpoint"], **{field: 48}).cfg, field) == 48
+    with pytest.raises(ValueError, match="test-time"):
+        baselines.load(name, res["checkpoint"], widths=(1, 2, 3, 4))
     other = next(n for n in NAMES if n != name)
     with pytest.raises(baselines.BaselineCheckpointError, match=f"a '{name}' checkpoint"):
         baselines.load(other, res["checkpoint"])
