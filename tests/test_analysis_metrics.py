@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio
@@ -163,3 +164,13 @@ def test_ab_lookup_agrees_with_direct_conversion(monkeypatch):
     np.testing.assert_allclose(lab_stats.ABLookup()(img), direct, atol=1e-4)
     via_table = lab_stats.ABLookup()(img)
     assert metrics.auc_from_ab(via_table, via_table) == 1.0
+
+
+def test_workers_do_not_change_results(runs_dir):
+    one = evaluate_runs(runs_dir, metrics=["psnr", "ssim"], ab_bins=16, workers=1)
+    two = evaluate_runs(runs_dir, metrics=["psnr", "ssim"], ab_bins=16, workers=2)
+    pd.testing.assert_frame_equal(one.per_image, two.per_image)
+    assert one.ab_counts.keys() == two.ab_counts.keys()
+    for m in one.ab_counts:
+        np.testing.assert_array_equal(one.ab_counts[m], two.ab_counts[m])
+    assert len(one.skipped) == len(two.skipped)
