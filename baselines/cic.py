@@ -158,7 +158,10 @@ class CICConfig:
     soft_sigma: float = 5.0  # soft-encoding Gaussian sigma
     rebalance_lambda: float = 0.5  # Eq. 4
     prior_sigma: float = 5.0  # smoothing of the empirical prior
-    prior_file: str = ""  # .npy of (313,) bin counts; "" = accumulate counts while training
+    # .npy of (313,) bin counts (``python -m baselines train cic`` writes one); "" = count the
+    # training batches as they come (under DDP the counts of rank 0, whose buffers DDP
+    # broadcasts)
+    prior_file: str = ""
 
 
 def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> list[nn.Module]:

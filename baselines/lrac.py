@@ -123,10 +123,13 @@ class LRAC(BaselineModel):
         return (max(32, round(height * s / 32) * 32), max(32, round(width * s / 32) * 32))
 
     def predict_ab(self, lightness: torch.Tensor) -> torch.Tensor:
-        hue_logits, chroma_logits = self.dense_logits(lightness)
-        hue = decode_hue(hue_logits)
-        chroma = decode_chroma(chroma_logits, self.cfg.chroma_max)
-        return torch.stack([chroma * torch.cos(hue), chroma * torch.sin(hue)], 1)
+        out = []
+        for one in lightness.split(1):  # one image at a time: (hidden, H, W) maps are large
+            hue_logits, chroma_logits = self.dense_logits(one)
+            hue = decode_hue(hue_logits)
+            chroma = decode_chroma(chroma_logits, self.cfg.chroma_max)
+            out.append(torch.stack([chroma * torch.cos(hue), chroma * torch.sin(hue)], 1))
+        return torch.cat(out)
 
 
 def hue_chroma(ab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
