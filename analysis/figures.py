@@ -95,9 +95,9 @@ def plot_intersections(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
     ax.bar(x - 0.2, table["a"], 0.4, label="a")
     ax.bar(x + 0.2, table["b"], 0.4, label="b")
     ax.set_xticks(x, table["method"], rotation=45, ha="right")
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.15)
     ax.set_ylabel("histogram intersection")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper right", ncols=2)
     return ax
 
 
