@@ -157,29 +157,8 @@ class PixColorEngine:
         Returns:
             (H, W, 3) uint8 images whose Y is the input's.
         """
-        m = self.model
-        out: list[np.ndarray | None] = [None] * len(ys)
-        by_size: dict[tuple[tuple, tuple], list[int]] = {}
-        for k, (yy, low) in enumerate(zip(ys, lowres, strict=True)):
-            by_size.setdefault((yy.shape, tuple(low.shape)), []).append(k)
-        for ((hh, ww), _), ks in by_size.items():
-            for start in range(0, len(ks), self.batch_size):
-                chunk = ks[start:start + self.batch_size]
-                yw = self._y([ys[k] for k in chunk])
-                low = torch.stack([lowres[k] for k in chunk]).to(self.device)
-                scale = min(1.0, self.max_side / max(hh, ww))
-                if scale < 1.0:
-                    work = (max(1, round(hh * scale)), max(1, round(ww * scale)))
-                    yw = color.resize(yw, work, antialias=True)
-                if refine:
-                    chroma = m.refine_chroma(yw, low)
-                else:
-                    chroma = color.upsample_chroma(low.to(m.dtype), tuple(yw.shape[-2:]))
-                chroma = color.upsample_chroma(chroma, (hh, ww))
-                for r, k in enumerate(chunk):
-                    cbcr = chroma[r].permute(1, 2, 0).float().cpu().numpy()
-                    out[k] = color.merge_luma_chroma(ys[k], cbcr)
-        return out  # type: ignore[return-value]
+        return self.model.render(list(ys), list(lowres), refine=refine,
+                                 max_side=self.max_side, batch_size=self.batch_size)
 
 
 @contextmanager

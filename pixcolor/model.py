@@ -12,7 +12,6 @@ Public API (kept stable for the benchmark harness, the baselines and users)::
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from torch import nn
 
 from pixcolor import color
 from pixcolor.config import ModelConfig, config_from_dict, get_preset
+from pixcolor.io import file_sha256
 from pixcolor.models.conditioning import ConditioningNetwork
 from pixcolor.models.pixelcnn import PixelCNN
 from pixcolor.models.refine import RefinementNetwork
@@ -46,14 +46,6 @@ def init_weights(module: nn.Module, std: float) -> None:
             nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class PixColor(nn.Module):
@@ -171,6 +163,46 @@ class PixColor(nn.Module):
         up = color.upsample_chroma(lowres.to(self.dtype), tuple(y.shape[-2:]))
         return self.refine(y.to(self.dtype), up).clamp(-0.5, 0.5)
 
+    @torch.no_grad()
+    def render(self, ys: list[np.ndarray], lowres: list[torch.Tensor], refine: bool = True,
+               max_side: int = 1024, batch_size: int = 16) -> list[np.ndarray]:
+        """Full-resolution colour images from Y planes and low-resolution chroma.
+
+        Args:
+            ys: (H, W) float32 Y planes in [0, 1].
+            lowres: one (2, h, w) centred chroma tensor per Y plane (a dequantised PixelCNN
+                sample, or ground-truth chroma for the ``gt28`` ablations).
+            refine: the refinement network (True) or plain bilinear upsampling (False).
+            max_side: the refinement runs at most at this size (longer side); the chroma is
+                then upsampled bilinearly to the full size.
+            batch_size: Y planes per refinement batch (equal sizes are batched together).
+
+        Returns:
+            (H, W, 3) uint8 images whose luminance is the input's (``merge_luma_chroma``).
+        """
+        out: list = [None] * len(ys)
+        groups: dict[tuple, list[int]] = {}
+        for k, (yy, low) in enumerate(zip(ys, lowres, strict=True)):
+            groups.setdefault((yy.shape, tuple(low.shape)), []).append(k)
+        for ((hh, ww), _), ks in groups.items():
+            for start in range(0, len(ks), batch_size):
+                chunk = ks[start:start + batch_size]
+                yw = torch.from_numpy(np.stack([ys[k] for k in chunk]))[:, None].to(self.device)
+                low = torch.stack([lowres[k] for k in chunk]).to(self.device, self.dtype)
+                scale = min(1.0, max_side / max(hh, ww))
+                if scale < 1.0:
+                    work = (max(1, round(hh * scale)), max(1, round(ww * scale)))
+                    yw = color.resize(yw, work, antialias=True)
+                if refine:
+                    chroma = self.refine_chroma(yw, low)
+                else:
+                    chroma = color.upsample_chroma(low, tuple(yw.shape[-2:]))
+                chroma = color.upsample_chroma(chroma, (hh, ww))
+                for r, k in enumerate(chunk):
+                    cbcr = chroma[r].permute(1, 2, 0).float().cpu().numpy()
+                    out[k] = color.merge_luma_chroma(ys[k], cbcr)
+        return out
+
     # ------------------------------------------------------------------ user entry point
     @torch.no_grad()
     def colorize(self, images: list[np.ndarray], num_samples: int = 3, seed: int = 1,
@@ -198,26 +230,17 @@ class PixColor(nn.Module):
         by_size: dict[tuple[int, int], list[int]] = {}
         for i, yy in enumerate(ys):
             by_size.setdefault(yy.shape, []).append(i)
-        for (hh, ww), idxs in by_size.items():
+        for idxs in by_size.values():
             for start in range(0, len(idxs), batch_size):
                 chunk = idxs[start:start + batch_size]
                 y = torch.from_numpy(np.stack([ys[i] for i in chunk]))[:, None].to(self.device)
                 bins, logp = self.sample_lowres(y, num_samples, seed, sampler, temperature)
-                lowres = color.dequantize_chroma(bins, self.cfg.bins).flatten(0, 1)
-                yw = y.repeat_interleave(num_samples, dim=0)
-                scale = min(1.0, max_side / max(hh, ww))
-                if scale < 1.0:
-                    work = (max(1, round(hh * scale)), max(1, round(ww * scale)))
-                    yw = color.resize(yw, work, antialias=True)
-                if refine:
-                    chroma = self.refine_chroma(yw, lowres)
-                else:
-                    chroma = color.upsample_chroma(lowres.to(self.dtype), tuple(yw.shape[-2:]))
-                chroma = color.upsample_chroma(chroma, (hh, ww)).view(
-                    len(chroma) // num_samples, num_samples, 2, hh, ww)
+                lowres = color.dequantize_chroma(bins, self.cfg.bins)
+                rgb = self.render([ys[i] for i in chunk for _ in range(num_samples)],
+                                  list(lowres.flatten(0, 1)), refine=refine,
+                                  max_side=max_side, batch_size=batch_size * num_samples)
                 for k, i in enumerate(chunk):
-                    cbcr = chroma[k].permute(0, 2, 3, 1).float().cpu().numpy()
-                    out[i] = np.stack([color.merge_luma_chroma(ys[i], c) for c in cbcr])
+                    out[i] = np.stack(rgb[k * num_samples:(k + 1) * num_samples])
                     logps[i] = logp[k].cpu().numpy()
         return (out, logps) if return_logp else out
 

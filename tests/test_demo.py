@@ -53,7 +53,7 @@ def test_prepared_folder_verifies(prepared):
     for e in manifest[:: 5]:  # recorded sizes are those the loader gives
         rgb = load_rgb(prepared / "images" / e["name"])
         assert rgb.shape == (e["height"], e["width"], 3) and rgb.dtype == np.uint8
-        assert demo.sha256_file(prepared / "images" / e["name"]) == e["sha256"]
+        assert demo.file_sha256(prepared / "images" / e["name"]) == e["sha256"]
 
 
 @pytest.mark.slow

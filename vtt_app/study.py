@@ -8,7 +8,6 @@ serving time instead of silently changing what raters see.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -17,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
+
+from pixcolor.io import file_sha256
 
 from .attention import colourfulness, load_rgb, write_attention_image
 from .models import Image, Method, Pair, Rater, Response, Study, Trial
@@ -47,11 +48,6 @@ class StudyOptions:
     timeout_s: int = 600  # an unanswered assignment is reclaimed after this
     oracle_group: str = "pixcolor_s1,pixcolor_s2,pixcolor_s3"  # seeds of one model
     seed: int = 0  # image sampling and per-rater randomness
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _stems(folder: Path) -> set[str]:
