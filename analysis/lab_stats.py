@@ -88,19 +88,18 @@ def ab_counts(ab: np.ndarray, bins: int | np.ndarray = AB_EDGES) -> np.ndarray:
     """
     edges = ab_edges(bins)
     n = len(edges) - 1
-    out = np.empty((2, n), dtype=np.int64)
+    v = np.asarray(ab).reshape(-1, 2)
     width = np.diff(edges)
-    uniform = np.allclose(width, width[0], rtol=1e-12, atol=0)
-    for c in range(2):
-        v = np.asarray(ab)[..., c].ravel()
-        if uniform:  # arithmetic binning, then fix rounding at the edges exactly
-            idx = np.clip(np.floor((v - edges[0]) / width[0]).astype(np.int64), 0, n - 1)
-            idx -= (v < edges[idx]) & (idx > 0)
-            idx += (v >= edges[idx + 1]) & (idx < n - 1)
-        else:
-            idx = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, n - 1)
-        out[c] = np.bincount(idx, minlength=n)
-    return out
+    if np.allclose(width, width[0], rtol=1e-12, atol=0):
+        # arithmetic binning, then fix floating-point rounding at the edges exactly
+        idx = np.floor((v - edges[0]) * (1.0 / width[0])).astype(np.int64)
+        np.clip(idx, 0, n - 1, out=idx)
+        idx -= (v < edges[idx]) & (idx > 0)
+        idx += (v >= edges[idx + 1]) & (idx < n - 1)
+    else:
+        idx = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, n - 1)
+    idx[:, 1] += n  # b counts go after the a counts
+    return np.bincount(idx.ravel(), minlength=2 * n).reshape(2, n).astype(np.int64)
 
 
 def ab_histograms(images: Iterable[np.ndarray], bins: int | np.ndarray = AB_EDGES) -> np.ndarray:
