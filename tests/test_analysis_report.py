@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -76,12 +77,19 @@ def test_rerun_is_byte_stable(inputs, full):
     assert "Visual Turing Test" not in (again / "report.html").read_text()
 
 
-def test_script_and_module_entry_points():
-    for cmd in ([sys.executable, "analysis/report.py", "--help"],
-                [sys.executable, "-m", "analysis.report", "--help"]):
-        res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
-        assert res.returncode == 0, res.stderr
-        assert "--responses" in res.stdout
+@pytest.mark.filterwarnings("ignore:'analysis.report' found in sys.modules:RuntimeWarning")
+def test_script_and_module_entry_points(monkeypatch, capsys):
+    # as a script from the project root (a fresh interpreter: checks the sys.path fix)
+    res = subprocess.run([sys.executable, "analysis/report.py", "--help"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "--responses" in res.stdout
+    # as ``python -m analysis.report`` (same code path as -m, in this interpreter)
+    monkeypatch.setattr(sys, "argv", ["analysis.report", "--help"])
+    with pytest.raises(SystemExit) as exc:
+        runpy.run_module("analysis.report", run_name="__main__", alter_sys=True)
+    assert exc.value.code == 0
+    assert "--responses" in capsys.readouterr().out
 
 
 def test_grid_ids_seeded_and_markdown():
