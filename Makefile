@@ -10,10 +10,10 @@ IMAGENET_VAL ?=
 DEVICE ?= cpu
 RUNS ?= runs
 
-.PHONY: help venv demo-data bench test test-fast lint clean browser
+.PHONY: help venv demo-data bench test test-postgres speed lint clean browser
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ bench: $(STAMP) ## run the benchmark on the demo data (or IMAGENET_VAL=... SPLIT
 
 test: $(STAMP) browser ## run the whole test suite
 	$(PY) -m pytest -q
+
+test-postgres: $(STAMP) browser ## the test suite with the VTT database tests also on a local PostgreSQL (CI does this)
+	VTT_TEST_POSTGRES_URL=$$(bash scripts/start_postgres.sh) $(PY) -m pytest -q
+
+speed: $(STAMP) ## naive vs cached sampling speed and end-to-end seconds (bench/sampling_speed.py)
+	$(PY) -m bench.sampling_speed --device $(DEVICE)
 
 browser: ## install Debian chromium for the browser tests (idempotent)
 	bash scripts/install_browser.sh
