@@ -61,7 +61,13 @@ class RunsEvaluation:
     image_ids: list[str] = field(default_factory=list)
 
     def summary(self) -> pd.DataFrame:
-        """Per method: ``method``, ``n``, ``n_skipped`` and the mean of each metric."""
+        """Per method: ``method``, ``n``, ``n_skipped`` and the mean of each metric.
+
+        A metric's mean is taken over the images where it is finite: PSNR is infinite for an
+        output identical to the ground truth (e.g. ``gt28_unrefined`` of a grayscale photo),
+        and one such image would make the mean infinite. Those images are counted in
+        ``psnr_n_identical``; a method identical on every image keeps ``inf``.
+        """
         rows = []
         nskip = pd.Series([s.method for s in self.skipped if not s.metric],
                           dtype=object).value_counts()
@@ -71,9 +77,16 @@ class RunsEvaluation:
             for k in self.metrics:
                 vals = sub[k].to_numpy(dtype=np.float64) if len(sub) else np.array([np.nan])
                 vals = vals[~np.isnan(vals)]
-                row[k] = float(vals.mean()) if len(vals) else float("nan")
+                finite = vals[np.isfinite(vals)]
+                if len(finite):
+                    row[k] = float(finite.mean())
+                else:
+                    row[k] = float(vals[0]) if len(vals) else float("nan")
+                if k == "psnr":
+                    row["psnr_n_identical"] = int(np.isinf(vals).sum())
             rows.append(row)
-        return pd.DataFrame(rows, columns=["method", "n", "n_skipped", *self.metrics])
+        extra = ["psnr_n_identical"] if "psnr" in self.metrics else []
+        return pd.DataFrame(rows, columns=["method", "n", "n_skipped", *self.metrics, *extra])
 
     def ab_histograms(self) -> dict[str, np.ndarray]:
         """method -> float64 (2, n_bins) normalised a and b histograms."""

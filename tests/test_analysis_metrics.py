@@ -123,8 +123,9 @@ def runs_dir(tmp_path_factory):
 def test_compute_metrics_skips_and_reports(runs_dir, caplog):
     df = compute_metrics(runs_dir)
     assert list(df.columns) == ["method", "n", "n_skipped", "psnr", "ssim", "colorfulness",
-                                "auc"]
+                                "auc", "psnr_n_identical"]
     row = df.set_index("method")
+    assert row.loc["gt", "psnr_n_identical"] == 3 and row.loc["cic", "psnr_n_identical"] == 0
     assert row.loc["cic", "n"] == 2 and row.loc["cic", "n_skipped"] == 1
     assert row.loc["pixcolor_s1", "n"] == 2 and row.loc["pixcolor_s1", "n_skipped"] == 1
     assert row.loc["gt", "psnr"] == float("inf")
@@ -174,3 +175,15 @@ def test_workers_do_not_change_results(runs_dir):
     for m in one.ab_counts:
         np.testing.assert_array_equal(one.ab_counts[m], two.ab_counts[m])
     assert len(one.skipped) == len(two.skipped)
+
+
+def test_psnr_mean_ignores_identical_images(tmp_path):
+    """One output identical to the ground truth must not make the mean PSNR infinite."""
+    make_runs(tmp_path, n_images=2, size=(24, 28), methods=("cic",))
+    gt0 = np.asarray(Image.open(tmp_path / "gt" / "img0000.png"))
+    Image.fromarray(gt0).save(tmp_path / "cic" / "img0000.png")
+    row = compute_metrics(tmp_path, metrics=("psnr",)).set_index("method").loc["cic"]
+    one = metrics.per_image_metrics(tmp_path, ["cic"], ["psnr"])["psnr"].to_numpy()
+    assert np.isinf(one).sum() == 1
+    assert row["psnr"] == pytest.approx(one[np.isfinite(one)].mean())
+    assert row["psnr_n_identical"] == 1
