@@ -58,8 +58,12 @@ def test_colorize_any_size_keeps_luminance(tiny, photo):
 
 def test_colorize_large_image_uses_working_size(tiny):
     big = np.random.default_rng(0).integers(0, 255, (300, 500), dtype=np.uint8)
-    out = tiny.colorize([big], num_samples=1, max_side=128)
+    out = tiny.colorize([big], num_samples=1, max_side=128, refine_at="full")
     assert out[0].shape == (1, 300, 500, 3)
+    default = tiny.colorize([big], num_samples=1)  # refined at 2 x the 8x13 chroma
+    assert default[0].shape == (1, 300, 500, 3)
+    with pytest.raises(ValueError, match="refine_at"):
+        tiny.colorize([big], num_samples=1, refine_at="half")
 
 
 def test_save_load_roundtrip(tiny, tmp_path):
