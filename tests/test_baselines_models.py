@@ -14,14 +14,7 @@ from pixcolor import color
 
 NAMES = ("cic", "lrac", "ltbc")
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: these tiny models gain nothing from more, and the tests must not
-    compete with other work on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 
