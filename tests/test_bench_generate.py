@@ -87,9 +87,12 @@ def test_all_methods_and_meta(split_dir, tiny_ckpt, tmp_path):
     runs = tmp_path / "runs" / "photos"
     names = ["gt", "grayscale", "gt28_unrefined", "pixcolor_s1", "pixcolor_s2",
              "pixcolor_unrefined", "gt28_refined", "cic"]
-    reports = {r.name: r for r in generate(split_dir, runs, names, batch_size=4,
-                                           method_kw={"checkpoint": str(tiny_ckpt)})}
-    assert reports["cic"].status == "skipped" and "baselines" in reports["cic"].reason
+    missing = tmp_path / "no_cic.pt"  # a baseline without its checkpoint is skipped, not fatal
+    reports = {r.name: r for r in generate(
+        split_dir, runs, names, batch_size=4,
+        method_kw={"checkpoint": str(tiny_ckpt), "baseline_checkpoints": {"cic": str(missing)}})}
+    assert reports["cic"].status == "skipped" and "no_cic.pt" in reports["cic"].reason
+    assert "python -m baselines train cic" in reports["cic"].reason
     ids = _ids(split_dir)
     for name in names[:-1]:
         assert reports[name].status == "done" and reports[name].generated == N_IMAGES

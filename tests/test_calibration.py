@@ -1,0 +1,61 @@
+"""bench.calibration: pooled chroma marginals and teacher-forced cross-entropy."""
+
+import numpy as np
+import pytest
+import torch
+
+from bench.calibration import calibrate, format_report, main
+from pixcolor import PixColor, color
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return PixColor.from_preset("tiny").eval()
+
+
+def _gt_bins(model, rgb):
+    ycc = color.rgb_to_ycbcr(rgb.astype(np.float32) / 255)
+    cbcr = torch.from_numpy(np.ascontiguousarray(ycc[..., 1:])).permute(2, 0, 1)[None]
+    low = color.resize(cbcr, model.lowres_size(*rgb.shape[:2]), antialias=True)
+    return color.quantize_chroma(low, model.cfg.bins), ycc
+
+
+def test_marginals_and_cross_entropy(tiny, photo, one_torch_thread):
+    images = [photo[:96, :128], photo[200:280, 100:150]]  # landscape and portrait crops
+    res = calibrate(tiny, images, num_samples=2, seed=3)
+    assert res["n_images"] == 2
+    for k in ("gt", "teacher", "sample"):
+        assert res["hist"][k].shape == (2, tiny.cfg.bins)
+        np.testing.assert_allclose(res["hist"][k].sum(1), 1.0)
+    np.testing.assert_allclose(res["intersection"]["gt"], 1.0)
+    # gt marginal and cross-entropy recomputed independently, image by image
+    counts, nll, n = np.zeros((2, tiny.cfg.bins)), 0.0, 0
+    for im in images:
+        gt, ycc = _gt_bins(tiny, im)
+        for c in range(2):
+            counts[c] += np.bincount(gt[0, c].flatten().numpy(), minlength=tiny.cfg.bins)
+        y = torch.from_numpy(np.ascontiguousarray(ycc[..., :1])).permute(2, 0, 1)[None]
+        with torch.no_grad():
+            logits = tiny.pixelcnn_logits(y, gt)
+        logp = torch.log_softmax(logits.double(), 2).gather(2, gt[:, :, None])
+        nll -= float(logp.sum())
+        n += gt.numel()
+    np.testing.assert_allclose(res["hist"]["gt"], counts / counts.sum(1, keepdims=True))
+    assert res["nll"] == pytest.approx(nll / n, rel=1e-5)
+    assert "warm cast" in format_report(res)
+
+
+def test_cli_skips_unreadable_files(tmp_path, photo, capsys, one_torch_thread):
+    from pixcolor.io import save_png
+
+    save_png(tmp_path / "a.png", photo[::8, ::8])
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    ckpt = tmp_path / "tiny.pt"
+    torch.manual_seed(0)
+    PixColor.from_preset("tiny").save(ckpt)
+    assert main(["--checkpoint", str(ckpt), "--images", str(tmp_path), "--samples", "1",
+                 "--json", str(tmp_path / "cal.json")]) == 0
+    out, err = capsys.readouterr()
+    assert "1 images" in out and "broken.jpg" in err
+    assert (tmp_path / "cal.json").is_file()
