@@ -10,7 +10,7 @@ IMAGENET_VAL ?=
 DEVICE ?= cpu
 RUNS ?= runs
 
-.PHONY: help venv demo-data bench test test-postgres speed lint clean browser
+.PHONY: help venv demo-data bench test test-postgres speed report-speed lint clean browser
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ test-postgres: $(STAMP) browser ## the test suite with the VTT database tests al
 
 speed: $(STAMP) ## naive vs cached sampling speed and end-to-end seconds (bench/sampling_speed.py)
 	$(PY) -m bench.sampling_speed --device $(DEVICE)
+
+report-speed: $(STAMP) ## time analysis/report.py on 250 and 500 generated images (bench/report_speed.py)
+	$(PY) -m bench.report_speed
 
 browser: ## install Debian chromium for the browser tests (idempotent)
 	bash scripts/install_browser.sh
