@@ -4,7 +4,10 @@ PixColor is run with several seeds (methods ``pixcolor_s1``, ``pixcolor_s2``, ..
 every image we score every pair of its samples with 5-scale MS-SSIM (:mod:`analysis.ssim`).
 Fig. 8 shows the histogram of these values (most pairs 0.95-0.99 in the paper) and example
 pairs at several MS-SSIM values. Each sample's per-scale moments are computed once and
-reused for all of its pairs.
+reused for all of its pairs. The report scores the pairs inside the metrics pass
+(:func:`analysis.evaluate.evaluate_runs` with ``sample_prefix``), which decodes each image
+once and reuses the finest-scale moments of the SSIM metric; :func:`pairwise_ms_ssim` is the
+same computation on its own.
 """
 
 from __future__ import annotations
@@ -18,17 +21,68 @@ import numpy as np
 import pandas as pd
 
 from analysis.runs import ImageLoadError, RunsFolder, Skip, map_chunks
-from analysis.ssim import MIN_SIDE, MS_SSIM_WEIGHTS, MinSize, ms_ssim, ms_ssim_prepared
+from analysis.ssim import (
+    MIN_SIDE,
+    MS_SSIM_WEIGHTS,
+    MinSize,
+    _Moments,
+    ms_ssim,
+    ms_ssim_prepared,
+)
 from analysis.ssim import prepare_ms_ssim as _prepare
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "pixcolor_s"
+PAIR_COLUMNS = ["image_id", "method_a", "method_b", "ms_ssim", "fallback"]
 
 
 def sample_methods(methods: Sequence[str], prefix: str = DEFAULT_PREFIX) -> list[str]:
     """The methods that are samples of one model: names starting with ``prefix``, sorted."""
     return sorted(m for m in methods if m.startswith(prefix))
+
+
+def image_pairs(image_id: str, imgs: dict[str, np.ndarray], min_size: MinSize = "raise",
+                first: dict[str, _Moments] | None = None) -> tuple[list[dict], list[Skip]]:
+    """MS-SSIM of every pair of the loaded samples of one image.
+
+    Args:
+        image_id: the image.
+        imgs: sample method -> uint8 (H, W, 3) image, in sample order (missing ones left out).
+        min_size: fallback for images under 161 px (see :func:`analysis.ssim.ms_ssim`).
+        first: optional sample method -> its finest-scale moments
+            (:func:`analysis.ssim.prepare_ssim` of the same image), reused instead of
+            recomputed; the values do not change.
+
+    Returns:
+        (rows, skips): one row per pair as in :func:`pairwise_ms_ssim`; pairs whose shapes
+        differ are skipped.
+    """
+    rows: list[dict] = []
+    skips: list[Skip] = []
+    names = list(imgs)
+    if len(names) < 2:
+        return rows, skips
+    first = first or {}
+    shapes = {imgs[m].shape for m in names}
+    small = min(min(s[:2]) for s in shapes) < MIN_SIDE
+    if len(shapes) == 1 and not small:
+        prepared = {m: _prepare(imgs[m], first=first.get(m)) for m in names}
+        for a, b in itertools.combinations(names, 2):
+            rows.append({"image_id": image_id, "method_a": a, "method_b": b,
+                         "ms_ssim": ms_ssim_prepared(prepared[a], prepared[b],
+                                                     MS_SSIM_WEIGHTS),
+                         "fallback": ""})
+        return rows, skips
+    for a, b in itertools.combinations(names, 2):
+        if imgs[a].shape != imgs[b].shape:
+            skips.append(Skip(b, image_id, f"shape {imgs[b].shape} differs from {a} "
+                              f"{imgs[a].shape}", "ms_ssim"))
+            continue
+        rows.append({"image_id": image_id, "method_a": a, "method_b": b,
+                     "ms_ssim": ms_ssim(imgs[a], imgs[b], min_size=min_size),
+                     "fallback": min_size if small else ""})
+    return rows, skips
 
 
 def _pairs_chunk(root: str, samples: list[str], min_size: MinSize,
@@ -43,27 +97,9 @@ def _pairs_chunk(root: str, samples: list[str], min_size: MinSize,
                 imgs[m] = runs.load(m, image_id)
             except ImageLoadError as err:
                 skips.append(Skip(m, image_id, str(err)))
-        names = list(imgs)
-        if len(names) < 2:
-            continue
-        shapes = {imgs[m].shape for m in names}
-        small = min(min(s[:2]) for s in shapes) < MIN_SIDE
-        if len(shapes) == 1 and not small:
-            prepared = {m: _prepare(imgs[m]) for m in names}
-            for a, b in itertools.combinations(names, 2):
-                rows.append({"image_id": image_id, "method_a": a, "method_b": b,
-                             "ms_ssim": ms_ssim_prepared(prepared[a], prepared[b],
-                                                         MS_SSIM_WEIGHTS),
-                             "fallback": ""})
-            continue
-        for a, b in itertools.combinations(names, 2):
-            if imgs[a].shape != imgs[b].shape:
-                skips.append(Skip(b, image_id, f"shape {imgs[b].shape} differs from {a} "
-                                  f"{imgs[a].shape}", "ms_ssim"))
-                continue
-            rows.append({"image_id": image_id, "method_a": a, "method_b": b,
-                         "ms_ssim": ms_ssim(imgs[a], imgs[b], min_size=min_size),
-                         "fallback": min_size if small else ""})
+        r, s = image_pairs(image_id, imgs, min_size)
+        rows += r
+        skips += s
     return rows, skips
 
 
@@ -99,8 +135,7 @@ def pairwise_ms_ssim(runs_dir: str | Path, prefix: str = DEFAULT_PREFIX,
     skips = [s for res in results for s in res[1]]
     for s in skips:
         log.warning("diversity: skipped %s/%s: %s", s.method, s.image_id, s.reason)
-    cols = ["image_id", "method_a", "method_b", "ms_ssim", "fallback"]
-    return pd.DataFrame(rows, columns=cols), skips
+    return pd.DataFrame(rows, columns=PAIR_COLUMNS), skips
 
 
 def example_pairs(pairs: pd.DataFrame, quantiles: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0)

@@ -2,28 +2,25 @@
 
 :func:`evaluate_runs` loads every ``<method>/<image_id>.png`` once, computes the registered
 metrics against ``gt`` and accumulates the marginal a/b histograms of every method, so the
-report reads each image a single time. Work is split over image chunks, optionally in
-several processes; results do not depend on the number of workers.
+report reads each image a single time; with ``sample_prefix`` the same pass also scores the
+sample diversity (MS-SSIM of every pair of samples, :mod:`analysis.diversity`). Quantities
+of the ground truth (its Lab a/b, SSIM moments) are computed once per image, not once per
+method. Work is split over image chunks, optionally in several processes; results do not
+depend on the number of workers.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from analysis.lab_stats import (
-    AB_EDGES,
-    ABLookup,
-    ab_counts,
-    ab_edges,
-    histogram_intersection,
-    image_ab,
-)
+from analysis.diversity import PAIR_COLUMNS, image_pairs, sample_methods
+from analysis.lab_stats import AB_EDGES, ab_counts, ab_edges, histogram_intersection, image_ab
 from analysis.metrics import DEFAULT_METRICS, get_metric
 from analysis.runs import (
     GT_METHOD,
@@ -33,10 +30,9 @@ from analysis.runs import (
     map_chunks,
     order_methods,
 )
+from analysis.ssim import MinSize, _Moments, prepare_ssim
 
 log = logging.getLogger(__name__)
-
-LOOKUP_MIN_PIXELS = 2 * 2**24  # above this many pixels to convert, tabulate Lab once
 
 
 @dataclass
@@ -50,6 +46,9 @@ class RunsEvaluation:
         ab_counts: method -> int64 (2, n_bins) a and b pixel counts (empty if not asked).
         ab_edges: float64 (n_bins + 1,) bin edges of ``ab_counts``.
         methods, metrics, image_ids: what was evaluated.
+        pairs: the diversity pairs (columns as :func:`analysis.diversity.pairwise_ms_ssim`;
+            empty without ``sample_prefix``).
+        pair_skips: sample images (and pairs) the diversity could not use.
     """
 
     per_image: pd.DataFrame
@@ -59,6 +58,8 @@ class RunsEvaluation:
     methods: list[str]
     metrics: list[str]
     image_ids: list[str] = field(default_factory=list)
+    pairs: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PAIR_COLUMNS))
+    pair_skips: list[Skip] = field(default_factory=list)
 
     def summary(self) -> pd.DataFrame:
         """Per method: ``method``, ``n``, ``n_skipped`` and the mean of each metric.
@@ -111,33 +112,58 @@ class RunsEvaluation:
         return pd.DataFrame(rows, columns=["method", "a", "b", "mean"])
 
 
+class _Images:
+    """The images of one image id, each decoded at most once (errors remembered)."""
+
+    def __init__(self, runs: RunsFolder, image_id: str):
+        self.runs, self.image_id = runs, image_id
+        self._got: dict[str, np.ndarray | ImageLoadError] = {}
+
+    def get(self, method: str) -> np.ndarray:
+        """The image, or raises the (cached) :class:`ImageLoadError`."""
+        if method not in self._got:
+            try:
+                self._got[method] = self.runs.load(method, self.image_id)
+            except ImageLoadError as err:
+                self._got[method] = err
+        got = self._got[method]
+        if isinstance(got, ImageLoadError):
+            raise got
+        return got
+
+
+ChunkResult = tuple[list[dict], list[Skip], dict[str, np.ndarray], list[dict], list[Skip]]
+
+
 def _evaluate_chunk(root: str, methods: list[str], metric_names: list[str], gt_method: str,
-                    edges: np.ndarray | None, use_lookup: bool,
-                    ids: list[str]) -> tuple[list[dict], list[Skip], dict[str, np.ndarray]]:
+                    edges: np.ndarray | None, samples: list[str], min_size: MinSize,
+                    ids: list[str]) -> ChunkResult:
     runs = RunsFolder(root)
     specs = [get_metric(k) for k in metric_names]
-    to_ab: Callable[[np.ndarray], np.ndarray] = ABLookup() if use_lookup else image_ab
     need_ab = edges is not None or any(s.input == "ab" for s in specs)
     rows: list[dict] = []
     skips: list[Skip] = []
     counts: dict[str, np.ndarray] = {}
+    pairs: list[dict] = []
+    pair_skips: list[Skip] = []
     for image_id in ids:
+        images = _Images(runs, image_id)
         gt = gt_ab = None
         gt_state: dict[str, object] = {}
+        first: dict[str, _Moments] = {}  # finest-scale SSIM moments, reused for MS-SSIM
         try:
-            gt = runs.load(gt_method, image_id)
-            gt_ab = to_ab(gt) if need_ab else None
+            gt = images.get(gt_method)
+            gt_ab = image_ab(gt) if need_ab else None
         except ImageLoadError as err:
             if gt_method not in methods:
                 skips.append(Skip(gt_method, image_id, str(err)))
         for method in methods:
             try:
-                img = gt if (method == gt_method and gt is not None) else runs.load(method,
-                                                                                   image_id)
+                img = images.get(method)
             except ImageLoadError as err:
                 skips.append(Skip(method, image_id, str(err)))
                 continue
-            ab = gt_ab if img is gt else (to_ab(img) if need_ab else None)
+            ab = gt_ab if img is gt else (image_ab(img) if need_ab else None)
             if edges is not None:
                 c = ab_counts(ab, edges)
                 counts[method] = counts[method] + c if method in counts else c
@@ -158,20 +184,33 @@ def _evaluate_chunk(root: str, methods: list[str], metric_names: list[str], gt_m
                         if spec.name not in gt_state:
                             gt_state[spec.name] = spec.prepare(gt)
                         own = gt_state[spec.name] if img is gt else spec.prepare(img)
+                        if spec.prepare is prepare_ssim and method in samples:
+                            first[method] = own
                         row[spec.name] = spec.fn_prepared(own, gt_state[spec.name])
                     else:
                         row[spec.name] = spec.fn(img, gt)
                 except ValueError as err:
                     skips.append(Skip(method, image_id, str(err), spec.name))
             rows.append(row)
-    return rows, skips, counts
+        if samples:
+            loaded = {}
+            for m in samples:
+                try:
+                    loaded[m] = images.get(m)
+                except ImageLoadError as err:
+                    pair_skips.append(Skip(m, image_id, str(err)))
+            r, s = image_pairs(image_id, loaded, min_size, first)
+            pairs += r
+            pair_skips += s
+    return rows, skips, counts, pairs, pair_skips
 
 
 def evaluate_runs(runs_dir: str | Path, methods: Sequence[str] | None = None,
                   metrics: Sequence[str] = DEFAULT_METRICS, *, gt_method: str = GT_METHOD,
                   image_ids: Sequence[str] | None = None,
                   ab_bins: int | np.ndarray | None = None, progress: bool = False,
-                  workers: int = 1, lab_lookup: bool | None = None) -> RunsEvaluation:
+                  workers: int = 1, sample_prefix: str | None = None,
+                  ms_ssim_min_size: MinSize = "raise") -> RunsEvaluation:
     """Per-image metrics (and optionally a/b histograms) for every method of a runs folder.
 
     Args:
@@ -184,8 +223,11 @@ def evaluate_runs(runs_dir: str | Path, methods: Sequence[str] | None = None,
             [-128, 128]); None: no histograms.
         progress: tqdm bar over images.
         workers: processes (fork) over image chunks; 1 runs here.
-        lab_lookup: tabulate Lab for all uint8 colours (:class:`ABLookup`); None decides by
-            the number of pixels (more than 2 * 2**24).
+        sample_prefix: also score the sample diversity in the same pass: MS-SSIM of every
+            pair of the ``<sample_prefix>*`` methods of the folder for each image (exactly
+            :func:`analysis.diversity.pairwise_ms_ssim`, reusing the decoded images and
+            the SSIM metric's finest-scale moments); None: no diversity.
+        ms_ssim_min_size: the MS-SSIM fallback for images under 161 px.
 
     Returns:
         A :class:`RunsEvaluation`.
@@ -196,22 +238,14 @@ def evaluate_runs(runs_dir: str | Path, methods: Sequence[str] | None = None,
     methods = list(methods) if methods is not None else runs.methods()
     ids = list(image_ids) if image_ids is not None else runs.image_ids(methods)
     edges = None if ab_bins is None else ab_edges(ab_bins)
-    need_ab = edges is not None or any(get_metric(k).input == "ab" for k in metrics)
-    if not need_ab:
-        lab_lookup = False
-    if lab_lookup is None and ids:
-        try:
-            h, w = runs.load(gt_method, ids[0]).shape[:2]
-        except ImageLoadError:
-            h = w = 256
-        lab_lookup = h * w * len(ids) * (len(methods) + 1) > LOOKUP_MIN_PIXELS
-    if lab_lookup:
-        ABLookup.table()  # build once here so forked workers share it
+    samples = [] if sample_prefix is None else sample_methods(runs.methods(), sample_prefix)
     results = map_chunks(_evaluate_chunk, ids, str(runs.root), methods, list(metrics),
-                         gt_method, edges, bool(lab_lookup), workers=workers,
+                         gt_method, edges, samples, ms_ssim_min_size, workers=workers,
                          progress=progress, desc="metrics")
     rows = [r for res in results for r in res[0]]
     skips = [s for res in results for s in res[1]]
+    pair_rows = [r for res in results for r in res[3]]
+    pair_skips = [s for res in results for s in res[4]]
     counts: dict[str, np.ndarray] = {}
     for res in results:
         for m, c in res[2].items():
@@ -219,8 +253,12 @@ def evaluate_runs(runs_dir: str | Path, methods: Sequence[str] | None = None,
     for s in skips:
         log.warning("skipped %s/%s%s: %s", s.method, s.image_id,
                     f" ({s.metric})" if s.metric else "", s.reason)
+    for s in pair_skips:
+        log.warning("diversity: skipped %s/%s: %s", s.method, s.image_id, s.reason)
     per_image = pd.DataFrame(rows, columns=["method", "image_id", *metrics])
     counts = {m: counts[m] for m in order_methods(list(counts))}
     return RunsEvaluation(per_image=per_image, skipped=skips, ab_counts=counts,
                           ab_edges=np.asarray(edges if edges is not None else AB_EDGES),
-                          methods=methods, metrics=list(metrics), image_ids=ids)
+                          methods=methods, metrics=list(metrics), image_ids=ids,
+                          pairs=pd.DataFrame(pair_rows, columns=PAIR_COLUMNS),
+                          pair_skips=pair_skips)

@@ -63,8 +63,14 @@ def psnr(pred: np.ndarray, gt: np.ndarray, data_range: float = 255) -> float:
         10 * log10(data_range^2 / MSE); ``inf`` when the images are identical.
     """
     a, b = _pair(pred, gt)
-    d = np.subtract(a, b, dtype=np.float64).ravel()
-    mse = float(np.dot(d, d)) / d.size
+    if a.dtype == np.uint8 and b.dtype == np.uint8:
+        # exact integer sum of squares (no BLAS call: its threads spin on a busy machine)
+        d = np.subtract(a, b, dtype=np.int32).ravel()
+        np.multiply(d, d, out=d)
+        mse = float(d.sum(dtype=np.int64)) / d.size
+    else:
+        d = np.subtract(a, b, dtype=np.float64).ravel()
+        mse = float(np.dot(d, d)) / d.size
     return float("inf") if mse == 0 else float(10.0 * np.log10(data_range**2 / mse))
 
 
@@ -91,17 +97,22 @@ def auc_from_ab(pred_ab: np.ndarray, gt_ab: np.ndarray,
     """CIC's AuC from a and b planes (see :func:`auc_ab_error`).
 
     Args:
-        pred_ab, gt_ab: (..., 2) float a and b values of the same shape.
+        pred_ab, gt_ab: (..., 2) float a and b values of the same shape; the error
+            sqrt(da^2 + db^2) is computed in float32 when both are float32, else float64.
         max_threshold: the largest threshold (150 in CIC).
 
     Returns:
         Area under the cumulative error curve in [0, 1].
     """
     a, b = _pair(pred_ab, gt_ab)
-    d = np.subtract(a, b, dtype=np.float64)
-    err = np.hypot(d[..., 0], d[..., 1]).ravel()
+    # float32 a, b (as analysis.lab_stats.rgb_to_ab gives) are compared in float32
+    dtype = np.float32 if a.dtype == np.float32 and b.dtype == np.float32 else np.float64
+    d = np.subtract(a, b, dtype=dtype)
+    d *= d
+    err = np.add(d[..., 0], d[..., 1]).ravel()
     if err.size == 0:
         raise ValueError("AuC of an empty image is undefined")
+    np.sqrt(err, out=err)
     # err <= t  <=>  ceil(err) <= t for integer t; counts beyond the last threshold are dropped.
     np.ceil(err, out=err)
     np.minimum(err, max_threshold + 1, out=err)

@@ -19,9 +19,16 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the project root importable
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
+import os  # noqa: E402
+
+# One BLAS thread: the image passes use worker processes, and an idle OpenBLAS thread
+# spin-waits on a busy core (it made a plain dot product 7 ms here). Only effective when
+# this module is what imports numpy first (the script and ``python -m``); set before.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 import argparse  # noqa: E402
 import json  # noqa: E402
-import os  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
 
@@ -102,8 +109,11 @@ def run_report(args: argparse.Namespace) -> Path:
     sections: list[Section] = []
     progress = not args.no_progress
 
+    # one pass decodes every image once: metrics, a/b histograms and the sample diversity
     ev = evaluate_runs(runs.root, methods, metric_names, gt_method=args.gt, ab_bins=AB_EDGES,
-                       progress=progress, workers=args.workers)
+                       progress=progress, workers=args.workers,
+                       sample_prefix=args.sample_prefix,
+                       ms_ssim_min_size=args.ms_ssim_min_size)
     summary = ev.summary()
     tables.write_table(summary, tab_dir, "metrics")
     ev.per_image.to_csv(tab_dir / "metrics_per_image.csv", index=False, lineterminator="\n")
@@ -113,7 +123,8 @@ def run_report(args: argparse.Namespace) -> Path:
         f"{len(ev.image_ids)} images, {len(methods)} methods; {len(skipped)} skipped image or "
         "metric values (tables/skipped.csv). The paper (Sec. 4) warns these metrics cannot "
         "judge colorization; they are for runs without ratings."]))
-    _step(f"metrics: {len(ev.per_image)} image rows, {len(skipped)} skipped", t0)
+    _step(f"metrics, histograms and diversity pass: {len(ev.per_image)} image rows, "
+          f"{len(ev.pairs)} pairs, {len(skipped)} skipped", t0)
 
     if args.gt in ev.ab_counts:
         hists = ev.ab_histograms()
@@ -130,11 +141,9 @@ def run_report(args: argparse.Namespace) -> Path:
                             "fig7_histogram_intersection")
         sections.append(Section("Lab colour statistics (Fig. 7)", tables=[inter],
                                 figures=["fig7_ab_histograms", "fig7_histogram_intersection"]))
-    _step("Lab histograms", t0)
+    _step("Lab histogram tables and figures", t0)
 
-    pairs, dskips = diversity.pairwise_ms_ssim(runs.root, args.sample_prefix, ev.image_ids,
-                                               min_size=args.ms_ssim_min_size,
-                                               progress=progress, workers=args.workers)
+    pairs, dskips = ev.pairs, ev.pair_skips
     if len(pairs):
         pairs.to_csv(tab_dir / "diversity_pairs.csv", index=False, lineterminator="\n")
         dsum = diversity.diversity_summary(pairs)
@@ -151,15 +160,16 @@ def run_report(args: argparse.Namespace) -> Path:
             f"{n_fb} pairs used the '{args.ms_ssim_min_size}' fallback for images under "
             f"161 px; {len(dskips)} sample images skipped."],
             figures=["fig8_ms_ssim_histogram", "fig8_example_pairs"]))
-    _step(f"diversity: {len(pairs)} pairs", t0)
+    _step(f"diversity tables and figures: {len(pairs)} pairs", t0)
 
     if args.responses:
         sections += _vtt_sections(args, rules, tab_dir, fig_dir, settings)
-        _step("VTT tables", t0)
+        _step("VTT scores, bootstrap, tables and figures", t0)
 
     grid_ids = write_grid(runs, methods, ev.image_ids, out / "grid", args.grid_images,
                           args.seed, fig_dir)
     settings["grid_image_ids"] = grid_ids
+    _step("image grid (Table 3)", t0)
     (out / "settings.json").write_text(json.dumps(settings, indent=2, default=str) + "\n")
     html = render_html(out, sections, settings, rules.describe() if args.responses else [],
                        methods, grid_ids)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing as mp
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -124,6 +125,13 @@ def skips_frame(skips: list[Skip]) -> pd.DataFrame:
     return pd.DataFrame([s.__dict__ for s in skips], columns=cols)
 
 
+def _one_thread() -> None:
+    """In a worker process: one thread for torch (the workers already use every core)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
 def map_chunks(fn: Callable[..., Any], ids: Sequence[str], *args: Any, workers: int = 1,
                progress: bool = False, desc: str = "") -> list[Any]:
     """Apply ``fn(*args, chunk)`` to chunks of ``ids``, optionally in forked processes.
@@ -132,7 +140,8 @@ def map_chunks(fn: Callable[..., Any], ids: Sequence[str], *args: Any, workers: 
         fn: a module-level function (picklable) taking the chunk of ids last.
         ids: the image ids to split.
         *args: leading arguments passed to every call.
-        workers: processes; 1 runs in this process.
+        workers: processes; 1 runs in this process. Workers are forked and run torch with
+            one thread (numpy here uses no BLAS threads in the image passes).
         progress: tqdm bar counting ids.
         desc: bar label.
 
@@ -151,7 +160,8 @@ def map_chunks(fn: Callable[..., Any], ids: Sequence[str], *args: Any, workers: 
                 results.append(fn(*args, ch))
                 bar.update(len(ch))
         else:
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"),
+                                     initializer=_one_thread) as pool:
                 futures = [pool.submit(fn, *args, ch) for ch in chunks]
                 for fut, ch in zip(futures, chunks, strict=True):
                     results.append(fut.result())

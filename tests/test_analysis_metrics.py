@@ -10,7 +10,7 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from analysis import metrics
 from analysis.evaluate import evaluate_runs
-from analysis.lab_stats import AB_EDGES, ab_counts, image_ab
+from analysis.lab_stats import AB_EDGES, ab_counts, image_ab, rgb_to_ab
 from analysis.metrics import (
     METRICS,
     ab_histograms,
@@ -90,6 +90,25 @@ def test_ab_histograms_normalised_and_gray_at_zero():
     assert counts[0, 0] == 1 and counts[1, -1] == 1
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ab_counts_equal_searchsorted_binning(dtype):
+    """Every binning path (power-of-two grid, other equal bins, uneven) puts each value in
+    the bin searchsorted finds, including values on edges, -0.0, values so small that
+    v / width underflows, and values far outside the edges."""
+    rng = np.random.default_rng(8)
+    tiny = np.finfo(dtype).smallest_subnormal
+    odd = [[-0.0, 0.0], [-tiny, tiny], [-4.0, np.nextafter(dtype(-4.0), dtype(0))],
+           [128.0, -128.0], [1e30, -1e30], [np.nextafter(dtype(-128), dtype(-200)), 127.99]]
+    v = np.concatenate([rng.normal(0, 60, (20000, 2)), np.round(rng.normal(0, 60, (2000, 2))),
+                        np.array(odd)]).astype(dtype)
+    for bins in (AB_EDGES, 8, 64, np.arange(-2.0, 2.0 + 1e-9, 0.25), np.arange(-100.0, 101, 5),
+                 np.arange(-260.0, -99, 4.0), np.array([-128.0, -10, 0, 3, 50, 128])):
+        e = np.linspace(-128, 128, bins + 1) if np.isscalar(bins) else np.asarray(bins, float)
+        ref = [np.bincount(np.clip(np.searchsorted(e, v[:, c], side="right") - 1, 0,
+                                   len(e) - 2), minlength=len(e) - 1) for c in range(2)]
+        np.testing.assert_array_equal(ab_counts(v, bins), np.stack(ref), err_msg=str(bins))
+
+
 def test_registry():
     assert {"psnr", "ssim", "colorfulness", "auc", "ms_ssim"} <= set(METRICS)
     assert get_metric("colorfulness").needs_reference is False
@@ -141,7 +160,7 @@ def test_compute_metrics_skips_and_reports(runs_dir, caplog):
     assert per.attrs["skipped"][0]["image_id"] == "img0001"
 
 
-def test_evaluate_runs_per_image_histograms_and_lookup(runs_dir):
+def test_evaluate_runs_per_image_and_histograms(runs_dir):
     ev = evaluate_runs(runs_dir, ["gt", "cic"], ["psnr", "auc"], ab_bins=AB_EDGES)
     assert set(ev.per_image["method"]) == {"gt", "cic"} and len(ev.per_image) == 5
     inter = ev.intersections().set_index("method")
@@ -151,20 +170,57 @@ def test_evaluate_runs_per_image_histograms_and_lookup(runs_dir):
     np.testing.assert_allclose(ev.summary()["auc"], again["auc"])
 
 
-def test_ab_lookup_agrees_with_direct_conversion(monkeypatch):
-    """The tabulated path equals rgb_to_lab on the colours it covers (built on a subset)."""
-    from analysis import lab_stats
+def test_rgb_to_ab_matches_scikit_image():
+    """The float32 direct conversion agrees with skimage's rgb2lab (float64) within 1e-3.
 
-    img = make_image(np.random.default_rng(6), (12, 12))
-    direct = image_ab(img)
-    r, g, b = (img[..., c].astype(np.int64) for c in range(3))
-    idx = (r << 16) | (g << 8) | b
-    table = np.zeros((2**24, 2), np.float32)
-    table[idx.ravel()] = direct.reshape(-1, 2)  # stand-in for the 3 s full build
-    monkeypatch.setattr(lab_stats.ABLookup, "_table", table)
-    np.testing.assert_allclose(lab_stats.ABLookup()(img), direct, atol=1e-4)
-    via_table = lab_stats.ABLookup()(img)
-    assert metrics.auc_from_ab(via_table, via_table) == 1.0
+    Checked here on a coarse grid of the RGB cube (every 5th level, both ends included), all
+    grays and 2**18 random colours; over all 2**24 colours the largest difference is about
+    1e-4 (checked once offline, 5 s).
+    """
+    from skimage.color import rgb2lab
+
+    grid = np.append(np.arange(0, 256, 5), 255).astype(np.uint8)
+    cube = np.stack(np.meshgrid(grid, grid, grid, indexing="ij"), -1).reshape(-1, 3)
+    grays = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+    rand = np.random.default_rng(7).integers(0, 256, (2**18, 3), dtype=np.uint8)
+    rgb = np.concatenate([cube, grays, rand])
+    ours = rgb_to_ab(rgb)
+    ref = rgb2lab(rgb.astype(np.float64) / 255.0)[..., 1:]
+    assert ours.dtype == np.float32 and ours.shape == (len(rgb), 2)
+    assert np.abs(ours - ref).max() < 1e-3
+    assert np.abs(ours[len(cube):len(cube) + 256]).max() < 0.01  # grays: near 0 (as skimage)
+    # image shapes are kept; uint8 goes through rgb_to_ab, float through skimage
+    img = make_image(np.random.default_rng(6), (12, 14))
+    assert image_ab(img).shape == (12, 14, 2)
+    np.testing.assert_array_equal(image_ab(img), rgb_to_ab(img))
+    np.testing.assert_allclose(image_ab(img / 255.0), rgb2lab(img / 255.0)[..., 1:])
+    with pytest.raises(ValueError, match="uint8"):
+        rgb_to_ab(img.astype(np.float32))
+
+
+def test_evaluate_runs_diversity_equals_pairwise_ms_ssim(tmp_path):
+    """The merged pass scores the same pairs (same values) as the stand-alone diversity."""
+    from analysis.diversity import pairwise_ms_ssim
+
+    samples = ("pixcolor_s1", "pixcolor_s2", "pixcolor_s3")
+    make_runs(tmp_path / "big", n_images=2, size=(168, 176), methods=("cic", *samples))
+    (tmp_path / "big" / "pixcolor_s2" / "img0001.png").unlink()  # one pair left for it
+    make_runs(tmp_path / "small", n_images=2, size=(40, 44), methods=samples)
+    for name, min_size in (("big", "raise"), ("small", "upsample")):
+        root = tmp_path / name
+        ev = evaluate_runs(root, metrics=["ssim"], sample_prefix="pixcolor_s",
+                           ms_ssim_min_size=min_size)
+        pairs, skips = pairwise_ms_ssim(root, "pixcolor_s", min_size=min_size)
+        pd.testing.assert_frame_equal(ev.pairs, pairs)
+        assert ev.pair_skips == skips
+        two = evaluate_runs(root, metrics=["ssim"], sample_prefix="pixcolor_s",
+                            ms_ssim_min_size=min_size, workers=2)
+        pd.testing.assert_frame_equal(two.pairs, pairs)
+    assert len(pairs) == 6 and (pairs["fallback"] == "upsample").all()
+    big = evaluate_runs(tmp_path / "big", metrics=["psnr"], sample_prefix="pixcolor_s")
+    assert len(big.pairs) == 3 + 1 and len(big.pair_skips) == 1
+    assert (big.pairs["ms_ssim"] > 0).all() and (big.pairs["ms_ssim"] < 1).all()
+    assert evaluate_runs(tmp_path / "big", metrics=["psnr"]).pairs.empty
 
 
 def test_workers_do_not_change_results(runs_dir):

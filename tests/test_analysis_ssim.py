@@ -107,3 +107,33 @@ def test_small_images_raise_or_fall_back():
         ms_ssim(a, b, min_size="crop")
     with pytest.raises(ValueError, match="shape"):
         ms_ssim(a, b[:, :-1])
+
+
+def test_blur_equals_scipy_correlate():
+    """The shifted-sum Gaussian blur equals scipy's correlate1d (valid part) in float64."""
+    from scipy import ndimage
+
+    from analysis.ssim import _WINDOW, _blur_valid, gaussian_window
+
+    w = gaussian_window()
+    np.testing.assert_allclose(_WINDOW, w, rtol=1e-7)
+    rng = np.random.default_rng(5)
+    for shape in [(9, 64, 70), (3, 11, 11), (2, 300, 257), (1, 12, 40)]:
+        x = rng.random(shape, dtype=np.float32) - 0.5
+        ref = ndimage.correlate1d(x.astype(np.float64), w, axis=-1, mode="constant")
+        ref = ndimage.correlate1d(ref, w, axis=-2, mode="constant")[..., 5:-5, 5:-5]
+        got = _blur_valid(x)
+        assert got.dtype == np.float32 and got.shape == ref.shape
+        np.testing.assert_allclose(got, ref, atol=3e-7)
+
+
+def test_prepare_ms_ssim_reuses_first_scale():
+    from analysis.ssim import ms_ssim_prepared, prepare_ms_ssim, prepare_ssim
+
+    a, b = synthetic_pair()
+    first = prepare_ssim(a)
+    reused = prepare_ms_ssim(a, first=first)
+    assert reused[0] is first
+    assert ms_ssim_prepared(reused, prepare_ms_ssim(b)) == ms_ssim(a, b)
+    with pytest.raises(ValueError, match="prepared for"):
+        prepare_ms_ssim(a[:180], first=first)
