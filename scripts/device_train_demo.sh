@@ -3,7 +3,7 @@
 # only 2,500 PixelCNN steps). Run from the repository root with the 1k ImageNet sample copied
 # to data/imagenet_sample_1k (33 MB, an ignored path: pass it with the device tool's carry):
 #   cp -r ../shared/data/imagenet_sample_1k data/   # once, on the CPU machine
-#   device run: MINUTES=4 bash scripts/device_train_demo.sh     (carry: data/imagenet_sample_1k)
+#   device run: MINUTES=4 bash scripts/device_train_demo.sh     (carry: data/imagenet_sample_1k and data/demo)
 # Trains both stages for MINUTES each (bf16 autocast and channels-last on CUDA), writes the
 # combined checkpoint, the logs and a diagnostic of sample colour marginals to $OUT.
 set -euo pipefail
