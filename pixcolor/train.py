@@ -42,9 +42,19 @@ class TrainingDiverged(RuntimeError):
 
 
 def git_revision() -> str:
+    """HEAD of the project's checkout, with ``-dirty`` when tracked files differ from it.
+
+    Called once when a run starts: the code a process runs is the code it imported, even
+    if the checkout moves on while it trains.
+    """
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, timeout=5).stdout.strip()
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, timeout=5).stdout.strip() or "unknown"
+        rev = git("rev-parse", "HEAD")
+        if rev and git("status", "--porcelain", "--untracked-files=no"):
+            rev += "-dirty"
+        return rev or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
@@ -196,6 +206,7 @@ def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, re
         out.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(tcfg.seed)
+    rev = git_revision()  # once: the code this process runs, whatever the checkout does later
     step = 0
     ckpts = list_checkpoints(out) if resume else []
     state = None
@@ -256,7 +267,7 @@ def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, re
         st = {"stage": stage, "step": at, "preset": preset,
               "model_config": dataclasses.asdict(mcfg), "train_config": dataclasses.asdict(tcfg),
               "model": model.state_dict(), "optimizer": opt.state_dict(), "rng": _rng_state(),
-              "git_rev": git_revision(), "world_size": world, "stages": [stage]}
+              "git_rev": rev, "world_size": world, "stages": [stage]}
         return save_checkpoint(out, st, at, tcfg.keep_last)
 
     t0 = time.time()

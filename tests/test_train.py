@@ -104,6 +104,19 @@ def test_checkpoints_keep_last_k_and_combine(folder, tmp_path):
         combine(tmp_path / "r" / "ckpt_00000002.pt", tmp_path / "p" / "ckpt_00000004.pt", out)
 
 
+def test_checkpoints_record_the_revision_the_run_started_from(folder, tmp_path, monkeypatch):
+    import pixcolor.train as train_mod
+
+    revs = iter(["a" * 40, "b" * 40, "c" * 40, "d" * 40])
+    monkeypatch.setattr(train_mod, "git_revision", lambda: next(revs))
+    _run("pixelcnn", _ds(folder, tmp_path), tmp_path / "p", steps=3, ckpt_every=1)
+    got = {torch.load(p, weights_only=False)["git_rev"] for p in (tmp_path / "p").glob("ckpt_*")}
+    assert got == {"a" * 40}  # not the checkout's HEAD at each save
+    monkeypatch.undo()
+    rev = train_mod.git_revision()
+    assert rev == "unknown" or len(rev.removesuffix("-dirty")) == 40
+
+
 class _PoisonAfter(torch.utils.data.Dataset):
     """Wraps a dataset; items of epochs >= ``epoch`` carry NaN luminance."""
 
