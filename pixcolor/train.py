@@ -172,7 +172,8 @@ def train(stage: str, dataset, out: str | Path, mcfg, tcfg: TrainConfig, *,
         dataset: an :class:`~pixcolor.data.ImageFolderDataset` (``__len__``, ``set_epoch``,
             items with tensors ``y``
             (1, S, S), ``bins`` (2, h, w), ``lowres`` (2, h, w), ``cbcr`` (2, S, S).
-        out: run folder for checkpoints and ``log.csv``.
+        out: run folder for checkpoints and ``log.csv`` (one row every ``log_every`` steps:
+            the mean loss of those steps, the lr, images/s and wall seconds).
         init_from: torchvision ResNet / DeepLabV3 weights for the conditioning network.
         deterministic: deterministic algorithms (CPU runs are then exactly repeatable).
         freeze_bn: BatchNorm uses running statistics (and matches across process counts).
@@ -273,6 +274,7 @@ def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, re
     t0 = time.time()
     t_last, n_last = t0, 0
     last_loss, last_path = float("nan"), None
+    loss_sum, loss_n = 0.0, 0  # since the last log row: the row holds their mean
     wrapper.set_modes()
     if freeze_bn:
         set_bn_frozen(model, True)
@@ -297,17 +299,19 @@ def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, re
             step += 1
             n_last += tcfg.batch_size
             last_loss = float(loss.detach())
+            loss_sum, loss_n = loss_sum + last_loss, loss_n + 1
             if bar is not None:
                 bar.update(1)
             if rank == 0 and (step % tcfg.log_every == 0 or step == tcfg.steps):
                 now = time.time()
                 ips = n_last / max(now - t_last, 1e-9)
-                writer.writerow([step, f"{last_loss:.6f}", f"{lr_at(step - 1, tcfg):.3g}",
+                mean_loss = loss_sum / max(loss_n, 1)
+                writer.writerow([step, f"{mean_loss:.6f}", f"{lr_at(step - 1, tcfg):.3g}",
                                  f"{ips:.2f}", f"{now - t0:.1f}"])
                 logf.flush()
                 if bar is not None:
-                    bar.set_postfix(loss=f"{last_loss:.4f}", img_s=f"{ips:.1f}")
-                t_last, n_last = now, 0
+                    bar.set_postfix(loss=f"{mean_loss:.4f}", img_s=f"{ips:.1f}")
+                t_last, n_last, loss_sum, loss_n = now, 0, 0.0, 0
             timed_out = max_minutes is not None and (time.time() - t0) / 60 > max_minutes
             if step % tcfg.ckpt_every == 0 or step == tcfg.steps or timed_out:
                 last_path = checkpoint(step)

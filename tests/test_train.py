@@ -87,6 +87,15 @@ def test_resume_is_exact(folder, tmp_path):
     assert _losses(tmp_path / "a") == _losses(tmp_path / "b")
 
 
+def test_log_rows_hold_the_mean_loss_since_the_previous_row(folder, tmp_path):
+    ds = _ds(folder, tmp_path)
+    _run("refine", ds, tmp_path / "every", steps=4, ckpt_every=4, log_every=1, deterministic=True)
+    _run("refine", ds, tmp_path / "pairs", steps=4, ckpt_every=4, log_every=2, deterministic=True)
+    each, pairs = _losses(tmp_path / "every"), _losses(tmp_path / "pairs")
+    assert len(each) == 4 and len(pairs) == 2
+    np.testing.assert_allclose(pairs, [np.mean(each[:2]), np.mean(each[2:])], rtol=1e-5)
+    assert pairs[0] != each[1]  # not just the last step of the interval
+
 def test_checkpoints_keep_last_k_and_combine(folder, tmp_path):
     ds = _ds(folder, tmp_path)
     _run("pixelcnn", ds, tmp_path / "p", steps=4, ckpt_every=1, keep_last=2)
