@@ -73,7 +73,10 @@ def _train(args) -> int:
           file=sys.stderr)
     if args.name == "ltbc" and args.num_classes is None:
         mcfg = dataclasses.replace(mcfg, num_classes=len(ds.classes))  # 0: flat folder
-    if args.name == "cic" and not mcfg.prior_file and args.prior_images > 0 and not args.resume:
+    from pixcolor.train import list_checkpoints
+
+    resuming = args.resume and bool(list_checkpoints(Path(args.out)))  # else a fresh run
+    if args.name == "cic" and not mcfg.prior_file and args.prior_images > 0 and not resuming:
         mcfg = dataclasses.replace(mcfg, prior_file=str(
             cic_prior(args.data, Path(args.out), args.prior_images, args.index)))
     try:

@@ -108,8 +108,8 @@ def test_cli_train_export_colorize(photo_dir, tmp_path, capsys):
     args = ["train", "cic", "--data", str(photo_dir), "--out", str(out), "--preset", "tiny",
             "--steps", "2", "--image-size", "32", "--prior-images", "3",
             "--colorness-threshold", "0", "--index", str(tmp_path / "index.csv"),
-            "--temperature", "0.5"]
-    assert main(args) == 0
+            "--temperature", "0.5", "--resume"]
+    assert main(args) == 0  # --resume on a fresh folder is a fresh run: the prior is counted
     assert np.load(out / "cic_prior.npy").sum() == 3 * 64 * 64  # three 64 px centre crops
     ckpt = sorted(out.glob("ckpt_*.pt"))[-1]
     assert main(["export", str(ckpt), "--out", str(tmp_path / "cic.pt")]) == 0
