@@ -110,12 +110,10 @@ def _export(args) -> int:
 
 
 def _colorize(args) -> int:
-    from pixcolor.io import ImageLoadError, iter_images, load_rgb, save_png
+    from pixcolor.io import ImageLoadError, expand_inputs, load_rgb, save_png
 
     model = baselines.load(args.name, args.checkpoint, device=args.device)
-    files: list[Path] = []
-    for p in map(Path, args.inputs):
-        files += list(iter_images(p)) if p.is_dir() else [p]
+    files = expand_inputs(args.inputs)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     done = 0

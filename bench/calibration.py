@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from pixcolor import color
-from pixcolor.io import ImageLoadError, iter_images, load_rgb
+from pixcolor.io import ImageLoadError, expand_inputs, load_rgb
 from pixcolor.model import PixColor
 
 CHANNELS = ("Cb", "Cr")
@@ -104,10 +104,7 @@ def format_report(res: dict) -> str:
 
 
 def _images(paths: list[str]) -> Iterable[np.ndarray]:
-    files: list[Path] = []
-    for p in map(Path, paths):
-        files += list(iter_images(p)) if p.is_dir() else [p]
-    for p in files:
+    for p in expand_inputs(paths):
         try:
             yield load_rgb(p)
         except ImageLoadError as exc:

@@ -69,7 +69,7 @@ def _colorize(args) -> int:
     import torch
     from tqdm import tqdm
 
-    from pixcolor.io import ImageLoadError, iter_images, load_rgb, save_png
+    from pixcolor.io import ImageLoadError, expand_inputs, load_rgb, save_png
     from pixcolor.model import CheckpointError, PixColor
 
     try:
@@ -78,12 +78,7 @@ def _colorize(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     torch.set_grad_enabled(False)
-    files: list[Path] = []
-    for p in map(Path, args.inputs):
-        if p.is_dir():
-            files += list(iter_images(p))
-        else:
-            files.append(p)
+    files = expand_inputs(args.inputs)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     failed, done, t0 = [], 0, time.time()

@@ -32,7 +32,7 @@ import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -309,6 +309,15 @@ def iter_images(root: str | os.PathLike, recursive: bool = True) -> Iterator[Pat
         for name in sorted(filenames):
             if not name.startswith(".") and is_image_file(name):
                 yield Path(dirpath) / name
+
+
+def expand_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Command-line inputs to files: a folder gives its images (:func:`iter_images`), a file
+    stays itself (unreadable ones are reported later, when loaded)."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        files += list(iter_images(p)) if p.is_dir() else [p]
+    return files
 
 
 def file_sha256(path: str | os.PathLike) -> str:
