@@ -34,8 +34,6 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 SYSTEMS = ("ltbc", "cic", "lrac", "pixcolor_s1", "pixcolor_s2", "pixcolor_s3",
            "pixcolor_unrefined")
-RATES = {"ltbc": 0.26, "cic": 0.29, "lrac": 0.31, "pixcolor_s1": 0.33, "pixcolor_s2": 0.35,
-         "pixcolor_s3": 0.33, "pixcolor_unrefined": 0.20}
 TARGET_S = 60.0
 TARGET_IMAGES = 500
 _STEP = re.compile(r"^\[\s*([0-9.]+) s\] (.*)$")
@@ -62,7 +60,7 @@ def prepare(keep: Path, n_max: int, size: int) -> Path:
 
 def subset(keep: Path, full: Path, n: int, raters: int) -> tuple[Path, Path]:
     """A runs folder with the first ``n`` images (symlinks into ``full``) and its responses."""
-    from analysis.synthetic import make_responses
+    from analysis.synthetic import DEFAULT_RATES, make_responses
 
     ids = pd.read_csv(full / "manifest.csv", dtype=str)["image_id"].tolist()[:n]
     runs = keep / f"{full.name}_first{n}"
@@ -76,8 +74,8 @@ def subset(keep: Path, full: Path, n: int, raters: int) -> tuple[Path, Path]:
         pd.DataFrame({"image_id": ids}).to_csv(runs / "manifest.csv", index=False)
     responses = keep / f"responses_{n}_r{raters}.csv"
     if not responses.exists():
-        make_responses(ids, RATES, raters_per_image=raters, seed=0).to_csv(responses,
-                                                                            index=False)
+        rates = {m: DEFAULT_RATES[m] for m in SYSTEMS}
+        make_responses(ids, rates, raters_per_image=raters, seed=0).to_csv(responses, index=False)
     return runs, responses
 
 
