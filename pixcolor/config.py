@@ -52,6 +52,7 @@ class TrainConfig:
     beta2: float = 0.999
     weight_decay: float = 0.0
     warmup_steps: int = 0  # linear warm-up (0 = constant lr, as in the paper)
+    decay_steps: int = 0  # linear decay to 0 over the last N of `steps` (0 = none, as in the paper)
     grad_clip: float = 0.0  # 0 = no clipping (the paper does not mention any)
     image_size: int = 224  # training crop; conditioning input = 8 x lowres for ResNet-101
     crop_scale_min: float = 0.35  # random-resized crop scale range lower bound

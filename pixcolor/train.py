@@ -113,9 +113,19 @@ def _collate(items: list[dict]) -> dict[str, torch.Tensor]:
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate of the update that takes the model from ``step`` to ``step + 1``.
+
+    Linear warm-up over the first ``warmup_steps``, constant, then (``decay_steps`` > 0) a
+    linear decay that reaches ``lr / decay_steps`` at the last step of ``steps``. The decay
+    is a function of the step alone, so a run resumed with a longer ``--steps`` and a
+    ``--decay-steps`` anneals from where the constant phase stopped.
+    """
+    lr = cfg.lr
     if cfg.warmup_steps and step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    return cfg.lr
+        lr *= (step + 1) / cfg.warmup_steps
+    if cfg.decay_steps and step >= cfg.steps - cfg.decay_steps:
+        lr *= max(cfg.steps - step, 0) / cfg.decay_steps
+    return lr
 
 
 def list_checkpoints(out: Path) -> list[Path]:
@@ -179,6 +189,9 @@ def train(stage: str, dataset, out: str | Path, mcfg, tcfg: TrainConfig, *,
         freeze_bn: BatchNorm uses running statistics (and matches across process counts).
         max_minutes: stop (with a checkpoint) after this much wall time.
     """
+    if not 0 <= tcfg.decay_steps <= tcfg.steps:
+        raise ValueError(f"decay_steps={tcfg.decay_steps} must lie in [0, steps={tcfg.steps}] "
+                         "(--decay-steps counts the last steps of --steps)")
     task_cls = get_task(stage)
     out = Path(out)
     world = int(os.environ.get("WORLD_SIZE", "1"))

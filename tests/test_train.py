@@ -12,7 +12,7 @@ from PIL import Image
 
 from pixcolor.config import get_preset
 from pixcolor.data import ImageFolderDataset
-from pixcolor.train import TrainingDiverged, combine, config_with_overrides, train
+from pixcolor.train import TrainingDiverged, combine, config_with_overrides, lr_at, train
 
 TINY = get_preset("tiny")
 
@@ -85,6 +85,30 @@ def test_resume_is_exact(folder, tmp_path):
         assert torch.equal(a[k], b[k]), k
     assert not torch.equal(a["pixelcnn.head2.weight"], _weights(first)["pixelcnn.head2.weight"])
     assert _losses(tmp_path / "a") == _losses(tmp_path / "b")
+
+
+def test_lr_schedule_warms_up_holds_then_decays_linearly_to_the_last_step():
+    cfg = _tcfg(lr=1.0, steps=10, warmup_steps=2, decay_steps=4)
+    assert [lr_at(s, cfg) for s in range(10)] == [0.5, 1, 1, 1, 1, 1, 1.0, 0.75, 0.5, 0.25]
+    assert [lr_at(s, _tcfg(lr=1.0, steps=10, warmup_steps=0)) for s in (0, 9)] == [1, 1]
+    with pytest.raises(ValueError, match="decay_steps"):
+        train("pixelcnn", None, "unused", TINY.model, _tcfg(steps=4, decay_steps=5))
+
+
+def test_decay_added_on_resume_equals_a_run_planned_with_it(folder, tmp_path):
+    """Constant lr for 3 steps, then resumed with --steps 6 --decay-steps 3 (the demo recipe)."""
+    ds = _ds(folder, tmp_path)
+    full = _run("pixelcnn", ds, tmp_path / "a", steps=6, decay_steps=3, ckpt_every=3,
+                log_every=1, deterministic=True)
+    _run("pixelcnn", ds, tmp_path / "b", steps=3, ckpt_every=3, log_every=1, deterministic=True)
+    resumed = _run("pixelcnn", ds, tmp_path / "b", steps=6, decay_steps=3, ckpt_every=3,
+                   log_every=1, deterministic=True, resume=True)
+    a, b = _weights(full), _weights(resumed)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    lrs = [float(r.split(",")[2]) for r in (tmp_path / "b" / "log.csv").read_text().split()[1:]]
+    base = TINY.train.lr
+    np.testing.assert_allclose(lrs[2:], [base, base, 2 * base / 3, base / 3], rtol=1e-3)
 
 
 def test_log_rows_hold_the_mean_loss_since_the_previous_row(folder, tmp_path):
