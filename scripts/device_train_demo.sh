@@ -7,7 +7,9 @@
 #   cp -r ../shared/data/imagenet_sample_1k data/      # once, on the CPU machine
 #   device run: STEPS=20000 MINUTES=8 bash scripts/device_train_demo.sh
 #               (carry: data/imagenet_sample_1k and data/demo)
-# Each job stops at STEPS or after MINUTES; the logs, the combined PixColor model, the three
+# The lr decays linearly to 0 over the last DECAY steps (default STEPS/10; the CPU demo
+# checkpoints' recipe); set STEPS so that every job reaches it within MINUTES, or the decay
+# is cut short. Each job stops at STEPS or after MINUTES; the logs, the combined PixColor model, the three
 # exported baselines and PixColor's colour calibration land in $OUT. Check the steps each job
 # reached (printed) before shipping: the budget rule wants equal steps.
 # Smoke test on a CPU: DEVICE=cpu STEPS=2 DATA=... bash scripts/device_train_demo.sh
@@ -16,13 +18,14 @@ OUT=${OUT:-out}
 DATA=${DATA:-data/imagenet_sample_1k}
 MINUTES=${MINUTES:-8}
 STEPS=${STEPS:-20000}
+DECAY=${DECAY:-$((STEPS / 10))}
 WORKERS=${WORKERS:-3}
 DEVICE=${DEVICE:-cuda}
 PY=${PYTHON:-python3}  # the device machine has torch preinstalled
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1 || true
-common=(--preset small --data "$DATA" --device "$DEVICE" --steps "$STEPS" --max-minutes "$MINUTES"
+common=(--preset small --data "$DATA" --device "$DEVICE" --steps "$STEPS" --decay-steps "$DECAY" --max-minutes "$MINUTES"
         --num-workers "$WORKERS" --ckpt-every 1000 --keep-last 2 --resume)
 for stage in pixelcnn refine; do
   "$PY" -m pixcolor train "$stage" --out "$OUT/$stage" "${common[@]}" >"$OUT/$stage.log" 2>&1 &
