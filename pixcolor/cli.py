@@ -126,9 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_flags(t, TrainConfig)
     t.set_defaults(func=_train)
 
-    c = sub.add_parser("combine", help="merge a pixelcnn and a refine checkpoint")
+    c = sub.add_parser("combine", help="merge a pixelcnn and a refine (or combined) checkpoint")
     c.add_argument("--pixelcnn", required=True)
-    c.add_argument("--refine", required=True)
+    c.add_argument("--refine", required=True,
+                   help="a refine training checkpoint, or a combined model to take its refinement from")
     c.add_argument("--out", required=True)
     c.set_defaults(func=_combine)
 

@@ -344,12 +344,20 @@ def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, re
 
 def combine(pixelcnn_ckpt: str | Path, refine_ckpt: str | Path, out: str | Path,
             extra: dict | None = None) -> Path:
-    """Merge the two stages' training checkpoints into one inference checkpoint."""
+    """Merge the two stages into one inference checkpoint.
+
+    ``pixelcnn_ckpt`` is a ``pixelcnn`` training checkpoint; ``refine_ckpt`` is a ``refine``
+    training checkpoint or a combined inference checkpoint (such as the shipped demo model),
+    whose refinement network is taken with the step it records: a newly trained PixelCNN can
+    replace an existing model's without its refinement run at hand.
+    """
     a = torch.load(pixelcnn_ckpt, map_location="cpu", weights_only=False)
     b = torch.load(refine_ckpt, map_location="cpu", weights_only=False)
-    if a.get("stage") != "pixelcnn" or b.get("stage") != "refine":
+    b_refine = b.get("stage") == "refine" or "refine" in b.get("stages", ())
+    if a.get("stage") != "pixelcnn" or not b_refine:
         raise ValueError(
-            "combine needs a pixelcnn checkpoint and a refine checkpoint, in that order")
+            "combine needs a pixelcnn checkpoint and a refine (or combined) checkpoint, "
+            "in that order")
     if a["model_config"] != b["model_config"]:
         raise ValueError("the two checkpoints were trained with different model configs")
     model = PixColor(config_from_dict(ModelConfig, a["model_config"]),
@@ -357,8 +365,11 @@ def combine(pixelcnn_ckpt: str | Path, refine_ckpt: str | Path, out: str | Path,
     sd = {k: v for k, v in a["model"].items() if not k.startswith("refine.")}
     sd.update({k: v for k, v in b["model"].items() if k.startswith("refine.")})
     model.load_state_dict(sd)
-    info = {"pixelcnn_step": a["step"], "refine_step": b["step"],
+    refine_step = b["step"] if "stage" in b else b.get("training", {}).get("refine_step")
+    info = {"pixelcnn_step": a["step"], "refine_step": refine_step,
             "train_config": a["train_config"], "git_rev": a.get("git_rev")}
+    if "stage" not in b:
+        info["refine_from"] = Path(refine_ckpt).name
     model.save(out, extra={"training": info, **(extra or {})})
     return Path(out)
 

@@ -120,6 +120,7 @@ def test_log_rows_hold_the_mean_loss_since_the_previous_row(folder, tmp_path):
     np.testing.assert_allclose(pairs, [np.mean(each[:2]), np.mean(each[2:])], rtol=1e-5)
     assert pairs[0] != each[1]  # not just the last step of the interval
 
+
 def test_checkpoints_keep_last_k_and_combine(folder, tmp_path):
     ds = _ds(folder, tmp_path)
     _run("pixelcnn", ds, tmp_path / "p", steps=4, ckpt_every=1, keep_last=2)
@@ -135,6 +136,14 @@ def test_checkpoints_keep_last_k_and_combine(folder, tmp_path):
     assert model.colorize([np.zeros((20, 30), np.uint8)], num_samples=1)[0].shape == (1, 20, 30, 3)
     with pytest.raises(ValueError, match="pixelcnn checkpoint and a refine"):
         combine(tmp_path / "r" / "ckpt_00000002.pt", tmp_path / "p" / "ckpt_00000004.pt", out)
+    # a newer PixelCNN into the combined model: the refinement network and its step carry over
+    swapped = combine(tmp_path / "p" / "ckpt_00000003.pt", out, tmp_path / "swapped.pt")
+    new, old = torch.load(swapped, weights_only=False), torch.load(out, weights_only=False)
+    assert new["training"]["pixelcnn_step"] == 3 and new["training"]["refine_step"] == 2
+    p3 = torch.load(tmp_path / "p" / "ckpt_00000003.pt", weights_only=False)["model"]
+    for k, v in new["model"].items():
+        want = old["model"][k] if k.startswith("refine.") else p3[k]
+        assert torch.equal(v, want), k
 
 
 def test_checkpoints_record_the_revision_the_run_started_from(folder, tmp_path, monkeypatch):
