@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("combine", help="merge a pixelcnn and a refine (or combined) checkpoint")
     c.add_argument("--pixelcnn", required=True)
     c.add_argument("--refine", required=True,
-                   help="a refine training checkpoint, or a combined model to take its refinement from")
+                   help="a refine training checkpoint, or a combined model (its refinement)")
     c.add_argument("--out", required=True)
     c.set_defaults(func=_combine)
 
