@@ -1,7 +1,8 @@
 """Command line: ``pixcolor train``, ``pixcolor combine``, ``pixcolor colorize``.
 
-Training flags are generated from the :class:`~pixcolor.config.TrainConfig` dataclass
-(``--lr``, ``--batch-size``, ``--steps`` ...); unset flags keep the preset's values.
+Training flags are generated from the :class:`~pixcolor.config.TrainConfig` and
+:class:`~pixcolor.config.ModelConfig` dataclasses (``--lr``, ``--batch-size``, ``--steps``,
+``--cond-width``, ``--cond-blocks 1,2,2`` ...); unset flags keep the preset's values.
 """
 
 from __future__ import annotations
@@ -14,29 +15,70 @@ import sys
 import time
 from pathlib import Path
 
-from pixcolor.config import PRESETS, TrainConfig, get_preset
+from pixcolor.config import PRESETS, ModelConfig, TrainConfig, get_preset
 
 
-def add_dataclass_flags(parser: argparse.ArgumentParser, cls) -> None:
-    """One ``--field-name`` flag per dataclass field, default None (= keep the preset)."""
+def _int_tuple(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected integers separated by commas, "
+                                         "such as 1,2,2") from None
+
+
+def add_dataclass_flags(parser: argparse.ArgumentParser, cls, group: str | None = None) -> None:
+    """One ``--field-name`` flag per dataclass field, default None (= keep the preset).
+
+    Tuple fields take comma-separated integers (``--cond-blocks 1,2,2``); ``group`` puts the
+    flags under their own heading in ``--help``.
+    """
+    target = parser.add_argument_group(group) if group else parser
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
         typ = type(f.default) if f.default is not dataclasses.MISSING else str
         if typ is bool:
-            parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"),
+            target.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"),
                                 default=None, metavar="BOOL")
+        elif typ is tuple:
+            target.add_argument(flag, type=_int_tuple, default=None, metavar="INT,...")
         else:
-            parser.add_argument(flag, type=typ, default=None, metavar=typ.__name__.upper())
+            target.add_argument(flag, type=typ, default=None, metavar=typ.__name__.upper())
+
+
+def _overrides(args, cls) -> dict:
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+            if getattr(args, f.name, None) is not None}
 
 
 def _train(args) -> int:
     from pixcolor.data import ImageFolderDataset
-    from pixcolor.train import TrainingDiverged, config_with_overrides, train
+    from pixcolor.train import TrainingDiverged, config_with_overrides, list_checkpoints, train
 
     preset = get_preset(args.preset)
-    tcfg = config_with_overrides(
-        preset.train, {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
-    mcfg = preset.model
+    tcfg = config_with_overrides(preset.train, _overrides(args, TrainConfig))
+    model_flags = _overrides(args, ModelConfig)
+    for k, v in model_flags.items():
+        want = getattr(preset.model, k)
+        if isinstance(want, tuple) and len(v) != len(want):
+            print(f"error: --{k.replace('_', '-')} takes {len(want)} integers "
+                  f"(one per stage), got {len(v)}", file=sys.stderr)
+            return 2
+    mcfg = config_with_overrides(preset.model, model_flags)
+    ckpts = list_checkpoints(Path(args.out)) if args.resume else []
+    if ckpts and model_flags:
+        import torch
+
+        def norm(v):
+            return tuple(v) if isinstance(v, list | tuple) else v
+
+        saved = torch.load(ckpts[-1], map_location="cpu", weights_only=False)["model_config"]
+        changed = [k for k, v in model_flags.items() if norm(saved.get(k)) != norm(v)]
+        if changed:
+            print(f"error: {ckpts[-1]} was trained with "
+                  + ", ".join(f"{k}={norm(saved.get(k))!r}" for k in changed)
+                  + "; a resumed run keeps its architecture (drop those flags or use a new --out)",
+                  file=sys.stderr)
+            return 2
     ds = ImageFolderDataset(args.data, size=tcfg.image_size, train=True,
                             colorness_threshold=tcfg.colorness_threshold, seed=tcfg.seed,
                             scale=(tcfg.crop_scale_min, 1.0),
@@ -123,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--deterministic", action="store_true")
     t.add_argument("--freeze-bn", action="store_true", help="BatchNorm uses running statistics")
     t.add_argument("--max-minutes", type=float, help="stop with a checkpoint after this long")
-    add_dataclass_flags(t, TrainConfig)
+    add_dataclass_flags(t, TrainConfig, "training settings (default: the preset's)")
+    add_dataclass_flags(t, ModelConfig, "architecture (default: the preset's; a new run only)")
     t.set_defaults(func=_train)
 
     c = sub.add_parser("combine", help="merge a pixelcnn and a refine (or combined) checkpoint")

@@ -359,7 +359,13 @@ def combine(pixelcnn_ckpt: str | Path, refine_ckpt: str | Path, out: str | Path,
             "combine needs a pixelcnn checkpoint and a refine (or combined) checkpoint, "
             "in that order")
     if a["model_config"] != b["model_config"]:
-        raise ValueError("the two checkpoints were trained with different model configs")
+        diff = sorted(k for k in a["model_config"].keys() | b["model_config"].keys()
+                      if a["model_config"].get(k) != b["model_config"].get(k))
+        raise ValueError(
+            "the two checkpoints were trained with different model configs ("
+            + ", ".join(f"{k}: {a['model_config'].get(k)!r} vs {b['model_config'].get(k)!r}"
+                        for k in diff)
+            + "); train both stages with the same preset and architecture flags")
     model = PixColor(config_from_dict(ModelConfig, a["model_config"]),
                      preset=a.get("preset", "custom"))
     sd = {k: v for k, v in a["model"].items() if not k.startswith("refine.")}

@@ -209,3 +209,27 @@ def test_torchrun_two_processes_match_one(folder, tmp_path):
         assert a["world_size"] == 2 and b["world_size"] == 1
         for k, v in b["model"].items():
             torch.testing.assert_close(a["model"][k], v, rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_cli_architecture_flags_build_the_model_and_a_resume_cannot_change_them(
+        folder, tmp_path, capsys):
+    from pixcolor.cli import main
+
+    base = ["train", "pixelcnn", "--data", str(folder), "--preset", "tiny", "--steps", "1",
+            "--num-workers", "0", "--index", str(tmp_path / "idx.csv"), "--out",
+            str(tmp_path / "wide")]
+    assert main([*base, "--cond-width", "8", "--cond-blocks", "1,2,1"]) == 0
+    saved = torch.load(tmp_path / "wide" / "ckpt_00000001.pt", weights_only=False)
+    assert saved["model_config"]["cond_width"] == 8
+    assert tuple(saved["model_config"]["cond_blocks"]) == (1, 2, 1)
+    assert saved["model"]["cond.layer2.1.conv1.weight"].shape[1] == 8 * 2 * 4  # expansion 4
+    capsys.readouterr()
+    # same flags on resume: fine; a different width: refused, naming the saved value
+    assert main([*base, "--steps", "2", "--resume", "--cond-blocks", "1,2,1"]) == 0
+    assert main([*base, "--steps", "3", "--resume", "--cond-width", "16"]) == 2
+    assert "cond_width=8" in capsys.readouterr().err
+    assert not (tmp_path / "wide" / "ckpt_00000003.pt").exists()
+    assert main([*base[:-1], str(tmp_path / "bad"), "--cond-blocks", "1,2"]) == 2
+    assert "--cond-blocks takes 3 integers" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*base, "--cond-blocks", "one,two,three"])
