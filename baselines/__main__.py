@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 import baselines
-from pixcolor.cli import add_dataclass_flags
+from pixcolor.cli import add_dataclass_flags, dataclass_overrides
 from pixcolor.config import TrainConfig
 
 
@@ -62,10 +62,8 @@ def _train(args) -> int:
     from pixcolor.train import TrainingDiverged, config_with_overrides, train
 
     preset = baselines.presets(args.name)[args.preset]
-    tcfg = config_with_overrides(
-        preset.train, {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
-    mcfg = config_with_overrides(preset.model, {f.name: getattr(args, f.name, None)
-                                                for f in dataclasses.fields(preset.model)})
+    tcfg = config_with_overrides(preset.train, dataclass_overrides(args, TrainConfig))
+    mcfg = config_with_overrides(preset.model, dataclass_overrides(args, type(preset.model)))
     ds = ImageFolderDataset(args.data, size=tcfg.image_size, train=True,
                             colorness_threshold=tcfg.colorness_threshold, seed=tcfg.seed,
                             scale=(tcfg.crop_scale_min, 1.0), index_path=args.index)

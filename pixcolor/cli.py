@@ -45,7 +45,8 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls, group: str | None 
             target.add_argument(flag, type=typ, default=None, metavar=typ.__name__.upper())
 
 
-def _overrides(args, cls) -> dict:
+def dataclass_overrides(args, cls) -> dict:
+    """The fields of ``cls`` given on the command line (flags left unset are None)."""
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
             if getattr(args, f.name, None) is not None}
 
@@ -55,8 +56,8 @@ def _train(args) -> int:
     from pixcolor.train import TrainingDiverged, config_with_overrides, list_checkpoints, train
 
     preset = get_preset(args.preset)
-    tcfg = config_with_overrides(preset.train, _overrides(args, TrainConfig))
-    model_flags = _overrides(args, ModelConfig)
+    tcfg = config_with_overrides(preset.train, dataclass_overrides(args, TrainConfig))
+    model_flags = dataclass_overrides(args, ModelConfig)
     for k, v in model_flags.items():
         want = getattr(preset.model, k)
         if isinstance(want, tuple) and len(v) != len(want):
