@@ -15,6 +15,13 @@ sampler bug (the samplers' log-likelihoods equal teacher forcing, ``tests/test_p
 It also prints the held-out cross-entropy (nats per chroma value) and, per channel, the mean
 chroma and the histogram intersection with gt (1 = identical marginals).
 
+How much does the PixelCNN use its conditioning? The script also scores each photo's true
+chroma with **another photo's** conditioning features (the previous photo's, bilinearly
+resized to this photo's grid; the first photo takes the last one's). The gap between that
+cross-entropy and the real one is what the grayscale image tells the PixelCNN beyond what
+the colours already drawn tell it; a small gap means the samples are driven by their own
+past, which is when a sample can settle on a colour the scene does not support.
+
 Usage::
 
     python -m bench.calibration [--checkpoint PATH] --images DIR_OR_FILE... [--samples 3]
@@ -55,11 +62,20 @@ def calibrate(model: PixColor, images: Iterable[np.ndarray], num_samples: int = 
         ``{"n_images", "nll", "hist": {kind: (2, bins) array in (Cb, Cr) order},
         "mean": {kind: (2,) mean chroma in [-0.5, 0.5]}, "intersection": {kind: (2,)}}``;
         ``nll`` is the teacher-forced cross-entropy in nats per chroma value, averaged over
-        all values of all images.
+        all values of all images; ``nll_other_cond`` the same with each image's conditioning
+        features replaced by another image's (None for a single image).
     """
     nb = model.cfg.bins
     hist = {k: np.zeros((2, nb)) for k in ("gt", "teacher", "sample")}
     nll_sum, n_values, n_images = 0.0, 0, 0
+    other_sum, first, prev_feats = 0.0, None, None
+
+    def nll_with(feats: torch.Tensor, gt: torch.Tensor) -> float:
+        feats = F.interpolate(feats, size=tuple(gt.shape[-2:]), mode="bilinear",
+                              align_corners=False)
+        logits = model.pixelcnn(gt, feats).double()
+        return float(F.cross_entropy(logits.transpose(1, 2), gt, reduction="sum"))
+
     for rgb in images:
         ycc = color.rgb_to_ycbcr(rgb.astype(np.float32) / 255)
         y = torch.from_numpy(np.ascontiguousarray(ycc[..., :1])).permute(2, 0, 1)[None]
@@ -68,7 +84,13 @@ def calibrate(model: PixColor, images: Iterable[np.ndarray], num_samples: int = 
         low = color.resize(cbcr, (h, w), antialias=True)
         gt = color.quantize_chroma(low, nb).to(model.device)  # (1, 2, h, w)
         y = y.to(model.device, model.dtype)
-        logits = model.pixelcnn_logits(y, gt).double()  # (1, 2, nb, h, w)
+        feats = model.conditioning(y, (h, w))
+        logits = model.pixelcnn(gt, feats).double()  # (1, 2, nb, h, w)
+        if prev_feats is None:
+            first = (gt, feats)
+        else:
+            other_sum += nll_with(prev_feats, gt)
+        prev_feats = feats
         nll_sum += float(F.cross_entropy(logits.transpose(1, 2), gt, reduction="sum"))
         n_values += gt.numel()
         hist["teacher"] += logits.softmax(2)[0].sum((-1, -2)).cpu().numpy()
@@ -81,9 +103,13 @@ def calibrate(model: PixColor, images: Iterable[np.ndarray], num_samples: int = 
         n_images += 1
     if n_images == 0:
         raise ValueError("no readable images to calibrate on")
+    nll_other = None
+    if n_images > 1:
+        nll_other = (other_sum + nll_with(prev_feats, first[0])) / n_values
     centres = color.dequantize_chroma(np.arange(nb), nb)
     hist = {k: v / v.sum(1, keepdims=True) for k, v in hist.items()}
-    return {"n_images": n_images, "nll": nll_sum / n_values, "hist": hist,
+    return {"n_images": n_images, "nll": nll_sum / n_values, "nll_other_cond": nll_other,
+            "hist": hist,
             "mean": {k: v @ centres for k, v in hist.items()},
             "intersection": {k: np.array([_intersection(v[c], hist["gt"][c]) for c in range(2)])
                              for k, v in hist.items()}}
@@ -97,6 +123,9 @@ def format_report(res: dict) -> str:
     for k in ("gt", "teacher", "sample"):
         m, i = res["mean"][k], res["intersection"][k]
         lines.append(f"{k:8s} {m[0]:+8.4f} {m[1]:+8.4f} {i[0]:6.3f} {i[1]:6.3f}")
+    if res.get("nll_other_cond") is not None:
+        lines.insert(1, f"with another image's conditioning features: "
+                        f"{res['nll_other_cond']:.3f} (the gap is what the grayscale input adds)")
     d = res["mean"]["sample"] - res["mean"]["gt"]
     lines.append(f"sample - gt mean chroma: Cb {d[0]:+.4f}, Cr {d[1]:+.4f} "
                  "(Cr > 0 and Cb < 0 = a warm cast)")

@@ -1,5 +1,7 @@
 """bench.calibration: pooled chroma marginals and teacher-forced cross-entropy."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -23,6 +25,11 @@ def _gt_bins(model, rgb):
 
 def test_marginals_and_cross_entropy(tiny, photo, one_torch_thread):
     images = [photo[:96, :128], photo[200:280, 100:150]]  # landscape and portrait crops
+    tiny = copy.deepcopy(tiny)
+    torch.manual_seed(1)
+    with torch.no_grad():  # make the conditioning matter (a fresh model's logits barely move)
+        for w in [*tiny.pixelcnn.parameters(), *tiny.cond.adapt.parameters()]:
+            w.normal_(0, 0.3)
     res = calibrate(tiny, images, num_samples=2, seed=3)
     assert res["n_images"] == 2
     for k in ("gt", "teacher", "sample"):
@@ -44,6 +51,26 @@ def test_marginals_and_cross_entropy(tiny, photo, one_torch_thread):
     np.testing.assert_allclose(res["hist"]["gt"], counts / counts.sum(1, keepdims=True))
     assert res["nll"] == pytest.approx(nll / n, rel=1e-5)
     assert "warm cast" in format_report(res)
+
+    # each image scored with the other image's conditioning features, resized to its grid
+    feats, gts = [], []
+    for im in images:
+        gt, ycc = _gt_bins(tiny, im)
+        y = torch.from_numpy(np.ascontiguousarray(ycc[..., :1])).permute(2, 0, 1)[None]
+        with torch.no_grad():
+            feats.append(tiny.conditioning(y, tuple(gt.shape[-2:])))
+        gts.append(gt)
+    other = 0.0
+    for gt, f in ((gts[0], feats[1]), (gts[1], feats[0])):
+        f = torch.nn.functional.interpolate(f, size=tuple(gt.shape[-2:]), mode="bilinear")
+        with torch.no_grad():
+            logp = torch.log_softmax(tiny.pixelcnn(gt, f).double(), 2).gather(2, gt[:, :, None])
+        other -= float(logp.sum())
+    assert res["nll_other_cond"] == pytest.approx(other / n, rel=1e-5)
+    # own and other features differ by far more than the tolerance above
+    assert abs(res["nll_other_cond"] - res["nll"]) > 1e-4
+    assert "another image's conditioning" in format_report(res)
+    assert calibrate(tiny, images[:1], num_samples=1)["nll_other_cond"] is None
 
 
 def test_cli_skips_unreadable_files(tmp_path, photo, capsys, one_torch_thread):
