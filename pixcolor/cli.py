@@ -26,6 +26,15 @@ def _int_tuple(text: str) -> tuple[int, ...]:
                                          "such as 1,2,2") from None
 
 
+def _bool(s: str) -> bool:
+    v = s.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"{s!r} is not a boolean (use true or false)")
+
+
 def add_dataclass_flags(parser: argparse.ArgumentParser, cls, group: str | None = None) -> None:
     """One ``--field-name`` flag per dataclass field, default None (= keep the preset).
 
@@ -37,8 +46,7 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls, group: str | None 
         flag = "--" + f.name.replace("_", "-")
         typ = type(f.default) if f.default is not dataclasses.MISSING else str
         if typ is bool:
-            target.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"),
-                                default=None, metavar="BOOL")
+            target.add_argument(flag, type=_bool, default=None, metavar="BOOL")
         elif typ is tuple:
             target.add_argument(flag, type=_int_tuple, default=None, metavar="INT,...")
         else:

@@ -20,6 +20,10 @@ class ModelConfig:
     cond_strides: tuple[int, int, int] = (2, 2, 1)  # first-block stride of each stage (Table 2)
     cond_layer3_dilation: int = 2  # layer3 runs at stride 1; DeepLab uses dilation 2 there
     adapt_channels: int = 64  # adaptation network: 3 conv 3x3 with this many maps (Table 2)
+    # Not in the paper: add a linear map of the globally averaged backbone features to every
+    # position before the adaptation network (zero-initialised), for conditioning networks
+    # too small to see the whole image (the paper's ResNet-101 sees all of it).
+    cond_global: bool = False
     # --- gated conditional PixelCNN (Table 2) ---
     pcnn_channels: int = 64  # feature maps of the masked 7x7 conv and the gated blocks
     pcnn_first_kernel: int = 7  # masked Conv2D 7x7

@@ -58,6 +58,9 @@ class PixColor(nn.Module):
         self.pixelcnn = PixelCNN(cfg, cond_channels=cfg.adapt_channels)
         self.refine = RefinementNetwork(cfg)
         init_weights(self, cfg.init_std)
+        if self.cond.global_fc is not None:
+            nn.init.zeros_(self.cond.global_fc.weight)
+            nn.init.zeros_(self.cond.global_fc.bias)
         self.checkpoint_sha256: str | None = None
         self.eval()
 

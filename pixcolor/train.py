@@ -342,6 +342,12 @@ def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, re
             "wall_s": time.time() - t0, "model": model}
 
 
+# The model fields the refinement stage depends on: its network, the chroma resolution and
+# bins it was trained to upsample, and its working scale (cond_stride x the chroma). The
+# other fields belong to the PixelCNN stage, trained independently of it (Sec. 3.2).
+REFINE_FIELDS = ("refine_width", "lowres_short_side", "bins", "cond_strides")
+
+
 def combine(pixelcnn_ckpt: str | Path, refine_ckpt: str | Path, out: str | Path,
             extra: dict | None = None) -> Path:
     """Merge the two stages into one inference checkpoint.
@@ -358,16 +364,16 @@ def combine(pixelcnn_ckpt: str | Path, refine_ckpt: str | Path, out: str | Path,
         raise ValueError(
             "combine needs a pixelcnn checkpoint and a refine (or combined) checkpoint, "
             "in that order")
-    if a["model_config"] != b["model_config"]:
-        diff = sorted(k for k in a["model_config"].keys() | b["model_config"].keys()
-                      if a["model_config"].get(k) != b["model_config"].get(k))
+    cfg_a = config_from_dict(ModelConfig, a["model_config"])
+    cfg_b = config_from_dict(ModelConfig, b["model_config"])
+    diff = [k for k in REFINE_FIELDS if getattr(cfg_a, k) != getattr(cfg_b, k)]
+    if diff:
         raise ValueError(
-            "the two checkpoints were trained with different model configs ("
-            + ", ".join(f"{k}: {a['model_config'].get(k)!r} vs {b['model_config'].get(k)!r}"
-                        for k in diff)
+            "the refinement network was trained for a different model ("
+            + ", ".join(f"{k}: {getattr(cfg_a, k)!r} vs {getattr(cfg_b, k)!r}" for k in diff)
             + "); train both stages with the same preset and architecture flags")
-    model = PixColor(config_from_dict(ModelConfig, a["model_config"]),
-                     preset=a.get("preset", "custom"))
+    # The PixelCNN stage's fields (conditioning, PixelCNN) come from its checkpoint.
+    model = PixColor(cfg_a, preset=a.get("preset", "custom"))
     sd = {k: v for k, v in a["model"].items() if not k.startswith("refine.")}
     sd.update({k: v for k, v in b["model"].items() if k.startswith("refine.")})
     model.load_state_dict(sd)

@@ -1,5 +1,7 @@
 """PixColor model: shapes, colorize contract, checkpoints, torchvision-named weight loading."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -78,6 +80,27 @@ def test_save_load_roundtrip(tiny, tmp_path):
         PixColor.load(tmp_path / "bad.pt")
     with pytest.raises(CheckpointError, match="no such"):
         PixColor.load(tmp_path / "missing.pt")
+
+
+def test_cond_global_starts_as_a_no_op_and_lets_every_feature_see_the_whole_image():
+    cfg = get_preset("tiny").model
+    torch.manual_seed(0)
+    base = PixColor(cfg)
+    glob = PixColor(dataclasses.replace(cfg, cond_global=True))
+    missing, unexpected = glob.load_state_dict(base.state_dict(), strict=False)
+    assert sorted(missing) == ["cond.global_fc.bias", "cond.global_fc.weight"] and not unexpected
+    y = torch.rand(1, 1, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(base.cond(y), glob.cond(y))  # zero-initialised: adding it is a no-op
+
+    def far_corner_grad(m):  # d(top-left feature) / d(bottom-right 8x8 pixels)
+        yy = y.clone().requires_grad_(True)
+        m.cond(yy)[0, :, 0, 0].sum().backward()
+        return float(yy.grad[0, 0, -8:, -8:].abs().sum())
+
+    assert far_corner_grad(base) == 0.0  # the tiny backbone's receptive field is local
+    torch.nn.init.normal_(glob.cond.global_fc.weight, std=0.1)
+    assert far_corner_grad(glob) > 0.0
 
 
 def test_paper_conditioning_has_torchvision_resnet101_names():

@@ -1,5 +1,6 @@
 """Training: loss falls, exact resume, NaN stop, 2-process DDP equals 1 process, CLI."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -146,6 +147,23 @@ def test_checkpoints_keep_last_k_and_combine(folder, tmp_path):
         assert torch.equal(v, want), k
 
 
+def test_combine_takes_the_pixelcnn_stage_architecture_and_checks_the_refinement_fields(
+        folder, tmp_path):
+    ds = _ds(folder, tmp_path)
+    _run("refine", ds, tmp_path / "r", steps=1)
+    refine = tmp_path / "r" / "ckpt_00000001.pt"
+    glob = dataclasses.replace(TINY.model, cond_global=True, pcnn_blocks=1)
+    train("pixelcnn", ds, tmp_path / "g", glob, _tcfg(steps=1), preset="tiny", progress=False)
+    from pixcolor import PixColor
+
+    out = combine(tmp_path / "g" / "ckpt_00000001.pt", refine, tmp_path / "m.pt")
+    assert PixColor.load(out).cfg == glob  # the refinement run did not use these fields
+    wide = dataclasses.replace(TINY.model, refine_width=TINY.model.refine_width * 2)
+    train("pixelcnn", ds, tmp_path / "w", wide, _tcfg(steps=1), preset="tiny", progress=False)
+    with pytest.raises(ValueError, match="refine_width: 8 vs 4"):
+        combine(tmp_path / "w" / "ckpt_00000001.pt", refine, tmp_path / "bad.pt")
+
+
 def test_checkpoints_record_the_revision_the_run_started_from(folder, tmp_path, monkeypatch):
     import pixcolor.train as train_mod
 
@@ -233,3 +251,11 @@ def test_cli_architecture_flags_build_the_model_and_a_resume_cannot_change_them(
     assert "--cond-blocks takes 3 integers" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([*base, "--cond-blocks", "one,two,three"])
+    # boolean fields: true/false, anything else is an error rather than a silent False
+    assert main([*base[:-1], str(tmp_path / "glob"), "--cond-global", "true"]) == 0
+    saved = torch.load(tmp_path / "glob" / "ckpt_00000001.pt", weights_only=False)
+    assert saved["model_config"]["cond_global"] is True
+    assert "cond.global_fc.weight" in saved["model"]
+    with pytest.raises(SystemExit):
+        main([*base, "--cond-global", "ture"])
+    assert "'ture' is not a boolean" in capsys.readouterr().err

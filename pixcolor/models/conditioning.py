@@ -88,6 +88,9 @@ class ConditioningNetwork(nn.Module):
         for i, (n, s) in enumerate(zip(cfg.cond_blocks, cfg.cond_strides, strict=True)):
             setattr(self, f"layer{i + 1}", self._make_layer(w * 2**i, n, s, dil[i]))
         a = cfg.adapt_channels
+        # Zero-initialised by PixColor (after its weight init), so adding it to a trained
+        # model changes nothing until it trains.
+        self.global_fc = nn.Linear(self.inplanes, self.inplanes) if cfg.cond_global else None
         self.adapt = nn.Sequential(
             nn.Conv2d(self.inplanes, a, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(a, a, 3, padding=1), nn.ReLU(inplace=True),
@@ -117,6 +120,8 @@ class ConditioningNetwork(nn.Module):
                 feats = feats.detach()
             else:
                 feats = GradMultiplier.apply(feats, self.grad_scale)
+        if self.global_fc is not None:
+            feats = feats + self.global_fc(feats.mean(dim=(2, 3)))[:, :, None, None]
         return self.adapt(feats)
 
 
