@@ -44,6 +44,7 @@ from pixcolor.io import ImageLoadError, expand_inputs, load_rgb
 from pixcolor.model import PixColor
 
 CHANNELS = ("Cb", "Cr")
+CAST = 0.05  # a sample's mean chroma this far from the photo's is a visible global cast
 
 
 def _intersection(p: np.ndarray, q: np.ndarray) -> float:
@@ -63,12 +64,18 @@ def calibrate(model: PixColor, images: Iterable[np.ndarray], num_samples: int = 
         "mean": {kind: (2,) mean chroma in [-0.5, 0.5]}, "intersection": {kind: (2,)}}``;
         ``nll`` is the teacher-forced cross-entropy in nats per chroma value, averaged over
         all values of all images; ``nll_other_cond`` the same with each image's conditioning
-        features replaced by another image's (None for a single image).
+        features replaced by another image's (None for a single image); ``cast`` the
+        global colour error of single samples: per sample, the distance between its mean
+        (Cb, Cr) and the gt's (dequantised bins, Euclidean, in chroma units where one bin is
+        1 / bins), as ``{"per_sample": (n_images, num_samples), "grey": (n_images,)}``
+        (``grey``: the same distance for a colourless output, a reference scale).
     """
     nb = model.cfg.bins
     hist = {k: np.zeros((2, nb)) for k in ("gt", "teacher", "sample")}
     nll_sum, n_values, n_images = 0.0, 0, 0
     other_sum, first, prev_feats = 0.0, None, None
+    centres = torch.from_numpy(color.dequantize_chroma(np.arange(nb), nb)).double()
+    cast, grey = [], []
 
     def nll_with(feats: torch.Tensor, gt: torch.Tensor) -> float:
         feats = F.interpolate(feats, size=tuple(gt.shape[-2:]), mode="bilinear",
@@ -96,6 +103,10 @@ def calibrate(model: PixColor, images: Iterable[np.ndarray], num_samples: int = 
         hist["teacher"] += logits.softmax(2)[0].sum((-1, -2)).cpu().numpy()
         bins, _ = model.sample_lowres(y, num_samples=num_samples, seed=seed,
                                       temperature=temperature)
+        gt_mean = centres[gt[0].cpu()].mean((-1, -2))  # (2,)
+        s_mean = centres[bins[0].cpu()].mean((-1, -2))  # (S, 2)
+        cast.append((s_mean - gt_mean).norm(dim=-1).numpy())
+        grey.append(float(gt_mean.norm()))
         for c in range(2):
             hist["gt"][c] += np.bincount(gt[0, c].flatten().cpu().numpy(), minlength=nb)
             hist["sample"][c] += np.bincount(bins[0, :, c].flatten().cpu().numpy(),
@@ -106,10 +117,10 @@ def calibrate(model: PixColor, images: Iterable[np.ndarray], num_samples: int = 
     nll_other = None
     if n_images > 1:
         nll_other = (other_sum + nll_with(prev_feats, first[0])) / n_values
-    centres = color.dequantize_chroma(np.arange(nb), nb)
+    centres = centres.numpy()
     hist = {k: v / v.sum(1, keepdims=True) for k, v in hist.items()}
     return {"n_images": n_images, "nll": nll_sum / n_values, "nll_other_cond": nll_other,
-            "hist": hist,
+            "hist": hist, "cast": {"per_sample": np.stack(cast), "grey": np.array(grey)},
             "mean": {k: v @ centres for k, v in hist.items()},
             "intersection": {k: np.array([_intersection(v[c], hist["gt"][c]) for c in range(2)])
                              for k, v in hist.items()}}
@@ -126,6 +137,12 @@ def format_report(res: dict) -> str:
     if res.get("nll_other_cond") is not None:
         lines.insert(1, f"with another image's conditioning features: "
                         f"{res['nll_other_cond']:.3f} (the gap is what the grayscale input adds)")
+    if "cast" in res:
+        c, g = res["cast"]["per_sample"], res["cast"]["grey"]
+        lines.append(f"single samples' global colour error (|sample - gt| mean CbCr): median "
+                     f"{np.median(c):.4f}, 90th percentile {np.percentile(c, 90):.4f}; "
+                     f"{(c > CAST).mean():.0%} of samples off by more than {CAST} "
+                     f"(a grey output: median {np.median(g):.4f})")
     d = res["mean"]["sample"] - res["mean"]["gt"]
     lines.append(f"sample - gt mean chroma: Cb {d[0]:+.4f}, Cr {d[1]:+.4f} "
                  "(Cr > 0 and Cb < 0 = a warm cast)")

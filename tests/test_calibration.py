@@ -72,6 +72,20 @@ def test_marginals_and_cross_entropy(tiny, photo, one_torch_thread):
     assert "another image's conditioning" in format_report(res)
     assert calibrate(tiny, images[:1], num_samples=1)["nll_other_cond"] is None
 
+    # single samples' global colour error, recomputed from the samples themselves
+    centres = color.dequantize_chroma(np.arange(tiny.cfg.bins), tiny.cfg.bins)
+    want, grey = [], []
+    for im in images:
+        gt, ycc = _gt_bins(tiny, im)
+        y = torch.from_numpy(np.ascontiguousarray(ycc[..., :1])).permute(2, 0, 1)[None]
+        bins, _ = tiny.sample_lowres(y, num_samples=2, seed=3)
+        g = centres[gt[0].numpy()].reshape(2, -1).mean(1)
+        want.append([np.hypot(*(centres[b.numpy()].reshape(2, -1).mean(1) - g)) for b in bins[0]])
+        grey.append(np.hypot(*g))
+    np.testing.assert_allclose(res["cast"]["per_sample"], want, rtol=1e-6)
+    np.testing.assert_allclose(res["cast"]["grey"], grey, rtol=1e-6)
+    assert res["cast"]["per_sample"].max() > 0 and "global colour error" in format_report(res)
+
 
 def test_cli_skips_unreadable_files(tmp_path, photo, capsys, one_torch_thread):
     from pixcolor.io import save_png
