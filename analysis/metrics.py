@@ -14,6 +14,10 @@ other papers. All take (H, W, 3) uint8 RGB arrays:
   class rebalancing): the fraction of pixels whose ab error (L2 distance in CIELab a, b) is
   at most t, for integer t = 0..150, integrated with the trapezoidal rule and divided by
   150, so identical images score 1.
+* :func:`global_ab_error`: the distance between the mean (a, b) of the output and of the
+  truth, in CIELab units: how far an image's overall colour is off (a global cast, such as
+  a green snow field), which per-pixel averages dilute. Lower is better; a grey output
+  scores the truth's own mean colour.
 * :func:`histogram_intersection`, :func:`ab_histograms`: see :mod:`analysis.lab_stats`.
 
 A registry (:data:`METRICS`, :func:`register_metric`, :func:`get_metric`) lets the benchmark
@@ -37,12 +41,12 @@ from analysis.ssim import ms_ssim, prepare_ssim, ssim, ssim_prepared
 log = logging.getLogger(__name__)
 
 __all__ = ["METRICS", "AUC_MAX_THRESHOLD", "Metric", "ab_histograms", "auc_ab_error",
-           "auc_from_ab", "colorfulness", "compute_metrics", "get_metric",
+           "auc_from_ab", "colorfulness", "compute_metrics", "get_metric", "global_ab_error",
            "histogram_intersection", "ms_ssim", "per_image_metrics", "psnr", "register_metric",
            "ssim"]
 
 AUC_MAX_THRESHOLD = 150  # CIC: thresholds 0..150 in ab units
-DEFAULT_METRICS = ("psnr", "ssim", "colorfulness", "auc")
+DEFAULT_METRICS = ("psnr", "ssim", "colorfulness", "auc", "global_ab")
 
 
 def _pair(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -135,6 +139,19 @@ def auc_ab_error(pred: np.ndarray, gt: np.ndarray, max_threshold: int = AUC_MAX_
     return auc_from_ab(image_ab(a), image_ab(b), max_threshold)
 
 
+def global_ab_error(pred_ab: np.ndarray, gt_ab: np.ndarray) -> float:
+    """Euclidean distance between the mean (a, b) of two images (see the module docstring).
+
+    Args:
+        pred_ab, gt_ab: (..., 2) float a and b values of the same shape.
+    """
+    a, b = _pair(pred_ab, gt_ab)
+    if a.size == 0:
+        raise ValueError("the mean colour of an empty image is undefined")
+    d = a.reshape(-1, 2).mean(0, dtype=np.float64) - b.reshape(-1, 2).mean(0, dtype=np.float64)
+    return float(np.hypot(d[0], d[1]))
+
+
 # --------------------------------------------------------------------------- registry
 
 
@@ -213,6 +230,8 @@ register_metric("colorfulness", colorfulness, needs_reference=False,
                 description="Hasler-Suesstrunk M3, signed opponent values")
 register_metric("auc", auc_from_ab, input="ab",
                 description="CIC AuC of ab error, thresholds 0..150")
+register_metric("global_ab", global_ab_error, input="ab", higher_is_better=False,
+                description="distance between the mean a, b of output and truth (global cast)")
 
 
 def compute_metrics(runs_dir: str | Path, methods: Sequence[str] | None = None,

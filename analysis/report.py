@@ -122,7 +122,10 @@ def run_report(args: argparse.Namespace) -> Path:
     sections.append(Section("Automatic metrics", tables=[summary], text=[
         f"{len(ev.image_ids)} images, {len(methods)} methods; {len(skipped)} skipped image or "
         "metric values (tables/skipped.csv). The paper (Sec. 4) warns these metrics cannot "
-        "judge colorization; they are for runs without ratings."]))
+        "judge colorization; they are for runs without ratings.",
+        "Columns: " + "; ".join(
+            f"{m}: {METRICS[m].description} ({'higher' if METRICS[m].higher_is_better else 'lower'}"
+            " is better)" for m in metric_names if m in METRICS) + "."]))
     _step(f"metrics, histograms and diversity pass: {len(ev.per_image)} image rows, "
           f"{len(ev.pairs)} pairs, {len(skipped)} skipped", t0)
 

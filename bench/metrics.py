@@ -2,7 +2,8 @@
 
 The paper judges colorizations by the Visual Turing Test, not by per-pixel metrics; these
 numbers are for runs without ratings and for comparison with other papers. The metrics
-themselves live in :mod:`analysis.metrics` (PSNR, SSIM, colourfulness, AuC); when that
+themselves live in :mod:`analysis.metrics` (PSNR, SSIM, colourfulness, AuC, global ab
+error); when that
 library is not importable, only PSNR against ``gt`` is computed here.
 """
 
@@ -22,7 +23,7 @@ from bench.splits import read_manifest
 
 log = logging.getLogger(__name__)
 
-DEFAULT_METRICS = ("psnr", "ssim", "colorfulness", "auc")
+DEFAULT_METRICS = ("psnr", "ssim", "colorfulness", "auc", "global_ab")
 # Display order: paper Fig. 6, then the ablations (Fig. 5), then the references.
 ORDER = ("ltbc", "cic", "lrac", "pixcolor_s1", "pixcolor_s2", "pixcolor_s3",
          "pixcolor_unrefined", "gt28_unrefined", "gt28_refined", "grayscale", "gt")

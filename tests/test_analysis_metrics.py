@@ -19,6 +19,7 @@ from analysis.metrics import (
     colorfulness,
     compute_metrics,
     get_metric,
+    global_ab_error,
     histogram_intersection,
     psnr,
     register_metric,
@@ -109,6 +110,27 @@ def test_ab_counts_equal_searchsorted_binning(dtype):
         np.testing.assert_array_equal(ab_counts(v, bins), np.stack(ref), err_msg=str(bins))
 
 
+def test_global_ab_error_measures_the_mean_colour_only():
+    rng = np.random.default_rng(0)
+    gt = rng.normal(0, 30, (16, 20, 2))
+    assert global_ab_error(gt, gt) == 0.0
+    # a local change that keeps the mean (swap two halves): no global error, AuC drops
+    swapped = np.concatenate([gt[8:], gt[:8]])
+    assert global_ab_error(swapped, gt) == pytest.approx(0.0, abs=1e-9)
+    assert auc_from_ab(swapped, gt) < 1
+    # a uniform cast of (3, -4) a, b units: 5
+    assert global_ab_error(gt + np.array([3.0, -4.0]), gt) == pytest.approx(5.0)
+    with pytest.raises(ValueError):
+        global_ab_error(gt, gt[:8])
+    # from RGB through the registry: a grey output scores the truth's mean colour
+    img = make_image(rng, (24, 24))
+    grey = np.repeat(img.mean(2, keepdims=True).astype(np.uint8), 3, axis=2)
+    want = np.hypot(*image_ab(img).reshape(-1, 2).mean(0, dtype=np.float64))
+    m = get_metric("global_ab")
+    assert m.input == "ab" and not m.higher_is_better
+    assert m.fn(image_ab(grey), image_ab(img)) == pytest.approx(want, abs=0.5)
+
+
 def test_registry():
     assert {"psnr", "ssim", "colorfulness", "auc", "ms_ssim"} <= set(METRICS)
     assert get_metric("colorfulness").needs_reference is False
@@ -142,7 +164,7 @@ def runs_dir(tmp_path_factory):
 def test_compute_metrics_skips_and_reports(runs_dir, caplog):
     df = compute_metrics(runs_dir)
     assert list(df.columns) == ["method", "n", "n_skipped", "psnr", "ssim", "colorfulness",
-                                "auc", "psnr_n_identical"]
+                                "auc", "global_ab", "psnr_n_identical"]
     row = df.set_index("method")
     assert row.loc["gt", "psnr_n_identical"] == 3 and row.loc["cic", "psnr_n_identical"] == 0
     assert row.loc["cic", "n"] == 2 and row.loc["cic", "n_skipped"] == 1
@@ -150,6 +172,7 @@ def test_compute_metrics_skips_and_reports(runs_dir, caplog):
     assert row.loc["gt", "psnr"] == float("inf")
     assert row.loc["gt", "ssim"] == pytest.approx(1.0) and row.loc["gt", "auc"] == 1.0
     assert row.loc["grayscale", "colorfulness"] == pytest.approx(0.0, abs=1e-9)
+    assert row.loc["gt", "global_ab"] == 0.0 and row.loc["cic", "global_ab"] > 0
     reasons = {(s["method"], s["image_id"]): s for s in df.attrs["skipped"]}
     assert "missing" in reasons[("cic", "img0001")]["reason"]
     assert "unreadable" in reasons[("pixcolor_s1", "img0002")]["reason"]

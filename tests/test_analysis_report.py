@@ -59,6 +59,8 @@ def test_report_end_to_end(full, capsys):
     assert ((scores["low"] <= scores["score"]) & (scores["score"] <= scores["high"])).all()
     metrics = pd.read_csv(full / "tables" / "metrics.csv").set_index("method")
     assert metrics.loc["cic", "n_skipped"] == 1 and metrics.loc["cic", "n"] == 2
+    assert ("global_ab: distance between the mean a, b of output and truth (global cast) "
+            "(lower is better)") in html
     assert "Exclusion rules" in html and "rater_flagged = 1" in html
     assert "grid/pixcolor_s1/" in html and "&quot;seed&quot;: 0" in html
     pairs = pd.read_csv(full / "tables" / "diversity_pairs.csv")
