@@ -386,9 +386,50 @@ def combine(pixelcnn_ckpt: str | Path, refine_ckpt: str | Path, out: str | Path,
     return Path(out)
 
 
+def add_global_branch(src: str | Path, dst: str | Path) -> list[str]:
+    """Copy a ``pixelcnn`` training checkpoint, adding the zero-initialised global branch.
+
+    The written checkpoint has ``cond_global=True``, the same outputs as ``src`` (the branch
+    starts at zero), and Adam's state remapped to the new parameter order (the new
+    parameters start without state), so ``pixcolor train pixelcnn --resume`` in its folder
+    continues the run with the branch. Returns the new parameter names.
+    """
+    from pixcolor.tasks import PixelCNNStage
+
+    st = torch.load(src, map_location="cpu", weights_only=False)
+    if st.get("stage") != "pixelcnn":
+        raise ValueError(f"{src}: not a pixelcnn training checkpoint")
+    old_cfg = config_from_dict(ModelConfig, st["model_config"])
+    if old_cfg.cond_global:
+        raise ValueError(f"{src}: already has the global branch")
+    new_cfg = dataclasses.replace(old_cfg, cond_global=True)
+    old, new = PixelCNNStage(old_cfg), PixelCNNStage(new_cfg)
+    old.model.load_state_dict(st["model"])
+    missing, unexpected = new.model.load_state_dict(st["model"], strict=False)
+    if unexpected or any(not k.startswith("cond.global_fc.") for k in missing):
+        raise ValueError(f"{src}: unexpected keys {unexpected}, missing {missing}")
+
+    def order(task) -> list[str]:  # the trainer's optimizer order
+        names = {id(p): n for n, p in task.model.named_parameters()}
+        return [names[id(p)] for mod in task.trainable() for p in mod.parameters()]
+
+    old_names, new_names = order(old), order(new)
+    opt = st["optimizer"]
+    if [g["params"] for g in opt["param_groups"]] != [list(range(len(old_names)))]:
+        raise ValueError(f"{src}: unexpected optimizer layout")
+    pos = {n: i for i, n in enumerate(new_names)}
+    opt["state"] = {pos[old_names[i]]: v for i, v in opt["state"].items()}
+    opt["param_groups"][0]["params"] = list(range(len(new_names)))
+    st["model_config"] = dataclasses.asdict(new_cfg)
+    st["model"] = new.model.state_dict()
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(st, dst)
+    return sorted(missing)
+
+
 def config_with_overrides(cfg, overrides: dict):
     """``dataclasses.replace`` that ignores ``None`` values (unset command-line flags)."""
     return dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
 
 
-__all__ = ["train", "combine", "TrainingDiverged", "StepIndexer"]
+__all__ = ["train", "combine", "add_global_branch", "TrainingDiverged", "StepIndexer"]

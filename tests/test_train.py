@@ -164,6 +164,39 @@ def test_combine_takes_the_pixelcnn_stage_architecture_and_checks_the_refinement
         combine(tmp_path / "w" / "ckpt_00000001.pt", refine, tmp_path / "bad.pt")
 
 
+def test_add_global_branch_keeps_the_model_and_adam_state_and_the_run_resumes(
+        folder, tmp_path):
+    from pixcolor.train import add_global_branch
+
+    ds = _ds(folder, tmp_path)
+    _run("pixelcnn", ds, tmp_path / "p", steps=2)
+    src, dst = tmp_path / "p" / "ckpt_00000002.pt", tmp_path / "g" / "ckpt_00000002.pt"
+    assert add_global_branch(src, dst) == ["cond.global_fc.bias", "cond.global_fc.weight"]
+    a, b = torch.load(src, weights_only=False), torch.load(dst, weights_only=False)
+    assert b["model_config"]["cond_global"] and not b["model"]["cond.global_fc.weight"].any()
+    # Adam's state follows each parameter to its new index (trainer order: cond, pixelcnn)
+    from pixcolor import PixColor
+
+    def order(cfg):
+        m = PixColor(cfg)
+        return [f"{k}.{n}" for k in ("cond", "pixelcnn") for n, _ in
+                getattr(m, k).named_parameters()]
+
+    old_names = order(TINY.model)
+    new_names = order(dataclasses.replace(TINY.model, cond_global=True))
+    assert a["optimizer"]["state"]
+    for i, st in a["optimizer"]["state"].items():
+        j = new_names.index(old_names[i])
+        torch.testing.assert_close(b["optimizer"]["state"][j]["exp_avg"], st["exp_avg"],
+                                   msg=old_names[i])
+    assert len(b["optimizer"]["state"]) == len(a["optimizer"]["state"])
+    with pytest.raises(ValueError, match="already"):
+        add_global_branch(dst, tmp_path / "again.pt")
+    out = train("pixelcnn", ds, tmp_path / "g", TINY.model, _tcfg(steps=3), preset="tiny",
+                progress=False, resume=True)
+    assert out["step"] == 3 and out["model"].cond.global_fc.weight.abs().sum() > 0
+
+
 def test_checkpoints_record_the_revision_the_run_started_from(folder, tmp_path, monkeypatch):
     import pixcolor.train as train_mod
 
