@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Train the four demo checkpoints longer on a lent GPU (issues 3 and 7: the CPU budget gave
-# 5,500 steps). All five jobs (PixColor's two stages and CIC, LRAC, LTBC) run side by side on
+# 7,000 steps). All five jobs (PixColor's two stages and CIC, LRAC, LTBC) run side by side on
 # the one GPU with the same data, crops, batch and STEPS, so the comparison stays fair
 # (baselines/checkpoints/README.md). Run from the repository root with the 1k ImageNet sample
 # copied to data/imagenet_sample_1k (33 MB, an ignored path: pass it with the tool's carry):
