@@ -3,8 +3,7 @@
 The paper judges colorizations by the Visual Turing Test, not by per-pixel metrics; these
 numbers are for runs without ratings and for comparison with other papers. The metrics
 themselves live in :mod:`analysis.metrics` (PSNR, SSIM, colourfulness, AuC, global ab
-error); when that
-library is not importable, only PSNR against ``gt`` is computed here.
+error); when that library is not importable, only PSNR against ``gt`` is computed here.
 """
 
 from __future__ import annotations

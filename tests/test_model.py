@@ -122,7 +122,7 @@ def test_paper_conditioning_has_torchvision_resnet101_names():
 
 def _torchvision_like(net, prefix=""):
     sd = {prefix + k: v.clone() + 1.0 for k, v in net.state_dict().items()
-          if not k.startswith("adapt.")}
+          if not k.startswith(("adapt.", "global_fc."))}
     sd[prefix + "layer4.0.conv1.weight"] = torch.zeros(3)
     sd[prefix + ("classifier.4.weight" if prefix else "fc.weight")] = torch.zeros(2)
     return sd
@@ -130,7 +130,7 @@ def _torchvision_like(net, prefix=""):
 
 @pytest.mark.parametrize("prefix", ["", "backbone."])
 def test_load_torchvision_named_state_dict(tmp_path, prefix):
-    cfg = get_preset("tiny").model
+    cfg = dataclasses.replace(get_preset("tiny").model, cond_global=True)
     src, dst = ConditioningNetwork(cfg), ConditioningNetwork(cfg)
     sd = _torchvision_like(src, prefix)
     if prefix:  # DeepLabV3 files also hold the classifier heads

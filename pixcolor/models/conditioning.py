@@ -150,7 +150,9 @@ def load_backbone_weights(net: ConditioningNetwork, path: str | Path) -> dict[st
         raise WeightLoadError(f"{path}: expected a state dict, got {type(sd).__name__}")
     if any(k.startswith("backbone.") for k in sd):
         sd = {k[len("backbone."):]: v for k, v in sd.items() if k.startswith("backbone.")}
-    own = {k: v for k, v in net.state_dict().items() if not k.startswith("adapt.")}
+    # the adaptation network and the global branch are PixColor's own: never in the file
+    own = {k: v for k, v in net.state_dict().items()
+           if not k.startswith(("adapt.", "global_fc."))}
     loaded, ignored, bad = [], [], []
     for k, v in sd.items():
         if k not in own:
