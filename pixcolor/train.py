@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from pixcolor.config import ModelConfig, TrainConfig, config_from_dict
 from pixcolor.model import PixColor
-from pixcolor.tasks import Task, get_task
+from pixcolor.tasks import PixelCNNStage, Task, get_task
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +245,7 @@ def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, re
         wrapper = wrapper.to(memory_format=torch.channels_last)
     for p in model.parameters():
         p.requires_grad_(False)
-    params = [p for mod in wrapper.trainable() for p in mod.parameters()]
+    params = optimizer_parameters(wrapper)
     for p in params:
         p.requires_grad_(True)
     net: nn.Module = wrapper
@@ -342,6 +342,11 @@ def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, re
             "wall_s": time.time() - t0, "model": model}
 
 
+def optimizer_parameters(task: Task) -> list[nn.Parameter]:
+    """The parameters a task's optimizer holds, in its order (its state is indexed by it)."""
+    return [p for mod in task.trainable() for p in mod.parameters()]
+
+
 # The model fields the refinement stage depends on: its network, the chroma resolution and
 # bins it was trained to upsample, and its working scale (cond_stride x the chroma). The
 # other fields belong to the PixelCNN stage, trained independently of it (Sec. 3.2).
@@ -394,8 +399,6 @@ def add_global_branch(src: str | Path, dst: str | Path) -> list[str]:
     parameters start without state), so ``pixcolor train pixelcnn --resume`` in its folder
     continues the run with the branch. Returns the new parameter names.
     """
-    from pixcolor.tasks import PixelCNNStage
-
     st = torch.load(src, map_location="cpu", weights_only=False)
     if st.get("stage") != "pixelcnn":
         raise ValueError(f"{src}: not a pixelcnn training checkpoint")
@@ -409,9 +412,9 @@ def add_global_branch(src: str | Path, dst: str | Path) -> list[str]:
     if unexpected or any(not k.startswith("cond.global_fc.") for k in missing):
         raise ValueError(f"{src}: unexpected keys {unexpected}, missing {missing}")
 
-    def order(task) -> list[str]:  # the trainer's optimizer order
+    def order(task) -> list[str]:
         names = {id(p): n for n, p in task.model.named_parameters()}
-        return [names[id(p)] for mod in task.trainable() for p in mod.parameters()]
+        return [names[id(p)] for p in optimizer_parameters(task)]
 
     old_names, new_names = order(old), order(new)
     opt = st["optimizer"]
