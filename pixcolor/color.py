@@ -176,7 +176,7 @@ def upsample_chroma(cbcr: Array, size: tuple[int, int]) -> Array:
     return resize(cbcr, size, antialias=False)
 
 
-def merge_luma_chroma(y: np.ndarray, cbcr: np.ndarray) -> np.ndarray:
+def merge_luma_chroma(y: Array, cbcr: Array) -> np.ndarray:
     """Combine a Y plane with chroma into uint8 RGB, keeping the luminance exactly.
 
     Where Y and the chroma give an RGB colour outside [0, 1]^3, the chroma of that pixel is
@@ -184,20 +184,31 @@ def merge_luma_chroma(y: np.ndarray, cbcr: np.ndarray) -> np.ndarray:
     saturation reduced). Clipping RGB instead would change the luminance of the pixel, and
     the output's luminance must be the input's.
 
+    Computed in float64 with torch, on the device of ``cbcr`` when it is a tensor, so that a
+    batch of model outputs is merged on the GPU in one go (per image in numpy this was most
+    of ``colorize``'s time on a GPU); numpy and tensor inputs give identical results.
+
     Args:
-        y: (H, W) float in [0, 1].
-        cbcr: (H, W, 2) centred chroma.
+        y: (..., H, W) float in [0, 1] (numpy array or tensor).
+        cbcr: (..., H, W, 2) centred chroma (channel-last, like the output).
 
     Returns:
-        (H, W, 3) uint8 RGB whose Y equals ``y`` up to uint8 rounding.
+        (..., H, W, 3) uint8 numpy RGB whose Y equals ``y`` up to uint8 rounding.
     """
-    y = np.clip(np.asarray(y, np.float64), 0.0, 1.0)[..., None]
-    zero_y = np.zeros(np.shape(cbcr)[:-1] + (1,))
-    d = _apply_matrix(np.concatenate([zero_y, np.asarray(cbcr, np.float64)], -1), _YCC2RGB, -1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        room = np.where(d > 0, (1.0 - y) / d, np.where(d < 0, y / -d, np.inf))
-    t = np.clip(room.min(axis=-1, keepdims=True), 0.0, 1.0)
-    return to_uint8(y + t * d)
+    dev = cbcr.device if isinstance(cbcr, torch.Tensor) else None
+    y = torch.as_tensor(y, device=dev).to(torch.float64).clamp(0.0, 1.0)[..., None]
+    cbcr = torch.as_tensor(cbcr, device=dev).to(torch.float64)
+    if cbcr.shape[-1] != 2 or cbcr.shape[:-1] != y.shape[:-1]:
+        raise ValueError(f"expected chroma of shape {tuple(y.shape[:-1]) + (2,)}, "
+                         f"got {tuple(cbcr.shape)}")
+    m = _YCC2RGB  # the Y column does not enter: d is the colour offset from grey
+    cb, cr = cbcr[..., 0:1], cbcr[..., 1:2]
+    d = torch.cat([cb * float(m[k, 1]) + cr * float(m[k, 2]) for k in range(3)], -1)
+    inf = torch.full_like(d, float("inf"))
+    room = torch.where(d > 0, (1.0 - y) / d, torch.where(d < 0, y / -d, inf))
+    t = room.amin(-1, keepdim=True).clamp(0.0, 1.0)
+    rgb = torch.floor((y + t * d) * 255.0 + 0.5).clamp(0, 255).to(torch.uint8)
+    return rgb.cpu().numpy()
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:

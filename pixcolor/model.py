@@ -197,7 +197,8 @@ class PixColor(nn.Module):
         for ((hh, ww), _), ks in groups.items():
             for start in range(0, len(ks), batch_size):
                 chunk = ks[start:start + batch_size]
-                yw = torch.from_numpy(np.stack([ys[k] for k in chunk]))[:, None].to(self.device)
+                yfull = torch.from_numpy(np.stack([ys[k] for k in chunk])).to(self.device)
+                yw = yfull[:, None]
                 low = torch.stack([lowres[k] for k in chunk]).to(self.device, self.dtype)
                 if refine and refine_at == "train":
                     s = self.cfg.cond_stride
@@ -214,9 +215,9 @@ class PixColor(nn.Module):
                 else:
                     chroma = color.upsample_chroma(low, tuple(yw.shape[-2:]))
                 chroma = color.upsample_chroma(chroma, (hh, ww))
+                rgb = color.merge_luma_chroma(yfull, chroma.permute(0, 2, 3, 1).float())
                 for r, k in enumerate(chunk):
-                    cbcr = chroma[r].permute(1, 2, 0).float().cpu().numpy()
-                    out[k] = color.merge_luma_chroma(ys[k], cbcr)
+                    out[k] = rgb[r]
         return out
 
     # ------------------------------------------------------------------ user entry point

@@ -133,3 +133,42 @@ def test_colorness_sepia_is_visibly_tinted_yet_low(photo):
     sep = _sepia(photo)
     assert np.abs(color.rgb_to_ycbcr(sep)[..., 1:]).mean() > 0.03
     assert color.colorness(sep) < 0.05
+
+
+def _merge_reference(y: np.ndarray, cbcr: np.ndarray) -> np.ndarray:
+    """merge_luma_chroma as first written: numpy, a 3x3 matrix product per pixel."""
+    y = np.clip(y.astype(np.float64), 0, 1)[..., None]
+    full = np.concatenate([np.zeros_like(y), cbcr.astype(np.float64)], -1)
+    d = full @ np.linalg.inv(color._RGB2YCC).T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        room = np.where(d > 0, (1 - y) / d, np.where(d < 0, y / -d, np.inf))
+    return color.to_uint8(y + np.clip(room.min(-1, keepdims=True), 0, 1) * d)
+
+
+def test_merge_luma_chroma_keeps_luminance_and_in_gamut_colours(rng):
+    rgb = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    ycc = color.rgb_to_ycbcr(rgb)
+    # In-gamut chroma (a real photo's) comes back as the photo itself.
+    np.testing.assert_array_equal(color.merge_luma_chroma(ycc[..., 0], ycc[..., 1:]), rgb)
+    # Saturated chroma is pulled towards grey, but Y stays the input's up to uint8 rounding.
+    y = rng.random((40, 50))
+    wild = rng.uniform(-0.5, 0.5, (40, 50, 2))
+    out = color.merge_luma_chroma(y, wild)
+    assert np.abs(color.rgb_to_ycbcr(out)[..., 0] - y).max() <= 0.5 / 255 + 1e-9
+    # The hue is kept: the colour offset from grey has the sign pattern of the requested one.
+    req = color.ycbcr_to_rgb(np.concatenate([y[..., None], wild], -1)) - y[..., None]
+    got = out / 255.0 - y[..., None]
+    big = np.abs(req) > 0.05
+    assert (np.sign(got[big]) == np.sign(req[big])).mean() > 0.99
+
+
+def test_merge_luma_chroma_batched_tensor_matches_numpy_reference(rng):
+    y = rng.random((4, 30, 20)).astype(np.float32)
+    cbcr = rng.uniform(-0.45, 0.45, (4, 30, 20, 2)).astype(np.float32)
+    ref = np.stack([_merge_reference(y[i], cbcr[i]) for i in range(4)])
+    np.testing.assert_array_equal(color.merge_luma_chroma(y[2], cbcr[2]), ref[2])
+    batched = color.merge_luma_chroma(torch.from_numpy(y), torch.from_numpy(cbcr))
+    assert isinstance(batched, np.ndarray) and batched.dtype == np.uint8
+    np.testing.assert_array_equal(batched, ref)
+    with pytest.raises(ValueError, match=r"chroma of shape \(4, 30, 20, 2\)"):
+        color.merge_luma_chroma(y, cbcr[..., :1])

@@ -62,3 +62,13 @@ def test_colorize_on_cuda():
     model = PixColor.from_preset("small").cuda()
     out = model.colorize([np.zeros((100, 150), np.uint8)], num_samples=3, seed=1)
     assert out[0].shape == (3, 100, 150, 3)
+
+
+def test_merge_luma_chroma_on_cuda_matches_cpu():
+    from pixcolor import color
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.rand(3, 40, 30, generator=g)
+    cbcr = torch.rand(3, 40, 30, 2, generator=g) - 0.5
+    np.testing.assert_array_equal(color.merge_luma_chroma(y.cuda(), cbcr.cuda()),
+                                  color.merge_luma_chroma(y.numpy(), cbcr.numpy()))
