@@ -29,6 +29,8 @@ from pixcolor.sampling import image_key, sample, sample_noise
 
 SHIPPED_CHECKPOINT = Path(__file__).parent / "checkpoints" / "pixcolor_small.pt"
 
+MERGE_PIXELS = 1 << 24  # pixels merged into RGB at once (~0.4 GB per float64 RGB buffer)
+
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, unreadable or not a PixColor checkpoint."""
@@ -215,9 +217,14 @@ class PixColor(nn.Module):
                 else:
                     chroma = color.upsample_chroma(low, tuple(yw.shape[-2:]))
                 chroma = color.upsample_chroma(chroma, (hh, ww))
-                rgb = color.merge_luma_chroma(yfull, chroma.permute(0, 2, 3, 1).float())
-                for r, k in enumerate(chunk):
-                    out[k] = rgb[r]
+                # Batched on the device, in pieces of about MERGE_PIXELS pixels: the merge
+                # holds a few float64 (N, H, W, 3) arrays.
+                step = max(1, MERGE_PIXELS // (hh * ww))
+                for r0 in range(0, len(chunk), step):
+                    rgb = color.merge_luma_chroma(
+                        yfull[r0:r0 + step], chroma[r0:r0 + step].permute(0, 2, 3, 1).float())
+                    for r, k in enumerate(chunk[r0:r0 + step]):
+                        out[k] = rgb[r]
         return out
 
     # ------------------------------------------------------------------ user entry point

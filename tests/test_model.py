@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import pixcolor.model
 from pixcolor import PixColor, color
 from pixcolor.config import get_preset
 from pixcolor.model import CheckpointError
@@ -56,6 +57,18 @@ def test_colorize_any_size_keeps_luminance(tiny, photo):
     assert np.array_equal(again[0], out[0])  # seeded
     unref = tiny.colorize([gray], num_samples=1, seed=3, refine=False)
     assert unref[0].shape == (1, 45, 70, 3)
+
+
+def test_colorize_merges_in_pieces_without_changing_outputs(tiny, photo, monkeypatch):
+    grays = [(color.luminance(photo[i:i + 40, :50]) * 255).round().astype(np.uint8)
+             for i in (0, 60, 120)]
+    whole = tiny.colorize(grays, num_samples=2, seed=4)  # one merge of 6 outputs
+    monkeypatch.setattr(pixcolor.model, "MERGE_PIXELS", 2 * 40 * 50 + 1)  # pieces of 2
+    pieces = tiny.colorize(grays, num_samples=2, seed=4)
+    for a, b in zip(whole, pieces, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # Each output is that image's own: the same as colourising the image alone.
+    np.testing.assert_array_equal(tiny.colorize(grays[1:2], num_samples=2, seed=4)[0], whole[1])
 
 
 def test_colorize_large_image_uses_working_size(tiny):
