@@ -184,7 +184,7 @@ def merge_luma_chroma(y: Array, cbcr: Array) -> np.ndarray:
     saturation reduced). Clipping RGB instead would change the luminance of the pixel, and
     the output's luminance must be the input's.
 
-    Computed in float64 with torch, on the device of ``cbcr`` when it is a tensor, so that a
+    Computed in float64 with torch, on the device of the tensor inputs if any, so that a
     batch of model outputs is merged on the GPU in one go (per image in numpy this was most
     of ``colorize``'s time on a GPU); numpy and tensor inputs give identical results.
 
@@ -195,7 +195,7 @@ def merge_luma_chroma(y: Array, cbcr: Array) -> np.ndarray:
     Returns:
         (..., H, W, 3) uint8 numpy RGB whose Y equals ``y`` up to uint8 rounding.
     """
-    dev = cbcr.device if isinstance(cbcr, torch.Tensor) else None
+    dev = next((a.device for a in (cbcr, y) if isinstance(a, torch.Tensor)), None)
     y = torch.as_tensor(y, device=dev).to(torch.float64).clamp(0.0, 1.0)[..., None]
     cbcr = torch.as_tensor(cbcr, device=dev).to(torch.float64)
     if cbcr.shape[-1] != 2 or cbcr.shape[:-1] != y.shape[:-1]:

@@ -170,5 +170,7 @@ def test_merge_luma_chroma_batched_tensor_matches_numpy_reference(rng):
     batched = color.merge_luma_chroma(torch.from_numpy(y), torch.from_numpy(cbcr))
     assert isinstance(batched, np.ndarray) and batched.dtype == np.uint8
     np.testing.assert_array_equal(batched, ref)
+    mixed = color.merge_luma_chroma(torch.from_numpy(y), cbcr)  # a tensor and an array
+    np.testing.assert_array_equal(mixed, ref)
     with pytest.raises(ValueError, match=r"chroma of shape \(4, 30, 20, 2\)"):
         color.merge_luma_chroma(y, cbcr[..., :1])
