@@ -10,7 +10,7 @@ IMAGENET_VAL ?=
 DEVICE ?= cpu
 RUNS ?= runs
 
-.PHONY: help venv demo-data bench test test-postgres speed report-speed lint clean browser
+.PHONY: help venv demo-data bench test test-matrix test-postgres speed report-speed lint clean browser
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ bench: $(STAMP) ## run the benchmark on the demo data (or IMAGENET_VAL=... SPLIT
 
 test: $(STAMP) browser ## run the whole test suite
 	$(PY) -m pytest -q
+
+test-matrix: $(STAMP) browser ## the suite under 1/2 threads, torch's scalar/AVX2 kernels and the lowest SIMD (scripts/test_matrix.sh)
+	bash scripts/test_matrix.sh
 
 test-postgres: $(STAMP) browser ## the test suite with the VTT database tests also on a local PostgreSQL (CI does this)
 	VTT_TEST_POSTGRES_URL=$$(bash scripts/start_postgres.sh) $(PY) -m pytest -q
