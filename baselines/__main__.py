@@ -74,17 +74,23 @@ def _train(args) -> int:
     from pixcolor.train import list_checkpoints
 
     resuming = args.resume and bool(list_checkpoints(Path(args.out)))  # else a fresh run
-    if args.name == "cic" and not mcfg.prior_file and args.prior_images > 0 and not resuming:
+    if (args.name == "cic" and not mcfg.prior_file and args.prior_images > 0 and not resuming
+            and not args.warm_start):  # a warm start keeps the checkpoint's prior
         mcfg = dataclasses.replace(mcfg, prior_file=str(
             cic_prior(args.data, Path(args.out), args.prior_images, args.index)))
     try:
         res = train(args.name, ds, args.out, mcfg, tcfg, preset=args.preset, device=args.device,
-                    resume=args.resume, init_from=args.init_from,
+                    resume=args.resume, init_from=args.init_from, warm_start=args.warm_start,
                     deterministic=args.deterministic,
                     max_minutes=args.max_minutes)
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
+    except ValueError as e:
+        if not str(e).startswith("--warm-start"):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in res.items()
                       if k != "model"}))
     return 0
@@ -146,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--preset", default="small", choices=["paper", "small", "tiny"])
     t.add_argument("--device", default="cpu")
     t.add_argument("--resume", action="store_true")
+    t.add_argument("--warm-start", metavar="CKPT",
+                   help="start from this checkpoint's weights (and architecture) with a fresh "
+                        "optimizer and step count, e.g. the shipped checkpoint")
     t.add_argument("--index", help="cached index file of the data folder")
     t.add_argument("--deterministic", action="store_true")
     t.add_argument("--max-minutes", type=float)

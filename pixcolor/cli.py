@@ -74,18 +74,20 @@ def _train(args) -> int:
             return 2
     mcfg = config_with_overrides(preset.model, model_flags)
     ckpts = list_checkpoints(Path(args.out)) if args.resume else []
-    if ckpts and model_flags:
+    ref = ckpts[-1] if ckpts else args.warm_start  # the run's architecture comes from it
+    if ref and model_flags:
         import torch
 
         def norm(v):
             return tuple(v) if isinstance(v, list | tuple) else v
 
-        saved = torch.load(ckpts[-1], map_location="cpu", weights_only=False)["model_config"]
+        saved = torch.load(ref, map_location="cpu", weights_only=False)["model_config"]
         changed = [k for k, v in model_flags.items() if norm(saved.get(k)) != norm(v)]
         if changed:
-            print(f"error: {ckpts[-1]} was trained with "
+            print(f"error: {ref} was trained with "
                   + ", ".join(f"{k}={norm(saved.get(k))!r}" for k in changed)
-                  + "; a resumed run keeps its architecture (drop those flags or use a new --out)",
+                  + "; a resumed or warm-started run keeps its architecture (drop those flags"
+                  + (" or use a new --out)" if ckpts else ")"),
                   file=sys.stderr)
             return 2
     ds = ImageFolderDataset(args.data, size=tcfg.image_size, train=True,
@@ -98,11 +100,17 @@ def _train(args) -> int:
     try:
         res = train(args.stage, ds, args.out, mcfg, tcfg, preset=args.preset,
                     device=args.device, resume=args.resume, init_from=args.init_from,
+                    warm_start=args.warm_start,
                     deterministic=args.deterministic, freeze_bn=args.freeze_bn,
                     max_minutes=args.max_minutes)
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
+    except ValueError as e:
+        if not str(e).startswith("--warm-start"):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(json.dumps({k: (str(v) if isinstance(v, Path) else v) for k, v in res.items()
                       if k != "model"}))
     return 0
@@ -170,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="cpu")
     t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     t.add_argument("--init-from", help="torchvision resnet101 / deeplabv3_resnet101 weights")
+    t.add_argument("--warm-start", metavar="CKPT",
+                   help="start from this checkpoint's weights (and architecture) with a fresh "
+                        "optimizer and step count, e.g. the shipped pixcolor_small.pt")
     t.add_argument("--index", help="cached index file of the data folder")
     t.add_argument("--deterministic", action="store_true")
     t.add_argument("--freeze-bn", action="store_true", help="BatchNorm uses running statistics")

@@ -31,6 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from pixcolor.config import ModelConfig, TrainConfig, config_from_dict
+from pixcolor.io import file_sha256
 from pixcolor.model import PixColor
 from pixcolor.tasks import PixelCNNStage, Task, get_task
 
@@ -171,7 +172,8 @@ def set_bn_frozen(module: nn.Module, frozen: bool) -> None:
 
 def train(stage: str, dataset, out: str | Path, mcfg, tcfg: TrainConfig, *,
           preset: str = "custom", device: str = "cpu", resume: bool = False,
-          init_from: str | None = None, deterministic: bool = False, freeze_bn: bool = False,
+          init_from: str | None = None, warm_start: str | None = None,
+          deterministic: bool = False, freeze_bn: bool = False,
           max_minutes: float | None = None, progress: bool = True) -> dict:
     """Train one stage; returns a summary dict (final step, last loss, checkpoint path).
 
@@ -185,6 +187,11 @@ def train(stage: str, dataset, out: str | Path, mcfg, tcfg: TrainConfig, *,
         out: run folder for checkpoints and ``log.csv`` (one row every ``log_every`` steps:
             the mean loss of those steps, the lr, images/s and wall seconds).
         init_from: torchvision ResNet / DeepLabV3 weights for the conditioning network.
+        warm_start: a checkpoint of this model (a training checkpoint of any stage, a combined
+            PixColor model, a baseline's inference checkpoint) whose weights start a new run;
+            the architecture is taken from it, the optimizer, step count and lr schedule start
+            afresh. Recorded in every checkpoint of the run (``warm_start``: file name, sha256,
+            the steps it had been trained for).
         deterministic: deterministic algorithms (CPU runs are then exactly repeatable).
         freeze_bn: BatchNorm uses running statistics (and matches across process counts).
         max_minutes: stop (with a checkpoint) after this much wall time.
@@ -207,14 +214,38 @@ def train(stage: str, dataset, out: str | Path, mcfg, tcfg: TrainConfig, *,
         torch.use_deterministic_algorithms(True)
     try:
         return _train(task_cls, dataset, out, mcfg, tcfg, preset=preset, device=device,
-                      resume=resume, init_from=init_from, freeze_bn=freeze_bn,
+                      resume=resume, init_from=init_from, warm_start=warm_start,
+                      freeze_bn=freeze_bn,
                       max_minutes=max_minutes, progress=progress, world=world, rank=rank)
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
 
 
+def read_warm_start(path: str | Path, stage: str, config_cls) -> tuple[dict, dict, dict]:
+    """(model config dict, model state dict, provenance) of a warm-start checkpoint.
+
+    Raises:
+        ValueError: unreadable, or not a checkpoint of ``stage``'s model (the message names it).
+    """
+    path = Path(path)
+    try:
+        st = torch.load(path, map_location="cpu", weights_only=False)
+        cfg, weights = st["model_config"], st["model"]
+        config_from_dict(config_cls, cfg)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
+        raise ValueError(f"--warm-start {path}: not a readable model checkpoint ({exc})") from exc
+    kind = st.get("stage") or ("pixcolor" if "stages" in st else None)
+    pixcolor_stage = stage in ("pixelcnn", "refine")
+    if (kind in ("pixelcnn", "refine", "pixcolor")) != pixcolor_stage or (
+            not pixcolor_stage and kind != stage):
+        raise ValueError(f"--warm-start {path}: a {kind!r} checkpoint cannot start a {stage!r} run")
+    tr = st.get("training") or {}
+    steps = {k: v for k, v in tr.items() if k.endswith("step")} or {"step": st.get("step")}
+    return cfg, weights, {"file": path.name, "sha256": file_sha256(path), "steps": steps}
+
+
 def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, resume, init_from,
-           freeze_bn, max_minutes, progress, world, rank) -> dict:
+           warm_start, freeze_bn, max_minutes, progress, world, rank) -> dict:
     stage = task_cls.name
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
@@ -223,7 +254,10 @@ def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, re
     rev = git_revision()  # once: the code this process runs, whatever the checkout does later
     step = 0
     ckpts = list_checkpoints(out) if resume else []
-    state = None
+    state, warm = None, None
+    if warm_start and not ckpts:
+        cfg, warm_weights, warm = read_warm_start(warm_start, stage, task_cls.config_cls)
+        mcfg = config_from_dict(task_cls.config_cls, cfg)
     if ckpts:
         state = torch.load(ckpts[-1], map_location="cpu", weights_only=False)
         if state.get("stage") != stage:
@@ -235,7 +269,11 @@ def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, re
     if state is not None:
         model.load_state_dict(state["model"])
         step = int(state["step"])
+        warm = state.get("warm_start")
         log.info("resuming %s from %s (step %d)", stage, ckpts[-1], step)
+    elif warm is not None:
+        model.load_state_dict(warm_weights)
+        log.info("warm start from %s (%s)", warm_start, warm["steps"])
     elif init_from:
         report = wrapper.init_from(init_from)
         log.info("initialised from %s: %d tensors", init_from, len(report["loaded"]))
@@ -281,7 +319,7 @@ def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, re
         st = {"stage": stage, "step": at, "preset": preset,
               "model_config": dataclasses.asdict(mcfg), "train_config": dataclasses.asdict(tcfg),
               "model": model.state_dict(), "optimizer": opt.state_dict(), "rng": _rng_state(),
-              "git_rev": rev, "world_size": world, "stages": [stage]}
+              "git_rev": rev, "world_size": world, "stages": [stage], "warm_start": warm}
         return save_checkpoint(out, st, at, tcfg.keep_last)
 
     t0 = time.time()

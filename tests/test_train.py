@@ -296,3 +296,39 @@ def test_cli_architecture_flags_build_the_model_and_a_resume_cannot_change_them(
     with pytest.raises(SystemExit):
         main([*base, "--cond-global", "ture"])
     assert "'ture' is not a boolean" in capsys.readouterr().err
+
+
+def test_warm_start_takes_weights_and_architecture_and_starts_a_fresh_schedule(folder, tmp_path):
+    ds = _ds(folder, tmp_path)
+    _run("pixelcnn", ds, tmp_path / "first", steps=3, ckpt_every=3)
+    src = tmp_path / "first" / "ckpt_00000003.pt"
+    # the architecture comes from the checkpoint, whatever model config the caller passes
+    other = dataclasses.replace(TINY.model, pcnn_blocks=TINY.model.pcnn_blocks + 1)
+    tk = _tcfg(steps=2, ckpt_every=1, lr=0.0, warmup_steps=0)
+    train("pixelcnn", ds, tmp_path / "warm", other, tk, preset="tiny", progress=False,
+          warm_start=str(src))
+    first = torch.load(src, weights_only=False)
+    warm = torch.load(tmp_path / "warm" / "ckpt_00000001.pt", weights_only=False)
+    assert warm["step"] == 1 and warm["model_config"] == first["model_config"]
+    assert warm["warm_start"]["file"] == src.name and warm["warm_start"]["steps"] == {"step": 3}
+    for k, v in first["model"].items():  # lr 0: the weights are exactly the warm start's
+        assert torch.equal(warm["model"][k], v) or k.endswith(("running_mean", "running_var",
+                                                                "num_batches_tracked")), k
+    assert not warm["optimizer"]["state"] or all(  # a fresh Adam: one step of moments
+        int(s["step"]) == 1 for s in warm["optimizer"]["state"].values())
+    # a resume of the warm-started run keeps the record and ignores the warm-start file
+    train("pixelcnn", ds, tmp_path / "warm", other, tk, preset="tiny", progress=False,
+          resume=True, warm_start=str(tmp_path / "missing.pt"))
+    again = torch.load(tmp_path / "warm" / "ckpt_00000002.pt", weights_only=False)
+    assert again["warm_start"] == warm["warm_start"]
+
+
+def test_warm_start_refuses_another_models_checkpoint(folder, tmp_path):
+    ds = _ds(folder, tmp_path)
+    bad = tmp_path / "bad.pt"
+    torch.save({"stage": "ltbc", "model_config": {}, "model": {}}, bad)
+    with pytest.raises(ValueError, match="--warm-start .*bad.pt.*'ltbc' checkpoint"):
+        _run("pixelcnn", ds, tmp_path / "o", steps=1, warm_start=str(bad))
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="--warm-start .*junk.pt: not a readable"):
+        _run("refine", ds, tmp_path / "o", steps=1, warm_start=str(tmp_path / "junk.pt"))
