@@ -23,6 +23,7 @@ from analysis.diversity import PAIR_COLUMNS, image_pairs, sample_methods
 from analysis.lab_stats import AB_EDGES, ab_counts, ab_edges, histogram_intersection, image_ab
 from analysis.metrics import DEFAULT_METRICS, get_metric
 from analysis.runs import (
+    GREY_METHOD,
     GT_METHOD,
     ImageLoadError,
     RunsFolder,
@@ -87,7 +88,27 @@ class RunsEvaluation:
                     row["psnr_n_identical"] = int(np.isinf(vals).sum())
             rows.append(row)
         extra = ["psnr_n_identical"] if "psnr" in self.metrics else []
+        if "global_ab" in self.metrics and GREY_METHOD in self.methods:
+            self._grey_relative(rows)
+            extra += ["global_ab_vs_grey", "worse_than_grey"]
         return pd.DataFrame(rows, columns=["method", "n", "n_skipped", *self.metrics, *extra])
+
+    def _grey_relative(self, rows: list[dict]) -> None:
+        """Add each method's global colour error relative to a grey output's (issue 16's
+        measure of global casts): ``global_ab_vs_grey``, the mean of the method's
+        ``global_ab`` over the ratio of grey's mean on the same images, and
+        ``worse_than_grey``, the share of those images where the method's output is further
+        from the truth's mean colour than grey (ties count as not worse)."""
+        df = self.per_image[["method", "image_id", "global_ab"]].dropna()
+        grey = df[df["method"] == GREY_METHOD].set_index("image_id")["global_ab"]
+        for row in rows:
+            sub = df[df["method"] == row["method"]].set_index("image_id")["global_ab"]
+            sub = sub[sub.index.isin(grey.index)]
+            g = grey.loc[sub.index].to_numpy()
+            nan = float("nan")
+            row["global_ab_vs_grey"] = (float(sub.mean() / g.mean())
+                                        if len(sub) and g.mean() > 0 else nan)
+            row["worse_than_grey"] = float((sub.to_numpy() > g).mean()) if len(sub) else nan
 
     def ab_histograms(self) -> dict[str, np.ndarray]:
         """method -> float64 (2, n_bins) normalised a and b histograms."""

@@ -126,6 +126,16 @@ def calibrate(model: PixColor, images: Iterable[np.ndarray], num_samples: int = 
                              for k, v in hist.items()}}
 
 
+def grey_ratio(per_sample: np.ndarray, grey: np.ndarray) -> float:
+    """Mean global colour error of single samples over a grey output's (below 1: better)."""
+    return float(np.mean(per_sample) / np.mean(grey))
+
+
+def worse_than_grey(per_sample: np.ndarray, grey: np.ndarray) -> float:
+    """Share of samples further from their photo's mean colour than a grey output."""
+    return float((np.asarray(per_sample) > np.asarray(grey)[:, None]).mean())
+
+
 def format_report(res: dict) -> str:
     """The table that :func:`main` prints."""
     lines = [f"{res['n_images']} images; teacher-forced cross-entropy "
@@ -143,6 +153,9 @@ def format_report(res: dict) -> str:
                      f"{np.median(c):.4f}, 90th percentile {np.percentile(c, 90):.4f}; "
                      f"{(c > CAST).mean():.0%} of samples off by more than {CAST} "
                      f"(a grey output: median {np.median(g):.4f})")
+        lines.append(f"against grey on the same photos: mean error {grey_ratio(c, g):.2f}x "
+                     f"grey's; {worse_than_grey(c, g):.0%} of samples further from the truth's "
+                     "mean colour than grey")
     d = res["mean"]["sample"] - res["mean"]["gt"]
     lines.append(f"sample - gt mean chroma: Cb {d[0]:+.4f}, Cr {d[1]:+.4f} "
                  "(Cr > 0 and Cb < 0 = a warm cast)")

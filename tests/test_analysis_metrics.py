@@ -164,7 +164,8 @@ def runs_dir(tmp_path_factory):
 def test_compute_metrics_skips_and_reports(runs_dir, caplog):
     df = compute_metrics(runs_dir)
     assert list(df.columns) == ["method", "n", "n_skipped", "psnr", "ssim", "colorfulness",
-                                "auc", "global_ab", "psnr_n_identical"]
+                                "auc", "global_ab", "psnr_n_identical", "global_ab_vs_grey",
+                                "worse_than_grey"]
     row = df.set_index("method")
     assert row.loc["gt", "psnr_n_identical"] == 3 and row.loc["cic", "psnr_n_identical"] == 0
     assert row.loc["cic", "n"] == 2 and row.loc["cic", "n_skipped"] == 1
@@ -181,6 +182,28 @@ def test_compute_metrics_skips_and_reports(runs_dir, caplog):
     per = metrics.per_image_metrics(runs_dir, ["cic"], ["psnr"])
     assert list(per["image_id"]) == ["img0000", "img0002"]
     assert per.attrs["skipped"][0]["image_id"] == "img0001"
+
+
+def test_global_colour_error_relative_to_grey_is_paired_by_image(runs_dir, tmp_path):
+    root = tmp_path / "runs"
+    make_runs(root, n_images=8, size=(24, 28), methods=("cic", "grayscale"))
+    (root / "cic" / "img0001.png").unlink()  # missing: grey's img0001 is left out too
+    for i in (2, 5):  # a strong green cast: further from the truth's mean colour than grey
+        Image.fromarray(np.full((24, 28, 3), (40, 200, 40), np.uint8)).save(
+            root / "cic" / f"img000{i}.png")
+    per = metrics.per_image_metrics(root, ["cic", "grayscale"], ["global_ab"])
+    val = per.pivot(index="image_id", columns="method", values="global_ab").dropna()
+    assert len(val) == 7
+    worse = (val["cic"] > val["grayscale"]).mean()
+    assert worse == 2 / 7
+    df = compute_metrics(root, ["gt", "cic", "grayscale"], ["global_ab"]).set_index("method")
+    assert df.loc["cic", "global_ab_vs_grey"] == pytest.approx(
+        val["cic"].mean() / val["grayscale"].mean())
+    assert df.loc["cic", "worse_than_grey"] == pytest.approx(worse)
+    assert df.loc["gt", "global_ab_vs_grey"] == 0 and df.loc["gt", "worse_than_grey"] == 0
+    assert df.loc["grayscale", "global_ab_vs_grey"] == 1
+    assert df.loc["grayscale", "worse_than_grey"] == 0  # a tie is not worse
+    assert "global_ab_vs_grey" not in compute_metrics(runs_dir, ["gt", "cic"], ["global_ab"])
 
 
 def test_evaluate_runs_per_image_and_histograms(runs_dir):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.calibration import calibrate, format_report, main
+from bench.calibration import calibrate, format_report, grey_ratio, main, worse_than_grey
 from pixcolor import PixColor, color
 
 
@@ -85,6 +85,12 @@ def test_marginals_and_cross_entropy(tiny, photo, one_torch_thread):
     np.testing.assert_allclose(res["cast"]["per_sample"], want, rtol=1e-6)
     np.testing.assert_allclose(res["cast"]["grey"], grey, rtol=1e-6)
     assert res["cast"]["per_sample"].max() > 0 and "global colour error" in format_report(res)
+    want, grey = np.array(want), np.array(grey)
+    assert grey_ratio(want, grey) == pytest.approx(want.mean() / grey.mean())
+    share = np.mean([w > g for ws, g in zip(want, grey, strict=True) for w in ws])
+    assert worse_than_grey(want, grey) == pytest.approx(share)
+    assert f"{share:.0%} of samples further from the truth's mean colour than grey" in (
+        format_report(res))
 
 
 def test_cli_skips_unreadable_files(tmp_path, photo, capsys, one_torch_thread):
