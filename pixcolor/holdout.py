@@ -19,7 +19,8 @@ the calibration tools read like any image folder::
 
     python -m pixcolor.holdout prepare --data ../shared/data --out data/photos
     # -> data/photos/train/{photos_17k/<source>,imagenet_sample_1k}/...  (training)
-    #    data/photos/holdout/photos_17k/<source>/...                       (held out)
+    #    data/photos/holdout/<source>_<i>.jpg                              (held out, flat:
+    #       the benchmark's `bench build --images` takes a flat folder, ids = file stems)
     python -m pixcolor.holdout check --data ../shared/data
 """
 
@@ -108,8 +109,10 @@ def _link(src: Path, dst: Path) -> None:
 def prepare(data: Path, out: Path, listed: list[str]) -> dict[str, int]:
     """Fill ``out/train`` and ``out/holdout`` with links to the files under ``data``.
 
-    Held-out files are the ``listed`` paths; every other image of the sliced collection and
-    of the unsliced ones goes to ``train``. Stale links left by an earlier call are removed.
+    Held-out files are the ``listed`` paths, linked flat under their file names (unique:
+    ``<source>_<i>.jpg``); every other image of the sliced collection and of the unsliced
+    ones goes to ``train`` under its relative path. Stale links left by an earlier call are
+    removed.
     Returns the number of links per folder.
     """
     data = data.resolve()
@@ -118,16 +121,20 @@ def prepare(data: Path, out: Path, listed: list[str]) -> dict[str, int]:
     if missing:
         raise FileNotFoundError(f"{len(missing)} held-out files missing under {data}, e.g. "
                                 f"{missing[0]}: is --data the project's shared/data?")
-    want = {"train": set(), "holdout": set(held)}
+    flat = {Path(p).name: p for p in listed}
+    if len(flat) != len(listed):
+        raise ValueError("held-out file names are not unique; they are linked into one folder")
+    want = {"train": {}, "holdout": flat}  # link path -> path under data
     for source, names in sliced_sources(data).items():
-        want["train"] |= {f"{SLICED}/{source}/{n}" for n in names} - held
+        want["train"].update({r: r for n in names
+                              if (r := f"{SLICED}/{source}/{n}") not in held})
     for coll in UNSLICED:
         if (data / coll).is_dir():
-            want["train"] |= {f"{coll}/{n}" for n in _image_names(data / coll)}
+            want["train"].update({f"{coll}/{n}": f"{coll}/{n}" for n in _image_names(data / coll)})
     for part, rels in want.items():
         base = out / part
         for rel in sorted(rels):
-            _link(data / rel, base / rel)
+            _link(data / rels[rel], base / rel)
         if base.is_dir():
             for dirpath, _, files in os.walk(base):
                 for f in files:
