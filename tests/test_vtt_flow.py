@@ -17,8 +17,8 @@ from vtt_app.models import Assignment, Rater, Response, Study, Trial
 from vtt_app.testing import (
     CSRF,
     add_study,
+    answer,
     chooser,
-    good_answer,
     make_app,
     make_runs,
     post_json,
@@ -105,7 +105,7 @@ def test_practice_feedback_says_which_was_true(app):
     with app.app_context():
         trial = get_session().get(Trial, nxt["trial_id"])
         gt_slot = 2 if trial.generated_first else 1
-    ans = post_json(client, nxt["answer_url"], good_answer(gt_slot)).get_json()
+    ans = answer(client, nxt, gt_slot).get_json()
     assert ans["correct"] is True and ans["true_slot"] == gt_slot
 
 

@@ -9,12 +9,14 @@ from sqlalchemy import event, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateIndex, CreateTable
 
+from vtt_app.api import _served_path as _served
 from vtt_app.db import get_engine, get_session
-from vtt_app.models import Base, Rater, Response, TimingEvent
+from vtt_app.models import Base, Rater, Response, TimingEvent, Trial
 from vtt_app.study import StudyError, StudyOptions, create_study
 from vtt_app.testing import (
     CSRF,
     add_study,
+    answer,
     good_answer,
     make_app,
     make_runs,
@@ -62,7 +64,7 @@ def _snapshot(app) -> list[tuple]:
 def test_malformed_answer_is_400_and_loses_nothing(app, body, field):
     client = rater_client(app, "s1", "b1")
     nxt = post_json(client, "/api/s/s1/next").get_json()
-    assert post_json(client, nxt["answer_url"], good_answer(1)).status_code == 200
+    assert answer(client, nxt, 1).status_code == 200
     before = _snapshot(app)
     nxt = post_json(client, "/api/s/s1/next").get_json()
     payload = body if isinstance(body, str) else {**good_answer(1), **body}
@@ -73,13 +75,13 @@ def test_malformed_answer_is_400_and_loses_nothing(app, body, field):
     assert r.status_code == 400 and field in r.get_json()["error"]
     assert _snapshot(app) == before
     # The trial is still open and can be answered properly.
-    assert post_json(client, nxt["answer_url"], good_answer(2)).status_code == 200
+    assert answer(client, nxt, 2).get_json()["valid"] is True
 
 
 def test_repeat_submission_is_idempotent(app):
     client = rater_client(app, "s1", "b1")
     nxt = post_json(client, "/api/s/s1/next").get_json()
-    first = post_json(client, nxt["answer_url"], good_answer(1)).get_json()
+    first = answer(client, nxt, 1).get_json()
     before = _snapshot(app)
     again = post_json(client, nxt["answer_url"], good_answer(2, response_ms=1.0))
     assert again.status_code == 200
@@ -98,7 +100,7 @@ def test_only_own_open_trial(app):
     assert post_json(alice, "/api/trials/999/answer", good_answer(1)).status_code == 404
     assert alice.get(nxt["images"][0].replace("/image/1", "/image/3")).status_code == 404
     post_json(alice, nxt["answer_url"], good_answer(1))
-    assert alice.get(nxt["images"][0]).status_code == 404  # answered: images gone
+    assert alice.get(nxt["images"][0]).status_code == 410  # answered: images gone
     fresh = rater_client(app, "s1", "carol")
     assert post_json(fresh, "/api/s/nope/next").status_code == 404
 
@@ -160,14 +162,17 @@ def test_names_cannot_escape_runs_folder(app, runs: Path, tmp_path: Path):
         db.rollback()
 
 
-def test_changed_runs_folder_is_refused(app, runs: Path):
+def test_served_copies_are_checked_and_the_runs_folder_no_longer_matters(app, runs: Path):
     client = rater_client(app, "s1", "b1")
+    answer(client, post_json(client, "/api/s/s1/next").get_json(), 1)  # practice
     nxt = post_json(client, "/api/s/s1/next").get_json()
-    post_json(client, nxt["answer_url"], good_answer(1))  # practice
-    nxt = post_json(client, "/api/s/s1/next").get_json()
-    for png in runs.glob("*/*.png"):
-        png.write_bytes(png.read_bytes() + b"\0")
-    r = client.get(nxt["images"][0])
+    for png in runs.glob("*/*.png"):  # rewriting the benchmark's files changes nothing shown
+        png.write_bytes(b"\0")
+    assert client.get(nxt["images"][0]).status_code == 200
+    with app.app_context():
+        path = Path(_served(get_session().get(Trial, nxt["trial_id"]), 2))
+    path.write_bytes(path.read_bytes() + b"\0")  # a served copy changed: refused
+    r = client.get(nxt["images"][1])
     assert r.status_code == 409 and "changed" in r.get_json()["error"]
 
 

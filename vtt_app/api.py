@@ -1,24 +1,24 @@
 """JSON API of the trial page: next trial, answer, and the trial's two images.
 
-Image URLs name only the trial and the presentation slot (1 or 2), never the method, so the
-page cannot tell which image is the ground truth. Files are resolved inside the study's runs
-folder (or the study's generated attention images) and checked against the SHA-256 recorded
-by ``create-study``.
+Image URLs name only the trial and the presentation slot (1 or 2), never the method, and the
+responses differ only in their bodies, so the page cannot tell which image is the ground
+truth. The bytes are the study's normalised copies (:mod:`vtt_app.media`), checked against
+their SHA-256 before sending; each image of a trial is delivered once.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
 
-from flask import Blueprint, abort, jsonify, request, send_file, url_for
-from werkzeug.security import safe_join
+from flask import Blueprint, Response, abort, jsonify, request, url_for
+from sqlalchemy import update
 
+from . import media
 from .assignment import expire_stale, lock_study, n_attention, next_trial, session_length
 from .db import get_session
-from .models import Image, Pair, Study, Trial
+from .models import Pair, Study, Trial
 from .rater import current_rater, get_study
 from .responses import BadRequest, answer_json, parse_answer, record_answer
-from .study import GT, file_sha256
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -88,40 +88,51 @@ def answer(trial_id: int):
     return jsonify(out)
 
 
-def _image_path(study: Study, trial: Trial, slot: int) -> tuple[Path, str | None]:
-    """File shown in ``slot`` of ``trial`` and its expected SHA-256 (None: not recorded)."""
-    image = get_session().get(Image, trial.image_id)
-    runs = Path(study.runs_dir)
-    generated = (slot == 1) == trial.generated_first
-    if not generated:
-        method, sha = GT, image.gt_sha256
-    elif trial.kind == "attention":
-        if not image.attention_file:
-            abort(404, description="no attention image")
-        return Path(image.attention_file), None
-    else:
-        method = trial.source_method
-        pair = get_session().get(Pair, trial.pair_id) if trial.pair_id else None
-        sha = pair.file_sha256 if pair is not None else None
-    joined = safe_join(str(runs), method, f"{image.name}.png")
-    if joined is None or not Path(joined).resolve().is_relative_to(runs.resolve()):
-        abort(404, description="image outside the runs folder")
-    return Path(joined), sha
+def _served_path(trial: Trial, slot: int) -> str:
+    """The served copy shown in ``slot`` of ``trial`` (see :mod:`vtt_app.media`)."""
+    image = trial.image
+    if (slot == 1) != trial.generated_first:
+        return image.gt_served
+    if trial.kind == "attention":
+        return image.attention_file or ""
+    if trial.pair_id is not None:
+        return get_session().get(Pair, trial.pair_id).served
+    return json.loads(image.practice_served or "{}").get(trial.source_method, "")
+
+
+def _claim_delivery(trial: Trial, slot: int) -> bool:
+    """Mark ``slot`` of the open ``trial`` delivered; False if it was already (atomic)."""
+    col = Trial.shown_1 if slot == 1 else Trial.shown_2
+    db = get_session()
+    done = db.execute(update(Trial).where(Trial.id == trial.id, Trial.status == "open",
+                                          col.is_(False)).values({col: True}))
+    db.commit()
+    return done.rowcount == 1
 
 
 @bp.get("/trials/<int:trial_id>/image/<int:slot>")
 def image(trial_id: int, slot: int):
-    """One of the two images of the rater's own open trial."""
+    """One of the two images of the rater's own open trial, delivered once.
+
+    The response is the same for the real and the generated image but for the body (whose
+    length is set by the image size alone): no ``Last-Modified``, ``ETag`` or file name, no
+    caching. A second request for a slot gets 410: a reload or a second tab cannot show a
+    trial again (the next ``/next`` records it as interrupted).
+    """
     if slot not in (1, 2):
         abort(404, description="slot must be 1 or 2")
-    study, trial = _own_trial(trial_id)
+    _study, trial = _own_trial(trial_id)
     if trial.status != "open":
-        abort(404, description=f"trial {trial_id} is {trial.status}")
-    path, sha = _image_path(study, trial, slot)
-    if not path.is_file():
-        abort(404, description="image file missing from the runs folder")
-    if sha is not None and file_sha256(path) != sha:
-        abort(409, description="the runs folder changed after create-study; recreate the study")
-    resp = send_file(path, mimetype="image/png", max_age=0)
+        abort(410, description=f"trial {trial_id} is {trial.status}")
+    path = _served_path(trial, slot)
+    if not path:
+        abort(404, description="no image for this slot")
+    try:
+        data = media.read_served(path)
+    except media.MediaError as err:
+        abort(409, description=f"{err}: recreate the study")
+    if not _claim_delivery(trial, slot):
+        abort(410, description=f"image {slot} of trial {trial_id} was delivered already")
+    resp = Response(data, mimetype="image/png")
     resp.headers["Cache-Control"] = "no-store, private"
     return resp

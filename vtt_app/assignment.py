@@ -9,6 +9,11 @@ see (never a photo the rater has already seen), ties broken at random. Slots are
 over-assigned. Open rows older than the study's timeout become ``expired`` (the slot is
 reclaimed); invalid trials and the trials of flagged raters give their slot back too.
 
+Each image of a trial is delivered once (``api.image``). A trial whose presentation started
+(an image was delivered) and that is still open when the rater asks for the next trial (a
+reload, a second tab, a session resumed after a crash) is ``interrupted``: recorded invalid
+with its reason, its slot re-queued, and a new trial assigned.
+
 Concurrency: every call runs inside one transaction that first locks the study row
 (``FOR UPDATE`` on PostgreSQL; on SQLite the whole database is write-locked by
 ``BEGIN IMMEDIATE``, see :mod:`vtt_app.db`), so two raters cannot take the last slot of a
@@ -171,6 +176,19 @@ def open_trial(session: Session, rater: Rater) -> Trial | None:
     )
 
 
+INTERRUPTED = ("presentation interrupted: its images were delivered but no answer came "
+               "(page reload, second tab or resumed session)")
+
+
+def interrupt(trial: Trial, reason: str) -> None:
+    """End an open trial without an answer: invalid, with ``reason``; its slot is re-queued."""
+    trial.status = "interrupted"
+    trial.invalid_reason = reason
+    trial.ended_at = utcnow()
+    if trial.assignment is not None and trial.assignment.status == "open":
+        trial.assignment.status = "invalid"
+
+
 def finish(rater: Rater) -> None:
     """Mark the rater finished and give them a completion code."""
     if rater.finished_at is None:
@@ -197,8 +215,11 @@ def next_trial(session: Session, study_id: int, rater_id: int) -> Trial | None:
     if rater.finished_at is not None:
         return None
     trial = open_trial(session, rater)
+    if trial is not None and not (trial.shown_1 or trial.shown_2):
+        return trial  # not shown yet (e.g. the page asked twice): the same trial
     if trial is not None:
-        return trial
+        interrupt(trial, INTERRUPTED)
+        trial = None
     seq = session.scalar(select(func.count(Trial.id)).where(Trial.rater_id == rater.id)) or 0
     if seq >= session_length(study):
         finish(rater)

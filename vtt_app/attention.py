@@ -58,9 +58,3 @@ def colourfulness(rgb: np.ndarray) -> float:
     step = max(1, min(rgb.shape[:2]) // 64)
     lab = color.rgb2lab(rgb[::step, ::step].astype(np.float64) / 255.0)
     return float(np.mean(np.hypot(lab[..., 1], lab[..., 2])))
-
-
-def write_attention_image(gt_path: Path, out_path: Path) -> None:
-    """Write the hue-rotated version of ``gt_path`` to ``out_path`` as PNG."""
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    PILImage.fromarray(rotate_hue_lab(load_rgb(gt_path))).save(out_path, format="PNG")

@@ -2,8 +2,9 @@
 
 ``analysis`` reads these files to compute VTT scores (paper Fig. 6): the fraction of valid
 ``test``/``oracle`` rows of unflagged raters with ``chose_generated = 1``, per method.
-Nothing is dropped here: practice, attention and invalid rows and flagged raters are all
-exported, marked by ``kind``, ``valid`` and ``rater_flagged``.
+Nothing is dropped here: practice, attention and invalid rows, interrupted presentations (no
+answer, ``valid = 0``) and flagged raters are all exported, marked by ``kind``, ``valid``,
+``invalid_reason`` and ``rater_flagged``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ RESPONSE_COLUMNS = [
 RATER_COLUMNS = [
     "study", "rater_id", "external_id", "created_at", "finished_at", "completion_code",
     "flagged", "n_answers", "n_practice", "n_test", "n_oracle", "n_attention",
-    "attention_failed", "n_invalid", "user_agent",
+    "attention_failed", "n_invalid", "n_interrupted", "user_agent",
 ]  # fmt: skip
 
 
@@ -87,6 +88,34 @@ def response_rows(session: Session, study: Study) -> list[dict]:
             "blurred": int(resp.blurred),
             "created_at": resp.created_at.isoformat(timespec="milliseconds") + "Z",
         })  # fmt: skip
+    return out + interrupted_rows(session, study)
+
+
+def interrupted_rows(session: Session, study: Study) -> list[dict]:
+    """Rows of the trials whose presentation started and was never answered: no answer
+    (empty ``chose_generated``, which :mod:`analysis.vtt` reads as invalid), ``valid = 0``
+    and the reason; the timing columns are empty."""
+    rows = session.execute(
+        select(Trial, Rater, Image)
+        .join(Rater, Rater.id == Trial.rater_id)
+        .join(Image, Image.id == Trial.image_id)
+        .where(Rater.study_id == study.id, Trial.status == "interrupted")
+        .order_by(Trial.id)
+    ).all()
+    out = []
+    for trial, rater, image in rows:
+        row = dict.fromkeys(RESPONSE_COLUMNS, "")
+        ended = trial.ended_at or trial.created_at
+        row.update({
+            "study": study.name, "stage": trial.stage, "rater_id": rater.public_id,
+            "image_id": image.name, "method": trial.method_name,
+            "source_method": trial.source_method,
+            "generated_first": int(trial.generated_first), "kind": trial.kind, "valid": 0,
+            "invalid_reason": trial.invalid_reason, "rater_flagged": int(rater.flagged),
+            "trial_seq": trial.seq,
+            "created_at": ended.isoformat(timespec="milliseconds") + "Z",
+        })  # fmt: skip
+        out.append(row)
     return out
 
 
@@ -116,6 +145,12 @@ def rater_rows(session: Session, study: Study) -> list[dict]:
         .where(Rater.study_id == study.id, Response.valid.is_(False))
         .group_by(Trial.rater_id)
     ).all())  # fmt: skip
+    interrupted = dict(session.execute(
+        select(Trial.rater_id, func.count(Trial.id))
+        .join(Rater, Rater.id == Trial.rater_id)
+        .where(Rater.study_id == study.id, Trial.status == "interrupted")
+        .group_by(Trial.rater_id)
+    ).all())  # fmt: skip
     out = []
     for r in session.scalars(select(Rater).where(Rater.study_id == study.id).order_by(Rater.id)):
         kinds = {k: counts.get((r.id, k), 0) for k in ("practice", "test", "oracle", "attention")}
@@ -136,6 +171,7 @@ def rater_rows(session: Session, study: Study) -> list[dict]:
             "n_attention": kinds["attention"],
             "attention_failed": failed.get(r.id, 0),
             "n_invalid": invalid.get(r.id, 0),
+            "n_interrupted": interrupted.get(r.id, 0),
             "user_agent": r.user_agent,
         })  # fmt: skip
     return out

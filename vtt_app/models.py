@@ -12,7 +12,9 @@ Tables:
     raters        one row per person per study (secret token, browser id, completion code).
     assignments   a rater's reservation of one slot of a pair (open | done | expired |
                   invalid | excluded); ``open``/``done`` rows count towards K.
-    trials        one presentation shown to a rater (practice | attention | test | oracle).
+    trials        one presentation shown to a rater (practice | attention | test | oracle);
+                  each of its two images is delivered once, and a presentation that started
+                  and was not answered is ``interrupted`` (invalid, its slot re-queued).
     responses     the answer to a trial, with the page's timing measurements.
     timing_events raw page events of a trial (onset, offset, hidden, blur, ...).
 """
@@ -95,7 +97,10 @@ class Image(Base):
     name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(20), default="test")  # test|practice|attention
     gt_sha256: Mapped[str] = mapped_column(String(64))
-    attention_file: Mapped[str | None] = mapped_column(Text, nullable=True)  # under instance
+    attention_file: Mapped[str | None] = mapped_column(Text, nullable=True)  # served copy
+    gt_served: Mapped[str] = mapped_column(Text, default="")  # served copy (see media.py)
+    # practice images: JSON {method: served copy} (test images' copies are on their pairs)
+    practice_served: Mapped[str] = mapped_column(Text, default="")
 
 
 class Pair(Base):
@@ -111,6 +116,7 @@ class Pair(Base):
     stage: Mapped[str] = mapped_column(String(20), default="main")  # main | oracle
     source_method: Mapped[str] = mapped_column(String(100))  # folder the image is read from
     file_sha256: Mapped[str] = mapped_column(String(64))
+    served: Mapped[str] = mapped_column(Text, default="")  # served copy (see media.py)
     raters_needed: Mapped[int] = mapped_column(Integer)
 
     image: Mapped[Image] = relationship()
@@ -174,8 +180,14 @@ class Trial(Base):
         ForeignKey("assignments.id"), nullable=True
     )
     generated_first: Mapped[bool] = mapped_column(Boolean)
-    status: Mapped[str] = mapped_column(String(20), default="open")  # open|answered|expired
+    # open | answered | expired | interrupted (its presentation started and was not answered)
+    status: Mapped[str] = mapped_column(String(20), default="open")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Each image is delivered once (api.image); set when slot 1 / 2 was sent.
+    shown_1: Mapped[bool] = mapped_column(Boolean, default=False)
+    shown_2: Mapped[bool] = mapped_column(Boolean, default=False)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    invalid_reason: Mapped[str] = mapped_column(Text, default="")  # of an interrupted trial
 
     rater: Mapped[Rater] = relationship()
     image: Mapped[Image] = relationship()

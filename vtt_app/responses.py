@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .assignment import n_attention, release_rater_slots
-from .models import Rater, Response, Study, TimingEvent, Trial
+from .models import Rater, Response, Study, TimingEvent, Trial, utcnow
 
 #: Slack on top of one frame for the rounding of performance.now (ms).
 CLOCK_SLACK_MS = 0.25
@@ -145,6 +145,8 @@ def update_flag(session: Session, study: Study, rater: Rater) -> None:
 def record_answer(session: Session, study: Study, trial: Trial, ans: Answer) -> Response:
     """Store the answer of an open trial, its events, and update slots and the rater flag."""
     reasons, hidden, blurred = timing_problems(ans, study.exposure_ms)
+    if not (trial.shown_1 and trial.shown_2):
+        reasons.append("answered before both images were delivered")
     chose_generated = ans.choice == generated_slot(trial)
     resp = Response(
         trial_id=trial.id,
@@ -172,6 +174,7 @@ def record_answer(session: Session, study: Study, trial: Trial, ans: Answer) -> 
     events += [e for e in ans.events if e[0] not in ("onset", "offset")]
     session.add_all(TimingEvent(trial_id=trial.id, kind=k, slot=s, t_ms=t) for k, s, t in events)
     trial.status = "answered"
+    trial.ended_at = utcnow()
     if trial.assignment is not None and trial.assignment.status == "open":
         # An invalid trial gives its slot back: the pair is re-queued for another rater.
         trial.assignment.status = "done" if not reasons else "invalid"

@@ -1,13 +1,15 @@
 """Creating a study from a benchmark runs folder, and its oracle stage (paper Sec. 4, 5.1).
 
 The benchmark harness writes ``runs/<split>/<method>/<image_id>.png`` with method ``gt`` for
-the ground truth. A study references those files in place (they are not copied) and records
-each file's SHA-256, so that a runs folder rewritten after ``create-study`` is refused at
-serving time instead of silently changing what raters see.
+the ground truth. A study records each file's SHA-256 (provenance) and serves normalised
+copies of them from its media folder (:mod:`vtt_app.media`: no metadata, a byte size set by
+the image size alone), so that nothing in a response tells the real image from the
+generated one and a runs folder rewritten after ``create-study`` changes nothing raters see.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -19,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from pixcolor.io import file_sha256
 
-from .attention import colourfulness, load_rgb, write_attention_image
+from . import media
+from .attention import colourfulness, load_rgb, rotate_hue_lab
 from .models import Image, Method, Pair, Rater, Response, Study, Trial
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -121,23 +124,25 @@ def create_study(session: Session, opts: StudyOptions, media_dir: Path) -> Study
     session.add_all([Method(study_id=study.id, name=GT, role="gt"), *methods.values()])
     images: dict[str, Image] = {}
     for stem, role in [(s, "practice") for s in practice] + [(s, "test") for s in test]:
-        sha = file_sha256(runs / GT / f"{stem}.png")
-        images[stem] = Image(study_id=study.id, name=stem, role=role, gt_sha256=sha)
+        images[stem] = Image(study_id=study.id, name=stem, role=role)
     for stem in attention:
-        out = media_dir / "attention" / f"{stem}.png"
-        write_attention_image(runs / GT / f"{stem}.png", out)
-        if stem not in images:
-            images[stem] = Image(
-                study_id=study.id,
-                name=stem,
-                role="attention",
-                gt_sha256=file_sha256(runs / GT / f"{stem}.png"),
-            )
-        images[stem].attention_file = str(out.resolve())
+        images.setdefault(stem, Image(study_id=study.id, name=stem, role="attention"))
+    for stem, image in images.items():
+        gt_path = runs / GT / f"{stem}.png"
+        image.gt_sha256 = file_sha256(gt_path)
+        rgb = _read(gt_path)
+        image.gt_served = str(media.store(rgb, media_dir)[0])
+        if stem in attention:
+            image.attention_file = str(media.store(rotate_hue_lab(rgb), media_dir)[0])
+        if image.role == "practice":
+            image.practice_served = json.dumps({
+                m: _served_copy(runs / m / f"{stem}.png", image, media_dir)
+                for m in opts.methods})
     session.add_all(images.values())
     session.flush()
     for stem in test:
         for m in opts.methods:
+            path = runs / m / f"{stem}.png"
             session.add(
                 Pair(
                     study_id=study.id,
@@ -145,12 +150,33 @@ def create_study(session: Session, opts: StudyOptions, media_dir: Path) -> Study
                     method_id=methods[m].id,
                     stage="main",
                     source_method=m,
-                    file_sha256=file_sha256(runs / m / f"{stem}.png"),
+                    file_sha256=file_sha256(path),
+                    served=_served_copy(path, images[stem], media_dir),
                     raters_needed=opts.raters_per_pair,
                 )
             )
     session.flush()
     return study
+
+
+def _read(path: Path) -> np.ndarray:
+    try:
+        return load_rgb(path)
+    except OSError as exc:
+        raise StudyError(f"{path} cannot be read ({exc}): regenerate it or leave out its "
+                         "method") from exc
+
+
+def _served_copy(path: Path, image: Image, media_dir: Path) -> str:
+    """The normalised copy of a method's image; it must have the ground truth's size (the
+    two images of a trial then weigh the same)."""
+    rgb = _read(path)
+    gt_size = Path(image.gt_served).stat().st_size
+    out, _ = media.store(rgb, media_dir)
+    if out.stat().st_size != gt_size:
+        raise StudyError(f"{path} is {rgb.shape[1]}x{rgb.shape[0]}, not the size of its "
+                         f"ground truth: regenerate it at the ground truth's size")
+    return str(out)
 
 
 def oracle_method_name(group: list[str]) -> str:
@@ -260,6 +286,7 @@ def create_oracle_stage(
                 stage="oracle",
                 source_method=best,
                 file_sha256=pair.file_sha256,
+                served=pair.served,
                 raters_needed=study.raters_per_pair,
             )
         )

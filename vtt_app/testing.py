@@ -100,6 +100,14 @@ def post_json(client: FlaskClient, url: str, body: Any = None):
                        headers={"X-CSRF-Token": CSRF})
 
 
+def answer(client: FlaskClient, trial: dict, choice: int, **over: Any):
+    """Fetch both images of a trial (``/next``'s JSON), as the page does, then answer it."""
+    for url in trial["images"]:
+        r = client.get(url)
+        assert r.status_code == 200, r.get_data(as_text=True)
+    return post_json(client, trial["answer_url"], good_answer(choice, **over))
+
+
 def run_session(client: FlaskClient, study: str, choose=lambda trial: 1, max_trials: int = 500):
     """Answer trials until the session is over; returns the list of (next, answer) JSONs."""
     log = []
@@ -109,7 +117,7 @@ def run_session(client: FlaskClient, study: str, choose=lambda trial: 1, max_tri
         data = nxt.get_json()
         if data["done"]:
             return log
-        ans = post_json(client, data["answer_url"], good_answer(choose(data)))
+        ans = answer(client, data, choose(data))
         assert ans.status_code == 200, ans.get_data(as_text=True)
         log.append((data, ans.get_json()))
     raise AssertionError("session did not end")

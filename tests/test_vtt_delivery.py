@@ -1,0 +1,163 @@
+"""What a rater's browser receives: nothing tells the real image from the generated one, and
+each image of a trial is delivered once (issue 17, must-fix 1 and 2)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+from PIL.PngImagePlugin import PngInfo
+from sqlalchemy import select
+
+from analysis.vtt import read_responses
+from vtt_app.attention import load_rgb
+from vtt_app.db import get_session
+from vtt_app.export import export_study
+from vtt_app.models import Assignment, Response, Study, Trial
+from vtt_app.testing import (
+    add_study,
+    answer,
+    good_answer,
+    make_app,
+    make_runs,
+    post_json,
+    rater_client,
+)
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Path:
+    root = make_runs(tmp_path / "runs", ["cic", "lrac"], n_images=12)
+    # the benchmark's files differ in every way a server could leak: the ground truth is
+    # older, carries a text chunk and compresses differently
+    for png in (root / "gt").glob("*.png"):
+        info = PngInfo()
+        info.add_text("Source", f"ImageNet {png.stem}")
+        PILImage.open(png).save(png, pnginfo=info, compress_level=9)
+        os.utime(png, (1e9, 1e9))
+    return root
+
+
+@pytest.fixture
+def app(tmp_path: Path, runs: Path):
+    app = make_app(tmp_path / "inst")
+    add_study(app, runs, ["cic", "lrac"], images=8, practice=1, attention_images=2,
+              attention_rate=0.2, trials_per_rater=5, raters_per_pair=2)
+    return app
+
+
+def _chunks(data: bytes) -> list[bytes]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    out, pos = [], 8
+    while pos < len(data):
+        (n,) = struct.unpack(">I", data[pos:pos + 4])
+        out.append(data[pos + 4:pos + 8])
+        pos += 12 + n
+    return out
+
+
+def test_both_slots_differ_only_in_the_body(app, runs):
+    seen = 0
+    for r in range(4):
+        client = rater_client(app, "s1", f"b{r}")
+        while not (nxt := post_json(client, "/api/s/s1/next").get_json())["done"]:
+            one, two = (client.get(u) for u in nxt["images"])
+            assert one.status_code == two.status_code == 200
+            h1, h2 = dict(one.headers), dict(two.headers)
+            assert h1 == h2, (nxt["trial_id"], h1, h2)  # Content-Length included
+            assert not {"Last-Modified", "ETag", "Content-Disposition", "Expires"} & set(h1)
+            assert h1["Cache-Control"] == "no-store, private"
+            for resp in (one, two):  # only the image itself: no text, time or colour chunks
+                assert set(_chunks(resp.data)) == {b"IHDR", b"IDAT", b"IEND"}
+            assert one.data != two.data
+            with app.app_context():
+                trial = get_session().get(Trial, nxt["trial_id"])
+                gt_slot = 2 if trial.generated_first else 1
+                name = trial.image.name
+            gt = PILImage.open(io.BytesIO((one, two)[gt_slot - 1].data))
+            np.testing.assert_array_equal(np.asarray(gt), load_rgb(runs / "gt" / f"{name}.png"))
+            post_json(client, nxt["answer_url"], good_answer(gt_slot))
+            seen += 1
+    assert seen >= 16
+    # every image of the study weighs the same: the size depends on the image size only
+    with app.app_context():
+        sizes = {Path(p).stat().st_size for p in _all_served(get_session())}
+    assert len(sizes) == 1
+
+
+def _all_served(db) -> list[str]:
+    from vtt_app.models import Image, Pair
+
+    paths = [p for (p,) in db.execute(select(Pair.served))]
+    for im in db.scalars(select(Image)):
+        paths += [im.gt_served] + ([im.attention_file] if im.attention_file else [])
+    return paths
+
+
+def test_each_image_is_delivered_once(app):
+    client = rater_client(app, "s1", "b1")
+    nxt = post_json(client, "/api/s/s1/next").get_json()
+    assert post_json(client, "/api/s/s1/next").get_json()["trial_id"] == nxt["trial_id"]
+    assert client.get(nxt["images"][0]).status_code == 200
+    again = client.get(nxt["images"][0])
+    assert again.status_code == 410 and "delivered already" in again.get_json()["error"]
+    assert client.get(nxt["images"][1]).status_code == 200
+    assert client.get(nxt["images"][1]).status_code == 410
+    assert post_json(client, nxt["answer_url"], good_answer(1)).get_json()["valid"] is True
+
+
+def test_reload_mid_trial_records_it_interrupted_and_requeues_its_slot(app, tmp_path):
+    client = rater_client(app, "s1", "b1")
+    answer(client, post_json(client, "/api/s/s1/next").get_json(), 1)  # practice
+    nxt = post_json(client, "/api/s/s1/next").get_json()
+    assert client.get(nxt["images"][0]).status_code == 200  # the presentation started...
+    new = post_json(client, "/api/s/s1/next").get_json()  # ...and the page was reloaded
+    assert new["trial_id"] != nxt["trial_id"] and not new["done"]
+    assert client.get(nxt["images"][1]).status_code == 410  # the old trial is gone
+    late = post_json(client, nxt["answer_url"], good_answer(1))
+    assert late.status_code == 409 and "interrupted" in late.get_json()["error"]
+    with app.app_context():
+        db = get_session()
+        old = db.get(Trial, nxt["trial_id"])
+        assert old.status == "interrupted" and "reload" in old.invalid_reason
+        assert old.response is None and old.ended_at is not None
+        seq = old.seq
+        if old.assignment_id is not None:  # a scored trial gives its slot back
+            assert db.get(Assignment, old.assignment_id).status == "invalid"
+        study = db.scalar(select(Study))
+        out = export_study(db, study, tmp_path / "export")[0]
+    rows = list(csv.DictReader(out.open()))
+    row = next(r for r in rows if r["trial_seq"] == str(seq))
+    assert row["valid"] == "0" and "interrupted" in row["invalid_reason"]
+    assert row["chose_generated"] == "" and row["response_ms"] == ""
+    df = read_responses(out)  # the analysis reads the row as an invalid trial
+    assert (df[df["trial_seq"] == seq]["valid"] == 0).all() and len(df) == len(rows)
+    # the new trial proceeds normally
+    assert answer(client, new, 2).get_json()["valid"] is True
+
+
+def test_answer_without_the_images_is_invalid(app):
+    client = rater_client(app, "s1", "b1")
+    nxt = post_json(client, "/api/s/s1/next").get_json()
+    assert post_json(client, nxt["answer_url"], good_answer(1)).get_json()["valid"] is False
+    with app.app_context():
+        resp = get_session().scalar(select(Response))
+        assert "before both images were delivered" in resp.invalid_reason
+
+
+def test_a_second_tab_cannot_show_the_open_trial_again(tmp_path, runs):
+    app = make_app(tmp_path / "inst2")
+    add_study(app, runs, ["cic"], images=4, practice=0, attention_images=1, attention_rate=0.0,
+              trials_per_rater=2, raters_per_pair=1, name="tabs")
+    tab1 = rater_client(app, "tabs", "same-browser")
+    nxt = post_json(tab1, "/api/s/tabs/next").get_json()
+    assert tab1.get(nxt["images"][0]).status_code == 200
+    tab2 = app.test_client()  # the same browser: its cookies
+    tab2._cookies = tab1._cookies
+    assert tab2.get(nxt["images"][0]).status_code == 410
