@@ -68,19 +68,26 @@ def _truth_slot(app) -> int:
 
 
 def _wait_state(page, states: list[str]) -> str:
-    """Wait until the trial page is in one of ``states``, or on the done page ("done-page")."""
+    """Wait until the trial page is in one of ``states``, or on the done page ("done-page").
+
+    CSS selectors only: the app's Content-Security-Policy forbids the string evaluation that
+    ``wait_for_function`` relies on, so the tests see the page exactly as raters do.
+    """
     from playwright.sync_api import Error as PlaywrightError
 
-    script = (
-        "() => location.pathname.endsWith('/done') ? 'done-page' : "
-        f"({states!r}.includes(document.body.dataset.state) ? document.body.dataset.state : false)"
-    )
+    selector = ", ".join([*(f"body[data-state='{s}']" for s in states), "#completion-code"])
     for _ in range(3):
         try:
-            return page.wait_for_function(script).json_value()
+            found = page.wait_for_selector(selector, state="attached")
+            state = found.get_attribute("data-state")
+            return state if state in states else "done-page"
         except PlaywrightError:  # the page navigated to the done page while we waited
             page.wait_for_load_state()
     raise AssertionError(f"page never reached {states}")
+
+
+def _wait_for(page, state: str) -> None:
+    page.wait_for_selector(f"body[data-state='{state}']", state="attached")
 
 
 def test_rater_session_in_chromium(browser, live, tmp_path: Path):
@@ -101,7 +108,7 @@ def test_rater_session_in_chromium(browser, live, tmp_path: Path):
             page.keyboard.press("Space")
         else:
             page.click("#go")
-        page.wait_for_function("document.body.dataset.state === 'question'")
+        _wait_for(page, "question")
         how = keys[answered % len(keys)]
         if how == "button":
             page.click(f"#choose{truth}")
@@ -157,16 +164,16 @@ def test_hidden_tab_invalidates_trial(browser, live):
     page.check("#consent")
     page.click("#agree")
     page.goto(f"{base}/s/web/run")
-    page.wait_for_function("document.body.dataset.state === 'ready'")
+    _wait_for(page, "ready")
     page.click("#go")
     # Pretend the tab was hidden mid-presentation, as the visibilitychange event reports it.
     page.evaluate("""() => {
         Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});
         document.dispatchEvent(new Event('visibilitychange'));
     }""")
-    page.wait_for_function("document.body.dataset.state === 'question'")
+    _wait_for(page, "question")
     page.keyboard.press("1")
-    page.wait_for_function("document.body.dataset.state === 'feedback'")
+    _wait_for(page, "feedback")
     page.close()
     with app.app_context():
         resp = get_session().scalar(select(Response))

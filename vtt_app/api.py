@@ -21,6 +21,15 @@ from .rater import current_rater, get_study
 from .responses import BadRequest, answer_json, parse_answer, record_answer
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+MAX_ID = 2**63 - 1  # ids beyond a 64-bit integer cannot exist: 404 instead of an overflow
+
+
+def _json_body():
+    """The request's JSON, or None; a body nested too deeply for the parser is a 400."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        abort(400, description="the body is nested too deeply: send a flat JSON object")
 
 
 def _trial_json(study: Study, trial: Trial) -> dict:
@@ -63,7 +72,7 @@ def _own_trial(trial_id: int) -> tuple[Study, Trial]:
     return study, trial
 
 
-@bp.post("/trials/<int:trial_id>/answer")
+@bp.post(f"/trials/<int(max={MAX_ID}):trial_id>/answer")
 def answer(trial_id: int):
     """Store the answer to the rater's own open trial (a repeat returns the stored result)."""
     study, trial = _own_trial(trial_id)
@@ -71,7 +80,7 @@ def answer(trial_id: int):
     if trial.response is not None:
         return jsonify(answer_json(trial, trial.response, repeated=True))
     try:
-        ans = parse_answer(request.get_json(silent=True))
+        ans = parse_answer(_json_body())
     except BadRequest as err:
         abort(400, description=str(err))
     lock_study(db, study.id)
@@ -110,7 +119,7 @@ def _claim_delivery(trial: Trial, slot: int) -> bool:
     return done.rowcount == 1
 
 
-@bp.get("/trials/<int:trial_id>/image/<int:slot>")
+@bp.get(f"/trials/<int(max={MAX_ID}):trial_id>/image/<int(max=9):slot>")
 def image(trial_id: int, slot: int):
     """One of the two images of the rater's own open trial, delivered once.
 

@@ -30,6 +30,7 @@ import numpy as np
 from sqlalchemy import Select, and_, func, select, update
 from sqlalchemy.orm import Session
 
+from .ids import external_key
 from .models import ACTIVE_STATES, Assignment, Image, Method, Pair, Rater, Study, Trial, utcnow
 
 
@@ -69,6 +70,7 @@ def new_rater(
         token=secrets.token_urlsafe(32),
         public_id=secrets.token_hex(8),
         external_id=external_id or None,
+        external_key=external_key(external_id),
         browser_id=browser_id,
         user_agent=user_agent[:500],
     )

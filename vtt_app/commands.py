@@ -60,6 +60,8 @@ def init_db_command() -> None:
               help="photos reserved for attention checks")
 @click.option("--attention-max-fail-rate", default=0.25, show_default=True,
               help="flag raters failing more than this fraction of their checks")
+@click.option("--attention-min-failures", default=2, show_default=True,
+              help="...and at least this many of them")
 @click.option("--exposure-ms", default=1000, show_default=True, help="time per image")
 @click.option("--timeout-s", default=600, show_default=True,
               help="reclaim an unanswered assignment after this many seconds")

@@ -177,12 +177,27 @@ def rater_rows(session: Session, study: Study) -> list[dict]:
     return out
 
 
+#: Columns holding text a rater or their browser supplied.
+RATER_TEXT = ("external_id", "user_agent")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """Rater-supplied text made inert in a spreadsheet: NUL bytes dropped, and a leading
+    ``= + - @`` (or tab, carriage return), which Excel and LibreOffice read as a formula,
+    escaped with a quote (OWASP's rule for CSV injection)."""
+    text = text.replace("\0", "")
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
 def to_csv(rows: list[dict], columns: list[str]) -> str:
-    """CSV text with a header row."""
+    """CSV text with a header row; :data:`RATER_TEXT` columns pass :func:`spreadsheet_safe`."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    for row in rows:
+        writer.writerow({k: spreadsheet_safe(v) if k in RATER_TEXT and isinstance(v, str) else v
+                         for k, v in row.items()})
     return buf.getvalue()
 
 

@@ -63,6 +63,7 @@ class Study(Base):
     n_practice: Mapped[int] = mapped_column(Integer, default=5)
     attention_rate: Mapped[float] = mapped_column(Float, default=0.1)
     attention_max_fail_rate: Mapped[float] = mapped_column(Float, default=0.25)
+    attention_min_failures: Mapped[int] = mapped_column(Integer, default=2)
     exposure_ms: Mapped[int] = mapped_column(Integer, default=1000)
     assignment_timeout_s: Mapped[int] = mapped_column(Integer, default=600)
     oracle_group: Mapped[str] = mapped_column(Text, default="")  # comma-separated seeds
@@ -128,7 +129,7 @@ class Rater(Base):
 
     __tablename__ = "raters"
     __table_args__ = (
-        UniqueConstraint("study_id", "external_id"),
+        UniqueConstraint("study_id", "external_key"),
         UniqueConstraint("study_id", "browser_id"),
     )
 
@@ -137,6 +138,8 @@ class Rater(Base):
     token: Mapped[str] = mapped_column(String(64), unique=True)  # secret, session credential
     public_id: Mapped[str] = mapped_column(String(32), unique=True)  # exported rater_id
     external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # external_id normalised for the retake check (rater.external_key): unique per study
+    external_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     browser_id: Mapped[str] = mapped_column(String(64))
     attention_positions: Mapped[str] = mapped_column(Text, default="")  # comma-separated
     user_agent: Mapped[str] = mapped_column(Text, default="")

@@ -26,11 +26,13 @@ from sqlalchemy.exc import IntegrityError
 
 from .assignment import n_attention, new_rater
 from .db import get_session
+from .ids import clean_external_id, external_key
 from .models import Rater, Study
 
 bp = Blueprint("rater", __name__)
 
 EXTERNAL_ID_PARAMS = ("worker_id", "PROLIFIC_PID", "workerId")
+
 BROWSER_COOKIE_AGE = 365 * 24 * 3600
 
 
@@ -70,7 +72,16 @@ def index():
 def consent(study_name: str):
     """Consent page; sets the browser cookie used to refuse retakes."""
     study = get_study(study_name)
-    external_id = next((request.args[k] for k in EXTERNAL_ID_PARAMS if request.args.get(k)), "")
+    external_id = clean_external_id(
+        next((request.args[k] for k in EXTERNAL_ID_PARAMS if request.args.get(k)), ""))
+    # An id from the platform's link is fixed: the form shows it read-only and the consent
+    # step takes it from here, not from what the form sends back.
+    locked = dict(session.get("locked_ids", {}))
+    if external_id:
+        locked[study.name] = external_id
+        session["locked_ids"] = locked
+    else:
+        external_id = locked.get(study.name, "")
     rater = current_rater(study, required=False)
     bid = _browser_id()
     if rater is None and bid:
@@ -82,11 +93,13 @@ def consent(study_name: str):
                                message="You have already taken part in this study. Thank you!",
                                code=rater.completion_code), 403
     resp = make_response(render_template(
-        "consent.html", study=study, external_id=external_id[:200], resume=rater is not None,
+        "consent.html", study=study, external_id=external_id,
+        id_locked=bool(external_id), resume=rater is not None,
         n_attention=n_attention(study)))
     if not bid:
         resp.set_cookie(current_app.config["BROWSER_COOKIE"], secrets.token_urlsafe(24),
-                        max_age=BROWSER_COOKIE_AGE, httponly=True, samesite="Lax")
+                        max_age=BROWSER_COOKIE_AGE, httponly=True, samesite="Lax",
+                        secure=request.is_secure)
     return resp
 
 
@@ -100,12 +113,14 @@ def give_consent(study_name: str):
     bid = _browser_id()
     if not bid:
         abort(400, description="cookies are needed to take part: enable them and reload")
-    external_id = request.form.get("external_id", "").strip()[:200] or None
+    external_id = (session.get("locked_ids", {}).get(study.name)
+                   or clean_external_id(request.form.get("external_id", ""))) or None
+    key = external_key(external_id)
     by_browser = db.scalar(select(Rater).where(Rater.study_id == study.id, Rater.browser_id == bid))
     by_external = None
-    if external_id:
+    if key:
         by_external = db.scalar(
-            select(Rater).where(Rater.study_id == study.id, Rater.external_id == external_id)
+            select(Rater).where(Rater.study_id == study.id, Rater.external_key == key)
         )
     rater = by_browser or by_external
     if rater is not None and (

@@ -123,10 +123,14 @@ def generated_slot(trial: Trial) -> int:
 
 
 def update_flag(session: Session, study: Study, rater: Rater) -> None:
-    """Flag the rater when failed attention checks exceed the study's allowed fraction.
+    """Flag the rater when failed attention checks exceed the study's allowed fraction of
+    the planned checks *and* number at least ``attention_min_failures``.
 
     The fraction is over the planned number of checks, so a rater can be flagged before the
-    session ends; a flagged rater's slots are given back (their answers stay, flagged).
+    session ends; a flagged rater's slots are given back (their answers stay, flagged). The
+    minimum keeps one slip from flagging an honest rater when few checks are planned: with
+    5 checks and the defaults (25%, 2), a rater answering at random (fails half) is flagged
+    with probability 0.81 and an honest one failing 1 check in 10 with probability 0.08.
     """
     planned = n_attention(study)
     if rater.flagged or planned == 0:
@@ -137,7 +141,7 @@ def update_flag(session: Session, study: Study, rater: Rater) -> None:
         .where(Trial.rater_id == rater.id, Trial.kind == "attention",
                Response.chose_generated.is_(True))
     ) or 0
-    if failed / planned > study.attention_max_fail_rate:
+    if failed >= study.attention_min_failures and failed / planned > study.attention_max_fail_rate:
         rater.flagged = True
         release_rater_slots(session, rater)
 

@@ -11,6 +11,7 @@ import hmac
 import secrets
 
 from flask import Flask, abort, jsonify, request, session
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
 
@@ -36,8 +37,32 @@ def _json_error(err: HTTPException):
     return err.get_response()
 
 
+#: Every page's scripts, styles and images come from the app itself; no page may be framed.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+def _security_headers(resp):
+    resp.headers["Content-Security-Policy"] = CSP
+    resp.headers["X-Frame-Options"] = "DENY"
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers["Referrer-Policy"] = "same-origin"
+    return resp
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, marked ``Secure`` whenever the request came over HTTPS
+    (directly, or through a proxy that ``ProxyFix`` trusts)."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"] or (request and request.is_secure))
+
+
 def init_app(app: Flask) -> None:
-    """Install the CSRF check, the template helper and JSON errors for ``/api/``."""
+    """Install the CSRF check, the template helper, JSON errors for ``/api/``, security
+    headers on every response, and ``Secure`` cookies over HTTPS."""
+    app.session_interface = _SessionInterface()
+    app.after_request(_security_headers)
     app.before_request(_check_csrf)
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.register_error_handler(HTTPException, _json_error)

@@ -47,6 +47,7 @@ class StudyOptions:
     attention_rate: float = 0.1  # attention checks per scored trial
     attention_images: int = 20  # photos reserved for attention checks
     attention_max_fail_rate: float = 0.25  # flag a rater above this failed fraction
+    attention_min_failures: int = 2  # ...and with at least this many failed checks
     exposure_ms: int = 1000  # presentation time of each image (paper: 1 s)
     timeout_s: int = 600  # an unanswered assignment is reclaimed after this
     oracle_group: str = "pixcolor_s1,pixcolor_s2,pixcolor_s3"  # seeds of one model
@@ -113,6 +114,7 @@ def create_study(session: Session, opts: StudyOptions, media_dir: Path) -> Study
         n_practice=opts.practice,
         attention_rate=opts.attention_rate,
         attention_max_fail_rate=opts.attention_max_fail_rate,
+        attention_min_failures=opts.attention_min_failures,
         exposure_ms=opts.exposure_ms,
         assignment_timeout_s=opts.timeout_s,
         oracle_group=opts.oracle_group,
