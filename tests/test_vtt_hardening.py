@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import re
 from pathlib import Path
 
 import pytest
@@ -71,8 +72,6 @@ def test_every_endpoint_answers_bad_input_with_4xx(app):
 
 
 def _placeholders(url: str, name: str) -> list[str]:
-    import re
-
     return re.findall(r"<[^<>]*:" + name + r">", url)
 
 
@@ -184,3 +183,28 @@ def test_one_failed_attention_check_does_not_flag(tmp_path):
     with app.app_context():
         assert len(failed) == 1  # 1 of 2 failed: 50% > 25%, but under the minimum of 2
         assert get_session().scalar(select(Rater.flagged)) is False
+
+
+@pytest.mark.parametrize("n_images,practice,attention_images", [(10, 2, 2), (30, 3, 4)])
+def test_consent_promises_what_the_session_delivers(tmp_path, n_images, practice,
+                                                    attention_images):
+    runs = make_runs(tmp_path / "runs", ["cic", "lrac"], n_images=n_images)
+    app = make_app(tmp_path / "inst")
+    add_study(app, runs, ["cic", "lrac"], images=n_images, practice=practice,
+              attention_images=attention_images, attention_rate=0.1, trials_per_rater=50,
+              raters_per_pair=3, name="small")
+    client = app.test_client()
+    html = client.get("/s/small/").get_data(as_text=True)
+    promised = int(re.search(r"then\s+(\d+) trials", html).group(1))
+    client = rater_client(app, "small", "alone")
+    log = run_session(client, "small")
+    assert len(log) == practice + promised  # alone in the study: exactly as announced
+    assert "ended-early" not in client.get("/s/small/done").get_data(as_text=True)
+    # a later rater who finds the pairs already filled is told why the session was short
+    add_study(app, runs, ["cic"], images=n_images, practice=practice,
+              attention_images=attention_images, attention_rate=0.1, trials_per_rater=50,
+              raters_per_pair=1, name="full")
+    run_session(rater_client(app, "full", "first"), "full")
+    late = rater_client(app, "full", "second")
+    run_session(late, "full")
+    assert "ended-early" in late.get("/s/full/done").get_data(as_text=True)

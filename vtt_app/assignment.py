@@ -41,15 +41,26 @@ def rater_rng(study: Study, rater: Rater, salt: int = 0) -> np.random.Generator:
 
 
 def n_attention(study: Study) -> int:
-    """Attention checks per rater: ``round(rate * trials_per_rater)``, >= 1 if rate > 0."""
+    """Attention checks per rater: ``round(rate * scored trials)``, >= 1 if rate > 0, and no
+    more than the study's attention photos (each is seen once)."""
     if study.attention_rate <= 0:
         return 0
-    return max(1, round(study.attention_rate * study.trials_per_rater))
+    n = max(1, round(study.attention_rate * scored_per_rater(study)))
+    return min(n, study.attention_images) if study.attention_images > 0 else n
+
+
+def scored_per_rater(study: Study) -> int:
+    """Scored trials a rater is offered: ``trials_per_rater``, or fewer when the study has
+    fewer test photos a rater may see (each photo is seen at most once)."""
+    if study.max_scored > 0:
+        return min(study.trials_per_rater, study.max_scored)
+    return study.trials_per_rater
 
 
 def session_length(study: Study) -> int:
-    """Trials in one rater session: practice + scored + attention."""
-    return study.n_practice + study.trials_per_rater + n_attention(study)
+    """Trials in one rater session: practice + scored + attention (what the consent page
+    promises; a session ends earlier only when other raters filled every pair left)."""
+    return study.n_practice + scored_per_rater(study) + n_attention(study)
 
 
 def plan_attention_positions(study: Study, rater: Rater) -> str:

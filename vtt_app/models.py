@@ -60,6 +60,10 @@ class Study(Base):
     runs_dir: Mapped[str] = mapped_column(Text)  # absolute path of runs/<split>
     raters_per_pair: Mapped[int] = mapped_column(Integer, default=5)  # K
     trials_per_rater: Mapped[int] = mapped_column(Integer, default=50)  # scored trials
+    # scored trials one rater can get at most: test photos not also used for attention
+    # checks (nobody sees a photo twice); 0 = no limit beyond trials_per_rater
+    max_scored: Mapped[int] = mapped_column(Integer, default=0)
+    attention_images: Mapped[int] = mapped_column(Integer, default=0)  # 0 = no limit
     n_practice: Mapped[int] = mapped_column(Integer, default=5)
     attention_rate: Mapped[float] = mapped_column(Float, default=0.1)
     attention_max_fail_rate: Mapped[float] = mapped_column(Float, default=0.25)

@@ -21,13 +21,13 @@ from flask import (
     session,
     url_for,
 )
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from .assignment import n_attention, new_rater
+from .assignment import n_attention, new_rater, session_length
 from .db import get_session
 from .ids import clean_external_id, external_key
-from .models import Rater, Study
+from .models import Rater, Study, Trial
 
 bp = Blueprint("rater", __name__)
 
@@ -95,6 +95,7 @@ def consent(study_name: str):
     resp = make_response(render_template(
         "consent.html", study=study, external_id=external_id,
         id_locked=bool(external_id), resume=rater is not None,
+        n_trials=session_length(study),
         n_attention=n_attention(study)))
     if not bid:
         resp.set_cookie(current_app.config["BROWSER_COOKIE"], secrets.token_urlsafe(24),
@@ -169,4 +170,6 @@ def done(study_name: str):
     rater = current_rater(study)
     if rater.finished_at is None:
         return redirect(url_for("rater.run", study_name=study.name))
-    return render_template("done.html", study=study, code=rater.completion_code)
+    shown = get_session().scalar(select(func.count(Trial.id)).where(Trial.rater_id == rater.id))
+    return render_template("done.html", study=study, code=rater.completion_code,
+                           early=shown < session_length(study))

@@ -105,12 +105,15 @@ def create_study(session: Session, opts: StudyOptions, media_dir: Path) -> Study
     pool = pool[: max(4 * opts.attention_images, opts.attention_images)]
     scored = sorted(pool, key=lambda s: -colourfulness(load_rgb(runs / GT / f"{s}.png")))
     attention = scored[: opts.attention_images]
+    max_scored = len(test) - len(set(attention) & set(test))
 
     study = Study(
         name=opts.name,
         runs_dir=str(runs),
         raters_per_pair=opts.raters_per_pair,
         trials_per_rater=opts.trials_per_rater,
+        max_scored=max_scored,
+        attention_images=len(attention),
         n_practice=opts.practice,
         attention_rate=opts.attention_rate,
         attention_max_fail_rate=opts.attention_max_fail_rate,
