@@ -178,3 +178,40 @@ def test_hidden_tab_invalidates_trial(browser, live):
     with app.app_context():
         resp = get_session().scalar(select(Response))
         assert resp.valid is False and resp.tab_hidden and "hidden" in resp.invalid_reason
+
+
+@pytest.fixture
+def live_large(tmp_path: Path):
+    runs = make_runs(tmp_path / "runs", ["cic"], n_images=4, size=400)
+    app = make_app(tmp_path / "inst")
+    add_study(app, runs, ["cic"], name="big", images=3, practice=1, attention_images=1,
+              attention_rate=0.0, trials_per_rater=2, raters_per_pair=1)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield app, f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+@pytest.mark.parametrize("viewport,scaled", [((1280, 800), False), ((390, 844), True)])
+def test_photos_shown_at_their_own_size_and_fit_a_phone(browser, live_large, viewport,
+                                                        scaled):
+    _app, base = live_large
+    page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    page.set_default_timeout(15_000)
+    page.goto(f"{base}/s/big/")
+    page.check("#consent")
+    page.click("#agree")
+    page.goto(f"{base}/s/big/run")
+    _wait_for(page, "ready")
+    box = page.locator("#stage").bounding_box()
+    doc_w = page.evaluate("() => document.documentElement.scrollWidth")
+    page.close()
+    assert doc_w <= viewport[0]  # nothing overflows sideways
+    left, right = box["x"], viewport[0] - box["x"] - box["width"]
+    assert abs(left - right) <= 1  # centred
+    if scaled:  # a 400-px photo on a 390-px phone: scaled down to fit, square kept
+        assert box["width"] < 400 and abs(box["width"] - box["height"]) <= 1
+    else:  # pixel for pixel, not blown up
+        assert box["width"] == box["height"] == 400

@@ -55,6 +55,17 @@
     return { ok: r.ok, status: r.status, data };
   }
 
+  // Show the photos at their own size, pixel for pixel (a 256-px photo blown up to 512 px
+  // looks blurred); only a screen too small for that scales them down.
+  function fitStage(w, h) {
+    if (!w || !h) return;
+    const stage = img[1].parentElement;
+    const availW = stage.parentElement.clientWidth, availH = window.innerHeight * 0.7;
+    const s = Math.min(1, availW / w, availH / h);
+    stage.style.width = Math.floor(w * s) + "px";
+    stage.style.height = Math.floor(h * s) + "px";
+  }
+
   async function loadNext() {
     setState("loading");
     question.hidden = true; go.hidden = true;
@@ -69,6 +80,7 @@
     } catch (e) {
       status.textContent = "Could not load the images; reload the page."; setState("error"); return;
     }
+    fitStage(img[1].naturalWidth, img[1].naturalHeight);
     const k = trial.seq + 1;
     status.textContent = (trial.practice ? "Practice " : "Trial ") +
       (trial.practice ? k + " of " + trial.n_practice : (k - trial.n_practice) + " of " + (trial.total - trial.n_practice)) +
