@@ -16,6 +16,11 @@
 # baselines and (where CAL_IMAGES exists) PixColor's colour calibration land in $OUT. Check
 # the steps each job reached (printed) before shipping: the budget rule wants equal steps.
 # Smoke test on a CPU: DEVICE=cpu STEPS=2 DATA=... bash scripts/device_train_demo.sh
+# The 2026-12 demo data (photos_17k + the 1k sample minus the held-out slice, issue 16):
+#   python scripts/pack_photos.py data/photos/train runs/photos_train_128.tar   # 55 MiB
+#   device run: PACK=runs/photos_train_128.tar STEPS=... bash scripts/device_train_demo.sh
+#               (carry: runs/photos_train_128.tar; EXTRA="--cond-width 32" etc. for a larger
+#               preset, the same flags for all five jobs)
 set -uo pipefail
 OUT=${OUT:-out}
 DATA=${DATA:-data/imagenet_sample_1k}
@@ -25,11 +30,14 @@ DECAY=${DECAY:-$((STEPS / 10))}
 WORKERS=${WORKERS:-3}
 DEVICE=${DEVICE:-cuda}
 PY=${PYTHON:-python3}  # the device machine has torch preinstalled
+PACK=${PACK:-}
+if [[ -n $PACK ]]; then mkdir -p data/packed && tar -xf "$PACK" -C data/packed && DATA=data/packed; fi
+read -r -a EXTRA <<<"${EXTRA:-}"
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1 || true
 common=(--preset small --data "$DATA" --device "$DEVICE" --steps "$STEPS" --decay-steps "$DECAY" --max-minutes "$MINUTES"
-        --num-workers "$WORKERS" --ckpt-every 1000 --keep-last 2 --resume)
+        --num-workers "$WORKERS" --ckpt-every 1000 --keep-last 2 --resume "${EXTRA[@]}")
 for stage in pixelcnn refine; do
   "$PY" -m pixcolor train "$stage" --out "$OUT/$stage" "${common[@]}" >"$OUT/$stage.log" 2>&1 &
 done
