@@ -19,8 +19,8 @@
 # The 2026-12 demo data (photos_17k + the 1k sample minus the held-out slice, issue 16):
 #   python scripts/pack_photos.py data/photos/train runs/photos_train_128.tar   # 55 MiB
 #   device run: PACK=runs/photos_train_128.tar STEPS=... bash scripts/device_train_demo.sh
-#               (carry: runs/photos_train_128.tar; EXTRA="--cond-width 32" etc. for a larger
-#               preset, the same flags for all five jobs)
+#               (carry: runs/photos_train_128.tar; EXTRA="--batch-size 64" adds training
+#               flags to all five jobs, so only flags every trainer takes)
 set -uo pipefail
 OUT=${OUT:-out}
 DATA=${DATA:-data/imagenet_sample_1k}
