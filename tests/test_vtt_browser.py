@@ -46,18 +46,23 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def live(tmp_path: Path):
-    runs = make_runs(tmp_path / "runs", ["pixcolor_s1", "cic"], n_images=10, size=64)
-    app = make_app(tmp_path / "inst")
-    add_study(app, runs, ["pixcolor_s1", "cic"], name="web", images=5, practice=2,
-              attention_images=2, attention_rate=0.34, trials_per_rater=3, raters_per_pair=1)
+def _serve(app):
+    """Serve ``app`` on a free port in a thread; yields (app, base URL)."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield app, f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(timeout=5)
+
+
+@pytest.fixture
+def live(tmp_path: Path):
+    runs = make_runs(tmp_path / "runs", ["pixcolor_s1", "cic"], n_images=10, size=64)
+    app = make_app(tmp_path / "inst")
+    add_study(app, runs, ["pixcolor_s1", "cic"], name="web", images=5, practice=2,
+              attention_images=2, attention_rate=0.34, trials_per_rater=3, raters_per_pair=1)
+    yield from _serve(app)
 
 
 def _truth_slot(app) -> int:
@@ -186,12 +191,7 @@ def live_large(tmp_path: Path):
     app = make_app(tmp_path / "inst")
     add_study(app, runs, ["cic"], name="big", images=3, practice=1, attention_images=1,
               attention_rate=0.0, trials_per_rater=2, raters_per_pair=1)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield app, f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
+    yield from _serve(app)
 
 
 @pytest.mark.parametrize("viewport,scaled", [((1280, 800), False), ((390, 844), True)])
