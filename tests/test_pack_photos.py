@@ -19,7 +19,7 @@ def test_pack_resizes_keeps_layout_and_records_sources(tmp_path):
     Image.fromarray(rng.integers(0, 255, (300, 200, 3), np.uint8)).save(src / "a" / "big.jpg")
     Image.fromarray(rng.integers(0, 255, (40, 50, 3), np.uint8)).save(src / "small.png")
     (src / "a" / "broken.jpg").write_bytes(b"not an image")
-    out = tmp_path / "pack.tar"
+    out = tmp_path / "pack.tar.gz"
     res = subprocess.run([sys.executable, str(ROOT / "scripts" / "pack_photos.py"), str(src),
                           str(out), "--side", "64"], capture_output=True, text=True, check=True)
     assert "2 photos" in res.stdout and "1 skipped" in res.stdout
