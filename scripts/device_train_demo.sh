@@ -17,7 +17,7 @@
 # the steps each job reached (printed) before shipping: the budget rule wants equal steps.
 # Smoke test on a CPU: DEVICE=cpu STEPS=2 DATA=... bash scripts/device_train_demo.sh
 # The 2026-12 demo data (photos_17k + the 1k sample minus the held-out slice, issue 16):
-#   python scripts/pack_photos.py data/photos/train runs/photos_train_128.tar.gz   # 55 MiB
+#   python scripts/pack_photos.py data/photos/train runs/photos_train_128.tar.gz   # check: under 64 MiB
 #   device run: PACK=runs/photos_train_128.tar.gz STEPS=... bash scripts/device_train_demo.sh
 #               (carry: runs/photos_train_128.tar.gz; EXTRA="--batch-size 64" adds training
 #               flags to all five jobs, so only flags every trainer takes)
