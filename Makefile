@@ -10,7 +10,7 @@ IMAGENET_VAL ?=
 DEVICE ?= cpu
 RUNS ?= runs
 
-.PHONY: help venv demo-data bench test test-matrix test-postgres speed report-speed lint clean browser
+.PHONY: help venv demo-data bench test test-matrix test-postgres serve load-test speed report-speed lint clean browser
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -39,6 +39,12 @@ test-matrix: $(STAMP) browser ## the suite under 1/2 threads, torch's scalar/AVX
 
 test-postgres: $(STAMP) browser ## the test suite with the VTT database tests also on a local PostgreSQL (CI does this)
 	VTT_TEST_POSTGRES_URL=$$(bash scripts/start_postgres.sh) $(PY) -m pytest -q
+
+serve: $(STAMP) ## the VTT app in production: gunicorn + PostgreSQL (scripts/serve.sh)
+	bash scripts/serve.sh
+
+load-test: $(STAMP) ## 200 simulated raters at a human pace against gunicorn (scripts/vtt_load.py)
+	$(PY) scripts/vtt_load.py --raters 200 --pace 3.5 --duration 120 $(if $(DATABASE_URL),--database-url $(DATABASE_URL))
 
 speed: $(STAMP) ## naive vs cached sampling speed and end-to-end seconds (bench/sampling_speed.py)
 	$(PY) -m bench.sampling_speed --device $(DEVICE)

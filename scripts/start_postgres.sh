@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Start a local PostgreSQL server with a scratch database for the VTT app's database tests.
-# Idempotent; installs Debian's postgresql when missing. Prints the SQLAlchemy URL on stdout.
+# Start a local PostgreSQL server with a database for the VTT app (default: the scratch
+# database vtt_test of the tests; `start_postgres.sh vtt` for the production one of
+# scripts/serve.sh). Idempotent; installs Debian's postgresql when missing. Prints the
+# SQLAlchemy URL on stdout.
 set -euo pipefail
 SUDO=""
 ASPG=(runuser -u postgres --)
@@ -21,6 +23,8 @@ for _ in $(seq 30); do
 done
 "${ASPG[@]}" psql -qAtc "select 1 from pg_roles where rolname='pixcolor'" | grep -q 1 \
     || "${ASPG[@]}" psql -qc "create role pixcolor login password 'pixcolor'" >&2
-"${ASPG[@]}" psql -qAtc "select 1 from pg_database where datname='vtt_test'" | grep -q 1 \
-    || "${ASPG[@]}" createdb -O pixcolor vtt_test >&2
-echo "postgresql+psycopg://pixcolor:pixcolor@127.0.0.1:5432/vtt_test"
+DB=${1:-vtt_test}
+[[ $DB =~ ^[a-z_][a-z0-9_]*$ ]] || { echo "bad database name $DB" >&2; exit 2; }
+"${ASPG[@]}" psql -qAtc "select 1 from pg_database where datname='$DB'" | grep -q 1 \
+    || "${ASPG[@]}" createdb -O pixcolor "$DB" >&2
+echo "postgresql+psycopg://pixcolor:pixcolor@127.0.0.1:5432/$DB"

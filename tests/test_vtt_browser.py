@@ -215,3 +215,27 @@ def test_photos_shown_at_their_own_size_and_fit_a_phone(browser, live_large, vie
         assert box["width"] < 400 and abs(box["width"] - box["height"]) <= 1
     else:  # pixel for pixel, not blown up
         assert box["width"] == box["height"] == 400
+
+
+def test_page_retries_a_busy_server(browser, live):
+    _app, base = live
+    page = browser.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(f"{base}/s/web/")
+    page.check("#consent")
+    page.click("#agree")
+    failed = []
+
+    def busy_once(route):
+        if not failed:
+            failed.append(route.request.url)
+            route.fulfill(status=503, content_type="application/json",
+                          body='{"error": "busy", "status": 503}')
+        else:
+            route.continue_()
+
+    page.route("**/next", busy_once)
+    page.goto(f"{base}/s/web/run")
+    _wait_for(page, "ready")  # the first /next got a 503; the page tried again
+    page.close()
+    assert len(failed) == 1

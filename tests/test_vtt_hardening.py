@@ -208,3 +208,25 @@ def test_consent_promises_what_the_session_delivers(tmp_path, n_images, practice
     late = rater_client(app, "full", "second")
     run_session(late, "full")
     assert "ended-early" in late.get("/s/full/done").get_data(as_text=True)
+
+
+def test_a_transient_database_error_is_a_503_and_the_next_try_works(app, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    import vtt_app.api as api
+
+    client = rater_client(app, "s1", "b1")
+    real, calls = api.next_trial, []
+
+    def flaky(*args, **kw):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(api, "next_trial", flaky)
+    r = post_json(client, "/api/s/s1/next")
+    assert r.status_code == 503 and r.headers["Retry-After"] == "1"
+    assert "busy" in r.get_json()["error"]
+    again = post_json(client, "/api/s/s1/next")
+    assert again.status_code == 200 and not again.get_json()["done"]

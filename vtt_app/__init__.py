@@ -2,7 +2,8 @@
 
 ``create_app`` builds the app: configuration from defaults, then ``instance/config.py``
 (secrets, written on first start), then the environment (``DATABASE_URL``,
-``VTT_ADMIN_TOKEN``), then ``test_config``. Blueprints: ``rater`` (consent, instructions,
+``VTT_ADMIN_TOKEN``, ``VTT_DB_POOL_SIZE``; ``VTT_INSTANCE_PATH`` moves the instance folder),
+then ``test_config``. Blueprints: ``rater`` (consent, instructions,
 trials, completion code), ``api`` (JSON trial/answer endpoints, images), ``admin`` (progress,
 rater quality, export). Commands: ``init-db``, ``create-study``, ``create-oracle``, ``export``.
 """
@@ -46,9 +47,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     Returns:
         The app.
     """
-    app = Flask(__name__, instance_relative_config=True)
+    instance = os.environ.get("VTT_INSTANCE_PATH") or None
     if test_config is not None and "INSTANCE_PATH" in test_config:
-        app.instance_path = str(test_config["INSTANCE_PATH"])
+        instance = str(test_config["INSTANCE_PATH"])
+    app = Flask(__name__, instance_relative_config=True,
+                instance_path=str(Path(instance).resolve()) if instance else None)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config.from_mapping(
         DATABASE_URL=f"sqlite:///{Path(app.instance_path) / 'vtt.sqlite'}",
@@ -58,12 +61,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         MAX_CONTENT_LENGTH=256 * 1024,
         BROWSER_COOKIE="vtt_bid",
+        DB_POOL_SIZE=10,  # per process: at least the server's threads per worker
     )
     if test_config is None or "SECRET_KEY" not in test_config:
         _ensure_secrets(app)
         app.config.from_pyfile("config.py", silent=True)
     if os.environ.get("DATABASE_URL"):
         app.config["DATABASE_URL"] = os.environ["DATABASE_URL"]
+    if os.environ.get("VTT_DB_POOL_SIZE"):
+        app.config["DB_POOL_SIZE"] = int(os.environ["VTT_DB_POOL_SIZE"])
     if os.environ.get("VTT_ADMIN_TOKEN"):
         app.config["ADMIN_TOKEN"] = os.environ["VTT_ADMIN_TOKEN"]
     if test_config is not None:

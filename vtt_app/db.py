@@ -17,17 +17,20 @@ from sqlalchemy.orm import Session, sessionmaker
 from .models import Base
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, pool_size: int = 10) -> Engine:
     """Create an engine for ``url``; SQLite gets WAL, foreign keys and BEGIN IMMEDIATE.
 
     Args:
         url: any SQLAlchemy database URL.
+        pool_size: connections kept open per process (a server's threads per worker); up
+            to as many again open under a burst, and a request waits at most 10 s for one.
 
     Returns:
         The engine.
     """
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, pool_size=pool_size,
+                             max_overflow=pool_size, pool_timeout=10)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")
@@ -49,7 +52,7 @@ def make_engine(url: str) -> Engine:
 
 def init_app(app: Flask) -> None:
     """Attach an engine and a session factory to ``app`` and close sessions per request."""
-    engine = make_engine(app.config["DATABASE_URL"])
+    engine = make_engine(app.config["DATABASE_URL"], app.config.get("DB_POOL_SIZE", 10))
     app.extensions["vtt_engine"] = engine
     app.extensions["vtt_sessionmaker"] = sessionmaker(engine, expire_on_commit=False)
     app.teardown_appcontext(close_session)

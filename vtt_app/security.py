@@ -10,9 +10,13 @@ from __future__ import annotations
 import hmac
 import secrets
 
-from flask import Flask, abort, jsonify, request, session
+from flask import Flask, abort, current_app, jsonify, request, session
 from flask.sessions import SecureCookieSessionInterface
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from werkzeug.exceptions import HTTPException
+
+from .db import get_session
 
 
 def csrf_token() -> str:
@@ -58,6 +62,21 @@ class _SessionInterface(SecureCookieSessionInterface):
         return bool(app.config["SESSION_COOKIE_SECURE"] or (request and request.is_secure))
 
 
+def _db_unavailable(err: Exception):
+    """A transient database failure (connection lost, pool exhausted, deadlock): 503 with
+    ``Retry-After``; the page retries, and every API call is safe to repeat."""
+    current_app.logger.warning("database unavailable: %s", err)
+    get_session().rollback()
+    desc = "the server is busy: try again in a moment"
+    if request.path.startswith("/api/"):
+        resp = jsonify(error=desc, status=503)
+    else:
+        resp = current_app.response_class(desc, mimetype="text/plain")
+    resp.status_code = 503
+    resp.headers["Retry-After"] = "1"
+    return resp
+
+
 def init_app(app: Flask) -> None:
     """Install the CSRF check, the template helper, JSON errors for ``/api/``, security
     headers on every response, and ``Secure`` cookies over HTTPS."""
@@ -66,3 +85,5 @@ def init_app(app: Flask) -> None:
     app.before_request(_check_csrf)
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.register_error_handler(HTTPException, _json_error)
+    app.register_error_handler(OperationalError, _db_unavailable)
+    app.register_error_handler(SATimeoutError, _db_unavailable)

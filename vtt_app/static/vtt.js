@@ -44,15 +44,29 @@
     });
   }
 
+  // POST JSON; a busy server (503) or a dropped connection is retried with a growing pause
+  // (both calls are safe to repeat: /next returns the open trial, a repeated answer the
+  // stored result), so a rater is never stuck on a transient error.
   async function post(url, body) {
-    const r = await fetch(url, {
-      method: "POST", credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-      body: JSON.stringify(body || {}),
-    });
-    let data = {};
-    try { data = await r.json(); } catch (e) { data = { error: r.statusText }; }
-    return { ok: r.ok, status: r.status, data };
+    for (let attempt = 0; ; attempt++) {
+      let r = null;
+      try {
+        r = await fetch(url, {
+          method: "POST", credentials: "same-origin",
+          headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+          body: JSON.stringify(body || {}),
+        });
+      } catch (e) { r = null; }
+      if ((r === null || r.status === 503) && attempt < 6) {
+        status.textContent = "The server is busy; trying again…";
+        await new Promise((res) => setTimeout(res, 500 * 2 ** attempt));
+        continue;
+      }
+      if (r === null) return { ok: false, status: 0, data: { error: "no connection" } };
+      let data = {};
+      try { data = await r.json(); } catch (e) { data = { error: r.statusText }; }
+      return { ok: r.ok, status: r.status, data };
+    }
   }
 
   // Show the photos at their own size, pixel for pixel (a 256-px photo blown up to 512 px

@@ -1,0 +1,278 @@
+"""Load test of the VTT app: N simulated raters through the same HTTP calls as the page.
+
+Each rater opens the consent link (with its own platform id), consents, then loops: ``POST
+/api/s/<study>/next``, fetches both images, waits (``--pace`` seconds per trial, about 3.5
+for a human: two 1-s exposures and a decision; 0 = full speed) and posts a well-formed
+answer. Raters start spread over ``--ramp`` seconds; the test stops after ``--duration``
+seconds (or when every session is over). All traffic is on 127.0.0.1.
+
+Printed: per endpoint the count, p50/p99/max latency and errors; the throughput; the CPU the
+load generator itself used; and an integrity check read from the database afterwards:
+no pair with more active slots than K, no rater shown a photo twice, every acknowledged
+answer stored (and nothing stored that was not acknowledged). Exit status 1 on any error
+or failed check.
+
+The app under test is started here (``--server gunicorn``: the production command of
+``scripts/serve.sh``; ``--server flask``: werkzeug's threaded server in this process) on a
+fresh study made from generated images, or ``--url`` points at a running one whose study and
+database (``--database-url``) the caller made.
+
+    python scripts/vtt_load.py --raters 200 --pace 3.5 --duration 90
+    python scripts/vtt_load.py --raters 20 --pace 0 --duration 20     # full speed
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import defaultdict
+from http.cookiejar import CookieJar
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CSRF_RE = re.compile(r'name="csrf-token" content="([^"]+)"')
+
+
+class Stats:
+    """Thread-safe latency and error records per endpoint."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.ms: dict[str, list[float]] = defaultdict(list)
+        self.errors: dict[str, list[str]] = defaultdict(list)
+        self.acked: set[int] = set()
+
+    def add(self, name: str, ms: float, error: str | None = None) -> None:
+        with self.lock:
+            self.ms[name].append(ms)
+            if error:
+                self.errors[name].append(error)
+
+
+class Rater:
+    def __init__(self, base: str, study: str, ident: str, stats: Stats, pace: float):
+        self.base, self.study, self.id, self.stats, self.pace = base, study, ident, stats, pace
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+        self.csrf = ""
+
+    def call(self, name: str, path: str, body: bytes | None = None, json_body: bool = True,
+             ok=(200,)) -> tuple[int, bytes]:
+        headers = {"X-CSRF-Token": self.csrf}
+        if body is not None:
+            headers["Content-Type"] = ("application/json" if json_body
+                                       else "application/x-www-form-urlencoded")
+        req = urllib.request.Request(self.base + path, data=body, headers=headers)
+        t0 = time.perf_counter()
+        try:
+            with self.opener.open(req, timeout=60) as r:
+                status, data = r.status, r.read()
+        except urllib.error.HTTPError as e:
+            status, data = e.code, e.read()
+        except OSError as e:
+            self.stats.add(name, (time.perf_counter() - t0) * 1e3, f"{type(e).__name__}: {e}")
+            return 0, b""
+        ms = (time.perf_counter() - t0) * 1e3
+        self.stats.add(name, ms, None if status in ok else f"HTTP {status}: {data[:120]!r}")
+        return status, data
+
+    def run(self, deadline: float) -> None:
+        status, page = self.call("GET consent", f"/s/{self.study}/?worker_id={self.id}")
+        m = CSRF_RE.search(page.decode("utf-8", "replace"))
+        if status != 200 or not m:
+            return
+        self.csrf = m.group(1)
+        body = f"consent=yes&csrf_token={self.csrf}".encode()
+        if self.call("POST consent", f"/s/{self.study}/consent", body, json_body=False)[0] != 200:
+            return
+        while time.time() < deadline:
+            t_trial = time.time()
+            status, data = self.call("POST next", f"/api/s/{self.study}/next", b"{}")
+            if status != 200:
+                time.sleep(1.0)  # what the page does: the rater reloads after a moment
+                continue
+            trial = json.loads(data)
+            if trial.get("done"):
+                return
+            for u in trial["images"]:
+                self.call("GET image", u)
+            time.sleep(max(0.0, self.pace - (time.time() - t_trial)))
+            status, data = self.call("POST answer", trial["answer_url"],
+                                     json.dumps(good_answer(1)).encode())
+            if status == 200 and not json.loads(data).get("repeated"):
+                with self.stats.lock:
+                    self.stats.acked.add(int(trial["trial_id"]))
+
+
+def good_answer(choice: int) -> dict:
+    from vtt_app.testing import good_answer as ga
+
+    return ga(choice)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_study(instance: Path, database_url: str, n_images: int, k: int, trials: int) -> str:
+    from vtt_app import create_app
+    from vtt_app.db import create_all
+    from vtt_app.testing import add_study, make_runs
+
+    runs = make_runs(instance / "runs", ["m1", "m2", "m3"], n_images=n_images, size=64)
+    app = create_app({"SECRET_KEY": "load-test", "DATABASE_URL": database_url,
+                      "INSTANCE_PATH": str(instance), "ADMIN_TOKEN": "x"})
+    with app.app_context():
+        create_all()
+    return add_study(app, runs, ["m1", "m2", "m3"], name="load", images=n_images - 10,
+                     practice=2, attention_images=4, attention_rate=0.1,
+                     trials_per_rater=trials, raters_per_pair=k)
+
+
+def integrity(database_url: str, acked: set[int]) -> list[str]:
+    """Problems found in the database after the run (empty: all good)."""
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from vtt_app.db import make_engine
+    from vtt_app.models import ACTIVE_STATES, Assignment, Pair, Response, Trial
+
+    problems = []
+    with Session(make_engine(database_url)) as db:
+        over = db.execute(
+            select(Pair.id, Pair.raters_needed, func.count(Assignment.id))
+            .join(Assignment, Assignment.pair_id == Pair.id)
+            .where(Assignment.status.in_(ACTIVE_STATES))
+            .group_by(Pair.id, Pair.raters_needed)
+            .having(func.count(Assignment.id) > Pair.raters_needed)).all()
+        if over:
+            problems.append(f"{len(over)} pairs over K, e.g. {over[0]}")
+        twice = db.execute(
+            select(Trial.rater_id, Trial.image_id, func.count(Trial.id))
+            .group_by(Trial.rater_id, Trial.image_id).having(func.count(Trial.id) > 1)).all()
+        if twice:
+            problems.append(f"{len(twice)} (rater, photo) shown twice, e.g. {twice[0]}")
+        stored = set(db.scalars(select(Response.trial_id)))
+        if acked - stored:
+            problems.append(f"{len(acked - stored)} acknowledged answers not stored")
+        if stored - acked:
+            problems.append(f"{len(stored - acked)} stored answers never acknowledged")
+    return problems
+
+
+def start_server(kind: str, instance: Path, database_url: str, port: int, workers: int,
+                 threads: int) -> subprocess.Popen:
+    env = {**os.environ, "DATABASE_URL": database_url, "VTT_INSTANCE_PATH": str(instance),
+           "VTT_SECRET_KEY": "load-test", "VTT_ADMIN_TOKEN": "x", "PYTHONPATH": str(ROOT)}
+    if kind == "gunicorn":
+        cmd = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads",
+               str(threads), "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
+               "vtt_app:create_app()"]
+    else:
+        cmd = [sys.executable, "-m", "flask", "--app", "vtt_app", "run", "--port", str(port),
+               "--with-threads"]
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True)
+    for _ in range(100):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit(f"the {kind} server did not start on port {port}")
+
+
+def report(stats: Stats, wall: float, cpu: float) -> int:
+    n_err = 0
+    print(f"{'endpoint':14s} {'n':>6s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} {'errors':>7s}")
+    for name in ("GET consent", "POST consent", "POST next", "GET image", "POST answer"):
+        v = np.array(stats.ms.get(name, [np.nan]))
+        errs = stats.errors.get(name, [])
+        n_err += len(errs)
+        print(f"{name:14s} {len(stats.ms.get(name, [])):6d} {np.nanpercentile(v, 50):8.1f} "
+              f"{np.nanpercentile(v, 99):8.1f} {np.nanmax(v):8.1f} {len(errs):7d}")
+        for e in sorted(set(errs))[:3]:
+            print(f"    {e}")
+    total = sum(len(v) for v in stats.ms.values())
+    print(f"{total} requests in {wall:.1f} s: {total / wall:.1f} requests/s, "
+          f"{len(stats.acked)} answers acknowledged; load generator CPU {cpu:.1f} s "
+          f"({cpu / wall:.2f} cores)")
+    return n_err
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--raters", type=int, default=50)
+    ap.add_argument("--pace", type=float, default=3.5, help="seconds per trial (0: full speed)")
+    ap.add_argument("--duration", type=float, default=60, help="stop after this many seconds")
+    ap.add_argument("--ramp", type=float, default=5, help="spread the raters' starts")
+    ap.add_argument("--server", choices=["gunicorn", "flask"], default="gunicorn")
+    ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--database-url", default=None,
+                    help="default: a SQLite file in a temporary instance folder")
+    ap.add_argument("--url", default=None, help="a running app (then --database-url too)")
+    ap.add_argument("--study", default="load")
+    ap.add_argument("--images", type=int, default=300, help="photos of the generated study")
+    ap.add_argument("--k", type=int, default=5, help="raters per pair")
+    ap.add_argument("--trials", type=int, default=50, help="scored trials per rater")
+    args = ap.parse_args(argv)
+    proc = None
+    tmp = tempfile.TemporaryDirectory(prefix="vtt-load-")
+    instance = Path(tmp.name)
+    db_url = args.database_url or f"sqlite:///{instance / 'vtt.sqlite'}"
+    if args.url:
+        base, study = args.url.rstrip("/"), args.study
+    else:
+        study = make_study(instance, db_url, args.images, args.k, args.trials)
+        port = free_port()
+        proc = start_server(args.server, instance, db_url, port, args.workers, args.threads)
+        base = f"http://127.0.0.1:{port}"
+    stats = Stats()
+    try:
+        c0 = resource.getrusage(resource.RUSAGE_SELF)
+        t0 = time.time()
+        deadline = t0 + args.duration
+        raters = [Rater(base, study, f"load-{i}", stats, args.pace) for i in range(args.raters)]
+        threads = []
+        for i, r in enumerate(raters):
+            t = threading.Thread(target=r.run, args=(deadline,), daemon=True)
+            threads.append(t)
+            time.sleep(max(0.0, t0 + args.ramp * i / max(1, args.raters) - time.time()))
+            t.start()
+        for t in threads:
+            t.join(timeout=max(0.0, deadline - time.time()) + 65)
+        wall = time.time() - t0
+        c1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
+    finally:
+        if proc is not None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+    n_err = report(stats, wall, cpu)
+    problems = integrity(db_url, stats.acked)
+    print("integrity: " + ("ok (no pair over K, no photo shown twice, acknowledged = stored)"
+                           if not problems else "; ".join(problems)))
+    tmp.cleanup()
+    return 1 if n_err or problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
