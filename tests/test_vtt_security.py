@@ -9,7 +9,6 @@ from sqlalchemy import event, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from vtt_app.api import _served_path as _served
 from vtt_app.db import get_engine, get_session
 from vtt_app.models import Base, Rater, Response, TimingEvent, Trial
 from vtt_app.study import StudyError, StudyOptions, create_study
@@ -170,7 +169,7 @@ def test_served_copies_are_checked_and_the_runs_folder_no_longer_matters(app, ru
         png.write_bytes(b"\0")
     assert client.get(nxt["images"][0]).status_code == 200
     with app.app_context():
-        path = Path(_served(get_session().get(Trial, nxt["trial_id"]), 2))
+        path = Path(get_session().get(Trial, nxt["trial_id"]).served_2)
     path.write_bytes(path.read_bytes() + b"\0")  # a served copy changed: refused
     r = client.get(nxt["images"][1])
     assert r.status_code == 409 and "changed" in r.get_json()["error"]

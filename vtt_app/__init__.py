@@ -62,6 +62,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=256 * 1024,
         BROWSER_COOKIE="vtt_bid",
         DB_POOL_SIZE=10,  # per process: at least the server's threads per worker
+        EXPIRY_INTERVAL_S=2.0,  # look for timed-out slots at most this often
     )
     if test_config is None or "SECRET_KEY" not in test_config:
         _ensure_secrets(app)

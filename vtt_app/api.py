@@ -8,15 +8,15 @@ their SHA-256 before sending; each image of a trial is delivered once.
 
 from __future__ import annotations
 
-import json
+import hmac
 
-from flask import Blueprint, Response, abort, jsonify, request, url_for
-from sqlalchemy import update
+from flask import Blueprint, Response, abort, current_app, jsonify, request, session, url_for
+from sqlalchemy import select, update
 
 from . import media
 from .assignment import expire_stale, lock_study, n_attention, next_trial, session_length
 from .db import get_session
-from .models import Pair, Study, Trial
+from .models import Rater, Study, Trial
 from .rater import current_rater, get_study
 from .responses import BadRequest, answer_json, parse_answer, record_answer
 
@@ -53,7 +53,7 @@ def next_(study_name: str):
     study = get_study(study_name)
     rater = current_rater(study)
     db = get_session()
-    trial = next_trial(db, study.id, rater.id)
+    trial = next_trial(db, study.id, rater.id, current_app.config["EXPIRY_INTERVAL_S"])
     db.commit()
     if trial is None:
         return jsonify(done=True, redirect=url_for("rater.done", study_name=study.name))
@@ -61,15 +61,22 @@ def next_(study_name: str):
 
 
 def _own_trial(trial_id: int) -> tuple[Study, Trial]:
+    """The trial, if it belongs to a rater of this browser session (else 404), and its study.
+
+    One query: the trial joined with its rater, whose token must be one this session holds.
+    """
     db = get_session()
-    trial = db.get(Trial, trial_id)
-    if trial is None:
+    row = db.execute(select(Trial, Rater).join(Rater, Rater.id == Trial.rater_id)
+                     .where(Trial.id == trial_id)).first()
+    if row is None:
         abort(404, description=f"no trial {trial_id}")
-    study = db.get(Study, trial.rater.study_id)
-    rater = current_rater(study)
-    if trial.rater_id != rater.id:
+    trial, rater = row
+    tokens = session.get("raters", {}).values()
+    if not any(hmac.compare_digest(str(t), rater.token) for t in tokens):
+        if not tokens:
+            abort(401, description="no rater session: start from the consent page")
         abort(404, description=f"no trial {trial_id} for this rater")
-    return study, trial
+    return db.get(Study, rater.study_id), trial
 
 
 @bp.post(f"/trials/<int(max={MAX_ID}):trial_id>/answer")
@@ -84,7 +91,7 @@ def answer(trial_id: int):
     except BadRequest as err:
         abort(400, description=str(err))
     lock_study(db, study.id)
-    expire_stale(db, study)
+    expire_stale(db, study, current_app.config["EXPIRY_INTERVAL_S"])
     db.refresh(trial)
     if trial.response is not None:  # a concurrent duplicate got here first
         return jsonify(answer_json(trial, trial.response, repeated=True))
@@ -95,18 +102,6 @@ def answer(trial_id: int):
     out = answer_json(trial, resp)
     out["n_attention"] = n_attention(study)
     return jsonify(out)
-
-
-def _served_path(trial: Trial, slot: int) -> str:
-    """The served copy shown in ``slot`` of ``trial`` (see :mod:`vtt_app.media`)."""
-    image = trial.image
-    if (slot == 1) != trial.generated_first:
-        return image.gt_served
-    if trial.kind == "attention":
-        return image.attention_file or ""
-    if trial.pair_id is not None:
-        return get_session().get(Pair, trial.pair_id).served
-    return json.loads(image.practice_served or "{}").get(trial.source_method, "")
 
 
 def _claim_delivery(trial: Trial, slot: int) -> bool:
@@ -133,7 +128,7 @@ def image(trial_id: int, slot: int):
     _study, trial = _own_trial(trial_id)
     if trial.status != "open":
         abort(410, description=f"trial {trial_id} is {trial.status}")
-    path = _served_path(trial, slot)
+    path = trial.served_1 if slot == 1 else trial.served_2
     if not path:
         abort(404, description="no image for this slot")
     try:

@@ -23,7 +23,9 @@ pair at once.
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
+import time
 from datetime import timedelta
 
 import numpy as np
@@ -96,8 +98,22 @@ def lock_study(session: Session, study_id: int) -> Study:
     return session.execute(select(Study).where(Study.id == study_id).with_for_update()).scalar_one()
 
 
-def expire_stale(session: Session, study: Study) -> int:
-    """Reclaim open assignments older than the study's timeout; returns how many."""
+EXPIRY_INTERVAL_S = 2.0  # default of the app setting EXPIRY_INTERVAL_S
+_last_expiry: dict[tuple[str, int], float] = {}
+
+
+def expire_stale(session: Session, study: Study, interval_s: float = 0.0) -> int:
+    """Reclaim open assignments older than the study's timeout; returns how many.
+
+    With ``interval_s`` > 0 it runs at most that often per study and database in a process
+    (the server passes its ``EXPIRY_INTERVAL_S``, 2 s): the timeout is minutes long, and the
+    scan was a large part of each request's time.
+    """
+    mono = time.monotonic()
+    key = (str(session.get_bind().url), study.id)
+    if interval_s > 0 and mono - _last_expiry.get(key, -1e9) < interval_s:
+        return 0
+    _last_expiry[key] = mono
     now = utcnow()
     stale = select(Assignment.id).join(Pair, Pair.id == Assignment.pair_id).where(
         Pair.study_id == study.id, Assignment.status == "open", Assignment.expires_at < now
@@ -209,7 +225,8 @@ def finish(rater: Rater) -> None:
         rater.completion_code = secrets.token_hex(5).upper()
 
 
-def next_trial(session: Session, study_id: int, rater_id: int) -> Trial | None:
+def next_trial(session: Session, study_id: int, rater_id: int,
+               expiry_interval_s: float = 0.0) -> Trial | None:
     """Return the rater's open trial or assign the next one; ``None`` when the session is over.
 
     Must be called at the start of a transaction; the caller commits.
@@ -224,7 +241,7 @@ def next_trial(session: Session, study_id: int, rater_id: int) -> Trial | None:
     """
     study = lock_study(session, study_id)
     rater = session.get(Rater, rater_id)
-    expire_stale(session, study)
+    expire_stale(session, study, expiry_interval_s)
     if rater.finished_at is not None:
         return None
     trial = open_trial(session, rater)
@@ -281,10 +298,23 @@ def next_trial(session: Session, study_id: int, rater_id: int) -> Trial | None:
     trial.seq = seq
     trial.stage = stage
     trial.generated_first = generated_first
+    trial.served_1, trial.served_2 = _served_paths(session, trial)
     trial.status = "open"
     session.add(trial)
     session.flush()
     return trial
+
+
+def _served_paths(session: Session, trial: Trial) -> tuple[str, str]:
+    """The served copies (vtt_app.media) shown in slot 1 and 2 of a new trial."""
+    image = session.get(Image, trial.image_id)
+    if trial.kind == "attention":
+        generated = image.attention_file or ""
+    elif trial.pair_id is not None:
+        generated = session.get(Pair, trial.pair_id).served
+    else:  # practice: no pair
+        generated = json.loads(image.practice_served or "{}").get(trial.source_method, "")
+    return (generated, image.gt_served) if trial.generated_first else (image.gt_served, generated)
 
 
 def release_rater_slots(session: Session, rater: Rater) -> None:

@@ -193,6 +193,9 @@ class Trial(Base):
     # Each image is delivered once (api.image); set when slot 1 / 2 was sent.
     shown_1: Mapped[bool] = mapped_column(Boolean, default=False)
     shown_2: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the served copies of slot 1 and 2 (vtt_app.media), fixed when the trial is assigned
+    served_1: Mapped[str] = mapped_column(Text, default="")
+    served_2: Mapped[str] = mapped_column(Text, default="")
     ended_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     invalid_reason: Mapped[str] = mapped_column(Text, default="")  # of an interrupted trial
 

@@ -49,6 +49,7 @@ def make_app(instance: Path, database_url: str | None = None, **config: Any) -> 
         "ADMIN_TOKEN": "admin-token",
         "INSTANCE_PATH": str(instance),
         "DATABASE_URL": database_url or f"sqlite:///{instance / 'vtt.sqlite'}",
+        "EXPIRY_INTERVAL_S": 0.0,  # tests move clocks and expect expiry at the next call
         **config,
     }
     app = create_app(cfg)
