@@ -141,35 +141,40 @@ def make_study(instance: Path, database_url: str, n_images: int, k: int, trials:
                       "INSTANCE_PATH": str(instance), "ADMIN_TOKEN": "x"})
     with app.app_context():
         create_all()
-    return add_study(app, runs, ["m1", "m2", "m3"], name="load", images=n_images - 10,
+    return add_study(app, runs, ["m1", "m2", "m3"], name=f"load-{int(time.time())}",
+                     images=n_images - 10,
                      practice=2, attention_images=4, attention_rate=0.1,
                      trials_per_rater=trials, raters_per_pair=k)
 
 
-def integrity(database_url: str, acked: set[int]) -> list[str]:
-    """Problems found in the database after the run (empty: all good)."""
+def integrity(database_url: str, acked: set[int], study_name: str) -> list[str]:
+    """Problems found in the study's rows after the run (empty: all good)."""
     from sqlalchemy import func, select
     from sqlalchemy.orm import Session
 
     from vtt_app.db import make_engine
-    from vtt_app.models import ACTIVE_STATES, Assignment, Pair, Response, Trial
+    from vtt_app.models import ACTIVE_STATES, Assignment, Pair, Rater, Response, Study, Trial
 
     problems = []
     with Session(make_engine(database_url)) as db:
+        sid = db.scalar(select(Study.id).where(Study.name == study_name))
+        raters = select(Rater.id).where(Rater.study_id == sid)
         over = db.execute(
             select(Pair.id, Pair.raters_needed, func.count(Assignment.id))
             .join(Assignment, Assignment.pair_id == Pair.id)
-            .where(Assignment.status.in_(ACTIVE_STATES))
+            .where(Assignment.status.in_(ACTIVE_STATES), Pair.study_id == sid)
             .group_by(Pair.id, Pair.raters_needed)
             .having(func.count(Assignment.id) > Pair.raters_needed)).all()
         if over:
             problems.append(f"{len(over)} pairs over K, e.g. {over[0]}")
         twice = db.execute(
             select(Trial.rater_id, Trial.image_id, func.count(Trial.id))
+            .where(Trial.rater_id.in_(raters))
             .group_by(Trial.rater_id, Trial.image_id).having(func.count(Trial.id) > 1)).all()
         if twice:
             problems.append(f"{len(twice)} (rater, photo) shown twice, e.g. {twice[0]}")
-        stored = set(db.scalars(select(Response.trial_id)))
+        stored = set(db.scalars(select(Response.trial_id).join(Trial, Trial.id == Response.trial_id)
+                                .where(Trial.rater_id.in_(raters))))
         if acked - stored:
             problems.append(f"{len(acked - stored)} acknowledged answers not stored")
         if stored - acked:
@@ -229,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--database-url", default=None,
                     help="default: a SQLite file in a temporary instance folder")
     ap.add_argument("--url", default=None, help="a running app (then --database-url too)")
-    ap.add_argument("--study", default="load")
+    ap.add_argument("--study", default="load", help="with --url: the running study's name")
     ap.add_argument("--images", type=int, default=300, help="photos of the generated study")
     ap.add_argument("--k", type=int, default=5, help="raters per pair")
     ap.add_argument("--trials", type=int, default=50, help="scored trials per rater")
@@ -267,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
     n_err = report(stats, wall, cpu)
-    problems = integrity(db_url, stats.acked)
+    problems = integrity(db_url, stats.acked, study)
     print("integrity: " + ("ok (no pair over K, no photo shown twice, acknowledged = stored)"
                            if not problems else "; ".join(problems)))
     tmp.cleanup()
