@@ -91,6 +91,16 @@ def _wait_state(page, states: list[str]) -> str:
     raise AssertionError(f"page never reached {states}")
 
 
+def _consented_page(browser, base: str, study: str, timeout_ms: int = 15_000, **kw):
+    """A new page whose rater has consented to ``study``."""
+    page = browser.new_page(**kw)
+    page.set_default_timeout(timeout_ms)
+    page.goto(f"{base}/s/{study}/")
+    page.check("#consent")
+    page.click("#agree")
+    return page
+
+
 def _wait_for(page, state: str) -> None:
     page.wait_for_selector(f"body[data-state='{state}']", state="attached")
 
@@ -163,11 +173,7 @@ def test_rater_session_in_chromium(browser, live, tmp_path: Path):
 
 def test_hidden_tab_invalidates_trial(browser, live):
     app, base = live
-    page = browser.new_page()
-    page.set_default_timeout(15_000)
-    page.goto(f"{base}/s/web/")
-    page.check("#consent")
-    page.click("#agree")
+    page = _consented_page(browser, base, "web")
     page.goto(f"{base}/s/web/run")
     _wait_for(page, "ready")
     page.click("#go")
@@ -198,11 +204,8 @@ def live_large(tmp_path: Path):
 def test_photos_shown_at_their_own_size_and_fit_a_phone(browser, live_large, viewport,
                                                         scaled):
     _app, base = live_large
-    page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
-    page.set_default_timeout(15_000)
-    page.goto(f"{base}/s/big/")
-    page.check("#consent")
-    page.click("#agree")
+    page = _consented_page(browser, base, "big",
+                           viewport={"width": viewport[0], "height": viewport[1]})
     page.goto(f"{base}/s/big/run")
     _wait_for(page, "ready")
     box = page.locator("#stage").bounding_box()
@@ -219,11 +222,7 @@ def test_photos_shown_at_their_own_size_and_fit_a_phone(browser, live_large, vie
 
 def test_page_retries_a_busy_server(browser, live):
     _app, base = live
-    page = browser.new_page()
-    page.set_default_timeout(20_000)
-    page.goto(f"{base}/s/web/")
-    page.check("#consent")
-    page.click("#agree")
+    page = _consented_page(browser, base, "web", timeout_ms=20_000)
     failed = []
 
     def busy_once(route):
