@@ -197,16 +197,16 @@ def test_consent_promises_what_the_session_delivers(tmp_path, n_images, practice
     html = client.get("/s/small/").get_data(as_text=True)
     promised = int(re.search(r"then\s+(\d+) trials", html).group(1))
     client = rater_client(app, "small", "alone")
-    log = run_session(client, "small")
+    log = run_session(client, "small", chooser(app))  # always the truth: never flagged
     assert len(log) == practice + promised  # alone in the study: exactly as announced
     assert "ended-early" not in client.get("/s/small/done").get_data(as_text=True)
     # a later rater who finds the pairs already filled is told why the session was short
     add_study(app, runs, ["cic"], images=n_images, practice=practice,
               attention_images=attention_images, attention_rate=0.1, trials_per_rater=50,
               raters_per_pair=1, name="full")
-    run_session(rater_client(app, "full", "first"), "full")
+    run_session(rater_client(app, "full", "first"), "full", chooser(app))
     late = rater_client(app, "full", "second")
-    run_session(late, "full")
+    run_session(late, "full", chooser(app))
     assert "ended-early" in late.get("/s/full/done").get_data(as_text=True)
 
 
