@@ -68,7 +68,8 @@ def test_check_and_prepare_report_a_wrong_data_folder(tmp_path, capsys):
     assert "held-out files missing" in capsys.readouterr().err
 
 
-def test_shipped_list_is_the_rule_applied_to_the_shared_photos():
+def test_shipped_list_is_the_rule_applied_to_the_demo_photo_names():
+    """Only the shipped list (package data) is read; the photo names are generated here."""
     listed = holdout.read_list()
     assert len(listed) == len(set(listed)) == 443
     by_source = {}
@@ -79,8 +80,8 @@ def test_shipped_list_is_the_rule_applied_to_the_shared_photos():
     assert {s: len(v) for s, v in by_source.items()} == {
         "intel": 254, "imagenette": 75, "catsdogs": 74, "flowers": 37, "coco": 3}
     # four sources name their files <source>_0.jpg ... <source>_<n-1>.jpg (the data README's
-    # counts), so the rule can be redone without reading ../shared (imagenette's numbers have
-    # gaps; `python -m pixcolor.holdout check --data ../shared/data` covers it)
+    # counts), so the rule is redone from generated names alone (imagenette's numbers have
+    # gaps; `python -m pixcolor.holdout check --data DIR` covers it on a machine with the data)
     counts = {"intel": 10145, "catsdogs": 2923, "flowers": 1461, "coco": 96}
     for source, n in counts.items():
         names = {source: [f"{source}_{i}.jpg" for i in range(n)]}
