@@ -21,7 +21,7 @@ import pandas as pd
 
 from analysis.diversity import PAIR_COLUMNS, image_pairs, sample_methods
 from analysis.lab_stats import AB_EDGES, ab_counts, ab_edges, histogram_intersection, image_ab
-from analysis.metrics import DEFAULT_METRICS, get_metric
+from analysis.metrics import DEFAULT_METRICS, get_metric, grey_ratio, worse_than_grey
 from analysis.runs import (
     GREY_METHOD,
     GT_METHOD,
@@ -105,10 +105,8 @@ class RunsEvaluation:
             sub = df[df["method"] == row["method"]].set_index("image_id")["global_ab"]
             sub = sub[sub.index.isin(grey.index)]
             g = grey.loc[sub.index].to_numpy()
-            nan = float("nan")
-            row["global_ab_vs_grey"] = (float(sub.mean() / g.mean())
-                                        if len(sub) and g.mean() > 0 else nan)
-            row["worse_than_grey"] = float((sub.to_numpy() > g).mean()) if len(sub) else nan
+            row["global_ab_vs_grey"] = grey_ratio(sub.to_numpy(), g)
+            row["worse_than_grey"] = worse_than_grey(sub.to_numpy(), g)
 
     def ab_histograms(self) -> dict[str, np.ndarray]:
         """method -> float64 (2, n_bins) normalised a and b histograms."""

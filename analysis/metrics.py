@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["METRICS", "AUC_MAX_THRESHOLD", "Metric", "ab_histograms", "auc_ab_error",
            "auc_from_ab", "colorfulness", "compute_metrics", "get_metric", "global_ab_error",
+           "grey_ratio", "worse_than_grey",
            "histogram_intersection", "ms_ssim", "per_image_metrics", "psnr", "register_metric",
            "ssim"]
 
@@ -150,6 +151,27 @@ def global_ab_error(pred_ab: np.ndarray, gt_ab: np.ndarray) -> float:
         raise ValueError("the mean colour of an empty image is undefined")
     d = a.reshape(-1, 2).mean(0, dtype=np.float64) - b.reshape(-1, 2).mean(0, dtype=np.float64)
     return float(np.hypot(d[0], d[1]))
+
+
+def grey_ratio(errors: np.ndarray, grey: np.ndarray) -> float:
+    """Mean global colour error of outputs over a grey output's on the same photos (below 1:
+    closer to the truth's overall colour than grey); NaN when grey's mean is not positive.
+
+    Args:
+        errors: (N,) or (N, S) errors (S outputs per photo, e.g. samples).
+        grey: (N,) grey's error on the same photos.
+    """
+    g = float(np.mean(grey)) if np.size(grey) else float("nan")
+    return float(np.mean(errors) / g) if np.size(errors) and g > 0 else float("nan")
+
+
+def worse_than_grey(errors: np.ndarray, grey: np.ndarray) -> float:
+    """Share of outputs further from their photo's truth than grey (ties are not worse);
+    shapes as :func:`grey_ratio`."""
+    e, g = np.asarray(errors), np.asarray(grey)
+    if e.size == 0:
+        return float("nan")
+    return float((e.reshape(len(g), -1) > g[:, None]).mean())
 
 
 # --------------------------------------------------------------------------- registry

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from analysis.metrics import grey_ratio, worse_than_grey
 from pixcolor import color
 from pixcolor.io import ImageLoadError, expand_inputs, load_rgb
 from pixcolor.model import PixColor
@@ -124,16 +125,6 @@ def calibrate(model: PixColor, images: Iterable[np.ndarray], num_samples: int = 
             "mean": {k: v @ centres for k, v in hist.items()},
             "intersection": {k: np.array([_intersection(v[c], hist["gt"][c]) for c in range(2)])
                              for k, v in hist.items()}}
-
-
-def grey_ratio(per_sample: np.ndarray, grey: np.ndarray) -> float:
-    """Mean global colour error of single samples over a grey output's (below 1: better)."""
-    return float(np.mean(per_sample) / np.mean(grey))
-
-
-def worse_than_grey(per_sample: np.ndarray, grey: np.ndarray) -> float:
-    """Share of samples further from their photo's mean colour than a grey output."""
-    return float((np.asarray(per_sample) > np.asarray(grey)[:, None]).mean())
 
 
 def format_report(res: dict) -> str:

@@ -235,9 +235,9 @@ def read_warm_start(path: str | Path, stage: str, config_cls) -> tuple[dict, dic
     except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
         raise ValueError(f"--warm-start {path}: not a readable model checkpoint ({exc})") from exc
     kind = st.get("stage") or ("pixcolor" if "stages" in st else None)
-    pixcolor_stage = stage in ("pixelcnn", "refine")
-    if (kind in ("pixelcnn", "refine", "pixcolor")) != pixcolor_stage or (
-            not pixcolor_stage and kind != stage):
+    pixcolor = ("pixelcnn", "refine", "pixcolor")  # every PixColor file holds the whole model
+    model_of = {k: "pixcolor" for k in pixcolor}
+    if model_of.get(kind, kind) != model_of.get(stage, stage):
         raise ValueError(f"--warm-start {path}: a {kind!r} checkpoint cannot start a {stage!r} run")
     tr = st.get("training") or {}
     steps = {k: v for k, v in tr.items() if k.endswith("step")} or {"step": st.get("step")}

@@ -42,12 +42,6 @@ def normalised_png(rgb: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def normalised_size(height: int, width: int) -> int:
-    """Byte size of :func:`normalised_png` for an image of this size (what every served
-    image of that size weighs)."""
-    return len(normalised_png(np.zeros((height, width, 3), np.uint8)))
-
-
 def store(rgb: np.ndarray, media_dir: Path) -> tuple[Path, str]:
     """Write the normalised copy of ``rgb`` under ``media_dir/served``; (path, sha256)."""
     data = normalised_png(rgb)
