@@ -15,6 +15,7 @@ import pytest
 from PIL import Image as PILImage
 from sqlalchemy import func, select, update
 
+from vtt_app.assignment import slot_count_mismatches
 from vtt_app.attention import load_rgb
 from vtt_app.db import get_session, make_engine
 from vtt_app.models import Assignment, Base, Pair, Rater, Response, Trial, utcnow
@@ -53,7 +54,9 @@ def _fresh_app(tmp_path: Path, database_url: str | None):
 
 
 def _slots(app) -> dict[int, dict[str, int]]:
+    """Assignments per pair and status; also checks every pair's slot counter."""
     with app.app_context():
+        assert slot_count_mismatches(get_session()) == []
         out: dict[int, dict[str, int]] = {}
         for pair_id, status, n in get_session().execute(
             select(Assignment.pair_id, Assignment.status, func.count()).group_by(
@@ -173,6 +176,48 @@ def test_abandoned_assignment_is_reclaimed(tmp_path: Path):
     assert _slots(app) == {1: {"expired": 1, "done": 1}}
 
 
+@pytest.mark.parametrize("database_url", _database_urls())
+def test_slot_counters_follow_every_transition(tmp_path: Path, database_url):
+    """Claim, answer, invalid answer, interruption, expiry and a flagged rater's release
+    each keep ``Pair.n_active`` equal to a recount of the pair's active assignments."""
+    runs = make_runs(tmp_path / "runs", ["cic", "lrac"], n_images=9)
+    app = _fresh_app(tmp_path, database_url)
+    add_study(app, runs, ["cic", "lrac"], name="mix", images=6, practice=0,
+              attention_images=3, attention_rate=0.5, trials_per_rater=4, raters_per_pair=2,
+              timeout_s=60)
+    rng = np.random.default_rng(0)
+    clients = [rater_client(app, "mix", f"b{i}") for i in range(6)]
+    careless = chooser(app, lambda t: t.kind == "attention")
+    for _ in range(80):
+        client = clients[int(rng.integers(len(clients)))]
+        trial = post_json(client, "/api/s/mix/next").get_json()
+        if trial["done"]:
+            continue
+        action = int(rng.integers(5))
+        if client is clients[0]:  # fails every attention check: flagged, slots freed
+            answer(client, trial, careless(trial))
+        elif action == 0:  # shown, then abandoned: the next /next interrupts it
+            client.get(trial["images"][0])
+        elif action == 1:  # walked away: its slot times out
+            with app.app_context():
+                db = get_session()
+                db.execute(update(Assignment).where(Assignment.status == "open")
+                           .values(expires_at=utcnow() - timedelta(seconds=1)))
+                db.execute(update(Trial).where(Trial.status == "open")
+                           .values(created_at=utcnow() - timedelta(seconds=61)))
+                db.commit()
+        elif action == 2:  # an invalid answer gives the slot back
+            answer(client, trial, 1, events=[{"kind": "hidden", "t": 5500.0}])
+        else:
+            answer(client, trial, int(rng.integers(1, 3)))
+        _slots(app)  # asserts the counters after every step
+    with app.app_context():
+        statuses = set(get_session().scalars(select(Assignment.status)))
+        flagged = get_session().scalar(select(func.count()).where(Rater.flagged.is_(True)))
+    assert {"done", "invalid", "expired"} <= statuses, statuses
+    assert statuses == {"done", "invalid", "expired", "excluded"} and flagged >= 1, (statuses, flagged)
+
+
 def _answer(hz=60.0, exposure=(1000.0, 1000.0), events=()):
     t0 = 100.0
     return Answer(choice=1, response_ms=500, onset=(t0, t0 + exposure[0]),
@@ -232,6 +277,7 @@ def test_attention_failures_flag_rater_and_free_slots(tmp_path: Path):
         assert kinds.count("attention") == 2
         statuses = set(db.scalars(select(Assignment.status)))
         assert statuses == {"excluded"}  # answers kept, slots given back
+        assert set(db.scalars(select(Pair.n_active))) == {0}
         assert db.scalar(select(func.count(Response.id))) == 6
 
 

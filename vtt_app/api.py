@@ -14,9 +14,18 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request, ses
 from sqlalchemy import select, update
 
 from . import media
-from .assignment import expire_stale, lock_study, n_attention, next_trial, session_length
+from .assignment import (
+    expire_if_stale,
+    expire_stale,
+    expiry_due,
+    lock_rater,
+    n_attention,
+    next_trial,
+    session_length,
+)
 from .db import get_session
 from .models import Rater, Study, Trial
+from .models import Response as Answer
 from .rater import current_rater, get_study
 from .responses import BadRequest, answer_json, parse_answer, record_answer
 
@@ -51,17 +60,20 @@ def _trial_json(study: Study, trial: Trial) -> dict:
 def next_(study_name: str):
     """The rater's open trial, or a newly assigned one, or ``done`` with the code page."""
     study = get_study(study_name)
-    rater = current_rater(study)
     db = get_session()
-    trial = next_trial(db, study.id, rater.id, current_app.config["EXPIRY_INTERVAL_S"])
+    if expiry_due(db, study, current_app.config["EXPIRY_INTERVAL_S"]):
+        expire_stale(db, study)
+        db.commit()
+    rater = current_rater(study, lock=True)
+    trial = next_trial(db, study, rater)
     db.commit()
     if trial is None:
         return jsonify(done=True, redirect=url_for("rater.done", study_name=study.name))
     return jsonify(_trial_json(study, trial))
 
 
-def _own_trial(trial_id: int) -> tuple[Study, Trial]:
-    """The trial, if it belongs to a rater of this browser session (else 404), and its study.
+def _own_trial(trial_id: int) -> tuple[Trial, Rater]:
+    """The trial, if it belongs to a rater of this browser session (else 404), and its rater.
 
     One query: the trial joined with its rater, whose token must be one this session holds.
     """
@@ -76,28 +88,33 @@ def _own_trial(trial_id: int) -> tuple[Study, Trial]:
         if not tokens:
             abort(401, description="no rater session: start from the consent page")
         abort(404, description=f"no trial {trial_id} for this rater")
-    return db.get(Study, rater.study_id), trial
+    return trial, rater
 
 
 @bp.post(f"/trials/<int(max={MAX_ID}):trial_id>/answer")
 def answer(trial_id: int):
-    """Store the answer to the rater's own open trial (a repeat returns the stored result)."""
-    study, trial = _own_trial(trial_id)
+    """Store the answer to the rater's own open trial (a repeat returns the stored result).
+
+    Locks only the rater's row (not the study): answers of different raters run at once.
+    """
+    trial, rater = _own_trial(trial_id)
     db = get_session()
-    if trial.response is not None:
-        return jsonify(answer_json(trial, trial.response, repeated=True))
-    try:
-        ans = parse_answer(_json_body())
-    except BadRequest as err:
-        abort(400, description=str(err))
-    lock_study(db, study.id)
-    expire_stale(db, study, current_app.config["EXPIRY_INTERVAL_S"])
-    db.refresh(trial)
-    if trial.response is not None:  # a concurrent duplicate got here first
-        return jsonify(answer_json(trial, trial.response, repeated=True))
+    if trial.status != "answered":
+        try:
+            ans = parse_answer(_json_body())
+        except BadRequest as err:
+            abort(400, description=str(err))
+        lock_rater(db, rater.id)
+        db.refresh(trial)  # as it is now that this rater's other calls are held off
+    if trial.status == "answered":  # a repeat, or a concurrent duplicate got here first
+        resp = db.scalar(select(Answer).where(Answer.trial_id == trial.id))
+        return jsonify(answer_json(trial, resp, repeated=True))
+    study = db.get(Study, rater.study_id)
+    if trial.status == "open" and expire_if_stale(db, study, trial):
+        db.commit()
     if trial.status != "open":
         abort(409, description=f"trial {trial_id} is {trial.status}: ask for the next trial")
-    resp = record_answer(db, study, trial, ans)
+    resp = record_answer(db, study, trial, ans, rater)
     db.commit()
     out = answer_json(trial, resp)
     out["n_attention"] = n_attention(study)
@@ -125,7 +142,7 @@ def image(trial_id: int, slot: int):
     """
     if slot not in (1, 2):
         abort(404, description="slot must be 1 or 2")
-    _study, trial = _own_trial(trial_id)
+    trial, _rater = _own_trial(trial_id)
     if trial.status != "open":
         abort(410, description=f"trial {trial_id} is {trial.status}")
     path = trial.served_1 if slot == 1 else trial.served_2

@@ -14,10 +14,16 @@ Each image of a trial is delivered once (``api.image``). A trial whose presentat
 reload, a second tab, a session resumed after a crash) is ``interrupted``: recorded invalid
 with its reason, its slot re-queued, and a new trial assigned.
 
-Concurrency: every call runs inside one transaction that first locks the study row
-(``FOR UPDATE`` on PostgreSQL; on SQLite the whole database is write-locked by
-``BEGIN IMMEDIATE``, see :mod:`vtt_app.db`), so two raters cannot take the last slot of a
-pair at once.
+Concurrency, with no lock over the whole study (so raters do not queue behind each other):
+each pair keeps its count of active slots (``Pair.n_active``); a slot is claimed by the
+conditional ``UPDATE pairs SET n_active = n_active + 1 WHERE id = ? AND n_active <
+raters_needed`` (a row lock on one pair: two raters cannot both take its last slot; the
+loser picks again), and every change of an assignment out of ``ACTIVE_STATES`` gives its
+slot back in the same transaction (:func:`release_slots`). A rater's own calls are
+serialised by locking the rater's row (``FOR UPDATE`` on PostgreSQL; on SQLite every
+transaction takes the database's write lock with ``BEGIN IMMEDIATE``, see
+:mod:`vtt_app.db`). Lock order, to keep transactions from deadlocking: rater, then
+assignments, then trials, then pairs in id order.
 """
 
 from __future__ import annotations
@@ -26,10 +32,11 @@ import hashlib
 import json
 import secrets
 import time
+from collections import Counter
 from datetime import timedelta
 
 import numpy as np
-from sqlalchemy import Select, and_, func, select, update
+from sqlalchemy import ColumnElement, Select, func, select, update
 from sqlalchemy.orm import Session
 
 from .ids import external_key
@@ -93,38 +100,85 @@ def new_rater(
     return rater
 
 
-def lock_study(session: Session, study_id: int) -> Study:
-    """Start the transaction by locking the study row (serialises assignment per study)."""
-    return session.execute(select(Study).where(Study.id == study_id).with_for_update()).scalar_one()
+def lock_rater(session: Session, rater_id: int) -> Rater:
+    """Start the transaction by locking the rater's row (serialises one rater's calls)."""
+    return session.execute(
+        select(Rater).where(Rater.id == rater_id).with_for_update()
+        .execution_options(populate_existing=True)).scalar_one()
+
+
+def release_slots(session: Session, status: str, *where: ColumnElement[bool]) -> list[int]:
+    """Move the active assignments matching ``where`` to ``status`` and give their slots back.
+
+    Returns:
+        The ids of the assignments that changed.
+    """
+    rows = session.execute(
+        update(Assignment).where(Assignment.status.in_(ACTIVE_STATES), *where)
+        .values(status=status).returning(Assignment.id, Assignment.pair_id)
+        .execution_options(synchronize_session="fetch")).all()
+    for pair_id, n in sorted(Counter(pair for _, pair in rows).items()):  # in id order
+        session.execute(update(Pair).where(Pair.id == pair_id)
+                        .values(n_active=Pair.n_active - n)
+                        .execution_options(synchronize_session=False))
+    return [a for a, _ in rows]
+
+
+def slot_count_mismatches(session: Session, study_id: int | None = None
+                          ) -> list[tuple[int, int, int]]:
+    """Pairs whose ``n_active`` differs from a recount of their active assignments, as
+    (pair id, n_active, recount); empty when the counters are right (tests, load test)."""
+    recount = (select(Assignment.pair_id, func.count(Assignment.id).label("n"))
+               .where(Assignment.status.in_(ACTIVE_STATES)).group_by(Assignment.pair_id)
+               .subquery())
+    n = func.coalesce(recount.c.n, 0)
+    query = (select(Pair.id, Pair.n_active, n).outerjoin(recount, recount.c.pair_id == Pair.id)
+             .where(Pair.n_active != n).order_by(Pair.id))
+    if study_id is not None:
+        query = query.where(Pair.study_id == study_id)
+    return [tuple(row) for row in session.execute(query)]
+
+
+def _claim_slot(session: Session, pair_id: int) -> bool:
+    """Take one slot of the pair if it has one left (atomic); False if it was full."""
+    res = session.execute(
+        update(Pair).where(Pair.id == pair_id, Pair.n_active < Pair.raters_needed)
+        .values(n_active=Pair.n_active + 1).execution_options(synchronize_session=False))
+    return res.rowcount == 1
 
 
 EXPIRY_INTERVAL_S = 2.0  # default of the app setting EXPIRY_INTERVAL_S
 _last_expiry: dict[tuple[str, int], float] = {}
 
 
-def expire_stale(session: Session, study: Study, interval_s: float = 0.0) -> int:
-    """Reclaim open assignments older than the study's timeout; returns how many.
-
-    With ``interval_s`` > 0 it runs at most that often per study and database in a process
-    (the server passes its ``EXPIRY_INTERVAL_S``, 2 s): the timeout is minutes long, and the
-    scan was a large part of each request's time.
-    """
+def expiry_due(session: Session, study: Study, interval_s: float) -> bool:
+    """Whether :func:`expire_stale` should run now: always with ``interval_s`` <= 0, else at
+    most once per ``interval_s`` per study and database in this process (the server's
+    ``EXPIRY_INTERVAL_S``, 2 s: the timeout is minutes long, and the scan is not free)."""
     mono = time.monotonic()
     key = (str(session.get_bind().url), study.id)
     if interval_s > 0 and mono - _last_expiry.get(key, -1e9) < interval_s:
-        return 0
+        return False
     _last_expiry[key] = mono
+    return True
+
+
+def expire_stale(session: Session, study: Study) -> int:
+    """Reclaim the study's open assignments older than its timeout; returns how many.
+
+    The caller commits (the server runs it in a transaction of its own, so the pair rows it
+    touches are not held while a trial is assigned).
+    """
     now = utcnow()
-    stale = select(Assignment.id).join(Pair, Pair.id == Assignment.pair_id).where(
-        Pair.study_id == study.id, Assignment.status == "open", Assignment.expires_at < now
-    )
-    ids = list(session.scalars(stale))
+    ids = release_slots(session, "expired", Assignment.status == "open",
+                        Assignment.expires_at < now,
+                        Assignment.pair_id.in_(select(Pair.id).where(Pair.study_id == study.id)))
     if ids:
-        session.execute(update(Assignment).where(Assignment.id.in_(ids)).values(status="expired"))
         session.execute(
             update(Trial)
             .where(Trial.assignment_id.in_(ids), Trial.status == "open")
             .values(status="expired")
+            .execution_options(synchronize_session=False)
         )
     # Open practice/attention trials have no slot; expire them with the same clock.
     cutoff = now - timedelta(seconds=study.assignment_timeout_s)
@@ -137,8 +191,26 @@ def expire_stale(session: Session, study: Study, interval_s: float = 0.0) -> int
             Trial.rater_id.in_(select(Rater.id).where(Rater.study_id == study.id)),
         )
         .values(status="expired")
+        .execution_options(synchronize_session=False)
     )
     return len(ids)
+
+
+def expire_if_stale(session: Session, study: Study, trial: Trial) -> bool:
+    """Expire this open trial (and give its slot back) if its time is up; True if it was.
+
+    What an answer checks instead of scanning the whole study: the trial's assignment
+    ``expires_at``, or for a practice/attention trial its age against the same timeout.
+    """
+    now = utcnow()
+    # An assignment expires with its trial (both made at once, with the same timeout).
+    if trial.created_at >= now - timedelta(seconds=study.assignment_timeout_s):
+        return False
+    if trial.assignment_id is not None:
+        release_slots(session, "expired", Assignment.id == trial.assignment_id,
+                      Assignment.status == "open")
+    trial.status = "expired"
+    return True
 
 
 def current_stage(session: Session, study: Study) -> str:
@@ -153,33 +225,30 @@ def _seen_images(rater: Rater) -> Select:
     return select(Trial.image_id).where(Trial.rater_id == rater.id)
 
 
-def _pick_pair(
-    session: Session, study: Study, rater: Rater, rng: np.random.Generator
-) -> Pair | None:
-    active = (
-        select(Assignment.pair_id, func.count(Assignment.id).label("n"))
-        .where(Assignment.status.in_(ACTIVE_STATES))
-        .group_by(Assignment.pair_id)
-        .subquery()
-    )
-    n = func.coalesce(active.c.n, 0)
-    rows = session.execute(
-        select(Pair.id, n)
-        .outerjoin(active, active.c.pair_id == Pair.id)
-        .where(
-            and_(
-                Pair.study_id == study.id,
-                n < Pair.raters_needed,
-                Pair.image_id.not_in(_seen_images(rater)),
-            )
-        )
-        .order_by(n, Pair.id)
-    ).all()
-    if not rows:
-        return None
-    least = rows[0][1]
-    ties = [pid for pid, k in rows if k == least]
-    return session.get(Pair, ties[int(rng.integers(len(ties)))])
+def _pick_pair(session: Session, study: Study, rater: Rater, rng: np.random.Generator
+               ) -> int | None:
+    """A pair with the fewest active slots among those with one left and a photo the rater
+    has not seen (ties at random); its id, or None."""
+    eligible = (Pair.study_id == study.id, Pair.n_active < Pair.raters_needed,
+                Pair.image_id.not_in(_seen_images(rater)))
+    least = select(func.min(Pair.n_active)).where(*eligible).scalar_subquery()
+    ties = session.scalars(
+        select(Pair.id).where(*eligible, Pair.n_active == least).order_by(Pair.id)).all()
+    return ties[int(rng.integers(len(ties)))] if ties else None
+
+
+def _take_pair(session: Session, study: Study, rater: Rater, rng: np.random.Generator
+               ) -> Pair | None:
+    """Pick a pair and claim one of its slots (a flagged rater's trial takes none); the
+    pair, or None when none is left. A pair whose last slot another rater took between the
+    pick and the claim is picked again."""
+    for _ in range(100):
+        pair_id = _pick_pair(session, study, rater, rng)
+        if pair_id is None:
+            return None
+        if rater.flagged or _claim_slot(session, pair_id):
+            return session.get(Pair, pair_id)
+    raise RuntimeError("no slot could be claimed in 100 attempts")  # a 500 the page retries
 
 
 def _pick_image(
@@ -209,13 +278,14 @@ INTERRUPTED = ("presentation interrupted: its images were delivered but no answe
                "(page reload, second tab or resumed session)")
 
 
-def interrupt(trial: Trial, reason: str) -> None:
+def interrupt(session: Session, trial: Trial, reason: str) -> None:
     """End an open trial without an answer: invalid, with ``reason``; its slot is re-queued."""
     trial.status = "interrupted"
     trial.invalid_reason = reason
     trial.ended_at = utcnow()
-    if trial.assignment is not None and trial.assignment.status == "open":
-        trial.assignment.status = "invalid"
+    if trial.assignment_id is not None:
+        release_slots(session, "invalid", Assignment.id == trial.assignment_id,
+                      Assignment.status == "open")
 
 
 def finish(rater: Rater) -> None:
@@ -225,57 +295,59 @@ def finish(rater: Rater) -> None:
         rater.completion_code = secrets.token_hex(5).upper()
 
 
-def next_trial(session: Session, study_id: int, rater_id: int,
-               expiry_interval_s: float = 0.0) -> Trial | None:
+def next_trial(session: Session, study: Study, rater: Rater) -> Trial | None:
     """Return the rater's open trial or assign the next one; ``None`` when the session is over.
 
-    Must be called at the start of a transaction; the caller commits.
+    The caller has locked the rater's row (:func:`lock_rater`) and commits.
 
     Args:
-        session: database session with no transaction in progress.
-        study_id: the study.
-        rater_id: the rater (primary key).
+        session: database session.
+        study: the study.
+        rater: the rater, locked.
 
     Returns:
         The trial to show, or ``None`` (the rater is then finished).
     """
-    study = lock_study(session, study_id)
-    rater = session.get(Rater, rater_id)
-    expire_stale(session, study, expiry_interval_s)
     if rater.finished_at is not None:
         return None
     trial = open_trial(session, rater)
     if trial is not None and not (trial.shown_1 or trial.shown_2):
         return trial  # not shown yet (e.g. the page asked twice): the same trial
     if trial is not None:
-        interrupt(trial, INTERRUPTED)
+        interrupt(session, trial, INTERRUPTED)
         trial = None
     seq = session.scalar(select(func.count(Trial.id)).where(Trial.rater_id == rater.id)) or 0
     if seq >= session_length(study):
         finish(rater)
         return None
     rng = rater_rng(study, rater, salt=100 + seq)
-    stage = current_stage(session, study)
     attention = {int(p) for p in rater.attention_positions.split(",") if p}
     generated_first = bool(rng.integers(2))
+    gt = generated = ""
     if seq < study.n_practice:
         image = _pick_image(session, study, rater, "practice", rng)
         methods = [m.name for m in study.methods if m.role == "method"]
         if image is not None and methods:
             method = methods[int(rng.integers(len(methods)))]
             trial = Trial(kind="practice", image_id=image.id, method_name=method,
-                          source_method=method)
+                          source_method=method, stage=current_stage(session, study))
+            gt, generated = image.gt_served, json.loads(image.practice_served or "{}").get(
+                method, "")
     elif seq in attention:
         image = _pick_image(session, study, rater, "", rng, attention=True)
         if image is not None:
             trial = Trial(kind="attention", image_id=image.id, method_name="attention",
-                          source_method="attention")
+                          source_method="attention", stage=current_stage(session, study))
+            gt, generated = image.gt_served, image.attention_file or ""
     if trial is None:
-        pair = _pick_pair(session, study, rater, rng)
+        pair = _take_pair(session, study, rater, rng)
         if pair is None:
             finish(rater)
             return None
-        method = session.get(Method, pair.method_id)
+        method_name, gt = session.execute(
+            select(Method.name, Image.gt_served).select_from(Pair)
+            .join(Method, Method.id == Pair.method_id).join(Image, Image.id == Pair.image_id)
+            .where(Pair.id == pair.id)).one()
         assignment = Assignment(
             pair_id=pair.id,
             rater_id=rater.id,
@@ -288,39 +360,23 @@ def next_trial(session: Session, study_id: int, rater_id: int,
         trial = Trial(
             kind="oracle" if pair.stage == "oracle" else "test",
             image_id=pair.image_id,
-            method_name=method.name,
+            method_name=method_name,
             source_method=pair.source_method,
             pair_id=pair.id,
             assignment_id=assignment.id,
+            stage=pair.stage,
         )
-        stage = pair.stage
+        generated = pair.served
     trial.rater_id = rater.id
     trial.seq = seq
-    trial.stage = stage
     trial.generated_first = generated_first
-    trial.served_1, trial.served_2 = _served_paths(session, trial)
+    trial.served_1, trial.served_2 = (generated, gt) if generated_first else (gt, generated)
     trial.status = "open"
     session.add(trial)
     session.flush()
     return trial
 
 
-def _served_paths(session: Session, trial: Trial) -> tuple[str, str]:
-    """The served copies (vtt_app.media) shown in slot 1 and 2 of a new trial."""
-    image = session.get(Image, trial.image_id)
-    if trial.kind == "attention":
-        generated = image.attention_file or ""
-    elif trial.pair_id is not None:
-        generated = session.get(Pair, trial.pair_id).served
-    else:  # practice: no pair
-        generated = json.loads(image.practice_served or "{}").get(trial.source_method, "")
-    return (generated, image.gt_served) if trial.generated_first else (image.gt_served, generated)
-
-
 def release_rater_slots(session: Session, rater: Rater) -> None:
     """Give back every slot of a flagged rater (their answers stay, marked by the flag)."""
-    session.execute(
-        update(Assignment)
-        .where(Assignment.rater_id == rater.id, Assignment.status.in_(ACTIVE_STATES))
-        .values(status="excluded")
-    )
+    release_slots(session, "excluded", Assignment.rater_id == rater.id)

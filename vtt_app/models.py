@@ -123,6 +123,9 @@ class Pair(Base):
     file_sha256: Mapped[str] = mapped_column(String(64))
     served: Mapped[str] = mapped_column(Text, default="")  # served copy (see media.py)
     raters_needed: Mapped[int] = mapped_column(Integer)
+    # slots taken: this pair's assignments in ACTIVE_STATES, kept by vtt_app.assignment
+    # (a conditional increment claims a slot, so no lock over the study is needed)
+    n_active: Mapped[int] = mapped_column(Integer, default=0)
 
     image: Mapped[Image] = relationship()
     method: Mapped[Method] = relationship()

@@ -44,14 +44,17 @@ def get_study(name: str) -> Study:
     return study
 
 
-def current_rater(study: Study, required: bool = True) -> Rater | None:
-    """The rater of this browser session for ``study`` (401 if ``required`` and none)."""
+def current_rater(study: Study, required: bool = True, lock: bool = False) -> Rater | None:
+    """The rater of this browser session for ``study`` (401 if ``required`` and none);
+    ``lock`` locks the rater's row for the rest of the transaction (one rater's calls one
+    after the other, see :mod:`vtt_app.assignment`)."""
     token = session.get("raters", {}).get(study.name)
     rater = None
     if token:
-        rater = get_session().scalar(
-            select(Rater).where(Rater.token == token, Rater.study_id == study.id)
-        )
+        query = select(Rater).where(Rater.token == token, Rater.study_id == study.id)
+        if lock:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        rater = get_session().scalar(query)
     if rater is None and required:
         abort(401, description="no rater session for this study: start from the consent page")
     return rater

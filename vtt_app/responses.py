@@ -14,11 +14,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from .assignment import n_attention, release_rater_slots
-from .models import Rater, Response, Study, TimingEvent, Trial, utcnow
+from .assignment import n_attention, release_rater_slots, release_slots
+from .models import Assignment, Rater, Response, Study, TimingEvent, Trial, utcnow
 
 #: Slack on top of one frame for the rounding of performance.now (ms).
 CLOCK_SLACK_MS = 0.25
@@ -146,7 +146,8 @@ def update_flag(session: Session, study: Study, rater: Rater) -> None:
         release_rater_slots(session, rater)
 
 
-def record_answer(session: Session, study: Study, trial: Trial, ans: Answer) -> Response:
+def record_answer(session: Session, study: Study, trial: Trial, ans: Answer,
+                  rater: Rater) -> Response:
     """Store the answer of an open trial, its events, and update slots and the rater flag."""
     reasons, hidden, blurred = timing_problems(ans, study.exposure_ms)
     if not (trial.shown_1 and trial.shown_2):
@@ -179,11 +180,15 @@ def record_answer(session: Session, study: Study, trial: Trial, ans: Answer) -> 
     session.add_all(TimingEvent(trial_id=trial.id, kind=k, slot=s, t_ms=t) for k, s, t in events)
     trial.status = "answered"
     trial.ended_at = utcnow()
-    if trial.assignment is not None and trial.assignment.status == "open":
-        # An invalid trial gives its slot back: the pair is re-queued for another rater.
-        trial.assignment.status = "done" if not reasons else "invalid"
+    if trial.assignment_id is not None:
+        mine = (Assignment.id == trial.assignment_id, Assignment.status == "open")
+        if reasons:  # an invalid trial gives its slot back: the pair is re-queued
+            release_slots(session, "invalid", *mine)
+        else:
+            session.execute(update(Assignment).where(*mine).values(status="done")
+                            .execution_options(synchronize_session=False))
     if trial.kind == "attention":
-        update_flag(session, study, trial.rater)
+        update_flag(session, study, rater)
     session.flush()
     return resp
 
