@@ -3,14 +3,16 @@
 Each rater opens the consent link (with its own platform id), consents, then loops: ``POST
 /api/s/<study>/next``, fetches both images, waits (``--pace`` seconds per trial, about 3.5
 for a human: two 1-s exposures and a decision; 0 = full speed) and posts a well-formed
-answer. Raters start spread over ``--ramp`` seconds; the test stops after ``--duration``
-seconds (or when every session is over). All traffic is on 127.0.0.1.
+answer, over one keep-alive connection as a browser does. Raters start spread over
+``--ramp`` seconds; the test stops after ``--duration`` seconds (or when every session is
+over). All traffic is on 127.0.0.1.
 
 Printed: per endpoint the count, p50/p99/max latency and errors; the throughput; the CPU the
-load generator itself used; and an integrity check read from the database afterwards:
-no pair with more active slots than K, no rater shown a photo twice, every acknowledged
-answer stored (and nothing stored that was not acknowledged). Exit status 1 on any error
-or failed check.
+load generator, the app server's processes and PostgreSQL's used (where /proc shows them);
+and an integrity check read from the database afterwards: no pair with more active slots
+than K and every pair's slot counter equal to a recount, no rater shown a photo twice,
+every acknowledged answer stored (and nothing stored that was not acknowledged). Exit
+status 1 on any error or failed check.
 
 The app under test is started here (``--server gunicorn``: the production command of
 ``scripts/serve.sh``; ``--server flask``: werkzeug's threaded server in this process) on a
@@ -24,6 +26,7 @@ database (``--database-url``) the caller made.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import re
@@ -35,10 +38,8 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from collections import defaultdict
-from http.cookiejar import CookieJar
 from pathlib import Path
 
 import numpy as np
@@ -66,24 +67,49 @@ class Stats:
 
 
 class Rater:
+    """One simulated rater: its own cookies and one keep-alive connection, as a browser."""
+
     def __init__(self, base: str, study: str, ident: str, stats: Stats, pace: float):
-        self.base, self.study, self.id, self.stats, self.pace = base, study, ident, stats, pace
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+        self.study, self.id, self.stats, self.pace = study, ident, stats, pace
+        parts = urllib.parse.urlsplit(base)
+        self.host, self.port = parts.hostname, parts.port
+        self.cookies: dict[str, str] = {}
         self.csrf = ""
+        self.conn: http.client.HTTPConnection | None = None
+
+    def _send(self, method: str, path: str, body: bytes | None, headers: dict) -> tuple[int, bytes]:
+        for attempt in (0, 1):  # a keep-alive connection the server closed: reconnect once
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
+            try:
+                self.conn.request(method, path, body=body, headers=headers)
+                r = self.conn.getresponse()
+                data = r.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.conn.close()
+                self.conn = None
+                if attempt:
+                    raise
+                continue
+            for value in r.headers.get_all("Set-Cookie") or []:
+                name, _, rest = value.partition("=")
+                self.cookies[name.strip()] = rest.split(";", 1)[0]
+            if r.headers.get("Connection", "").lower() == "close":
+                self.conn.close()
+                self.conn = None
+            return r.status, data
+        raise AssertionError("unreachable")
 
     def call(self, name: str, path: str, body: bytes | None = None, json_body: bool = True,
              ok=(200,)) -> tuple[int, bytes]:
-        headers = {"X-CSRF-Token": self.csrf}
+        headers = {"X-CSRF-Token": self.csrf,
+                   "Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
         if body is not None:
             headers["Content-Type"] = ("application/json" if json_body
                                        else "application/x-www-form-urlencoded")
-        req = urllib.request.Request(self.base + path, data=body, headers=headers)
         t0 = time.perf_counter()
         try:
-            with self.opener.open(req, timeout=60) as r:
-                status, data = r.status, r.read()
-        except urllib.error.HTTPError as e:
-            status, data = e.code, e.read()
+            status, data = self._send("POST" if body is not None else "GET", path, body, headers)
         except OSError as e:
             self.stats.add(name, (time.perf_counter() - t0) * 1e3, f"{type(e).__name__}: {e}")
             return 0, b""
@@ -98,7 +124,8 @@ class Rater:
             return
         self.csrf = m.group(1)
         body = f"consent=yes&csrf_token={self.csrf}".encode()
-        if self.call("POST consent", f"/s/{self.study}/consent", body, json_body=False)[0] != 200:
+        if self.call("POST consent", f"/s/{self.study}/consent", body, json_body=False,
+                     ok=(302,))[0] != 302:
             return
         while time.time() < deadline:
             t_trial = time.time()
@@ -152,6 +179,7 @@ def integrity(database_url: str, acked: set[int], study_name: str) -> list[str]:
     from sqlalchemy import func, select
     from sqlalchemy.orm import Session
 
+    from vtt_app.assignment import slot_count_mismatches
     from vtt_app.db import make_engine
     from vtt_app.models import ACTIVE_STATES, Assignment, Pair, Rater, Response, Study, Trial
 
@@ -167,6 +195,9 @@ def integrity(database_url: str, acked: set[int], study_name: str) -> list[str]:
             .having(func.count(Assignment.id) > Pair.raters_needed)).all()
         if over:
             problems.append(f"{len(over)} pairs over K, e.g. {over[0]}")
+        counters = slot_count_mismatches(db, sid)
+        if counters:
+            problems.append(f"{len(counters)} pair slot counters off, e.g. {counters[0]}")
         twice = db.execute(
             select(Trial.rater_id, Trial.image_id, func.count(Trial.id))
             .where(Trial.rater_id.in_(raters))
@@ -185,11 +216,12 @@ def integrity(database_url: str, acked: set[int], study_name: str) -> list[str]:
 def start_server(kind: str, instance: Path, database_url: str, port: int, workers: int,
                  threads: int) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": database_url, "VTT_INSTANCE_PATH": str(instance),
+           "VTT_DB_POOL_SIZE": str(threads),
            "VTT_SECRET_KEY": "load-test", "VTT_ADMIN_TOKEN": "x", "PYTHONPATH": str(ROOT)}
     if kind == "gunicorn":
         cmd = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads",
                str(threads), "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
-               "vtt_app:create_app()"]
+               "--keep-alive", "75", "vtt_app:create_app()"]
     else:
         cmd = [sys.executable, "-m", "flask", "--app", "vtt_app", "run", "--port", str(port),
                "--with-threads"]
@@ -202,6 +234,33 @@ def start_server(kind: str, instance: Path, database_url: str, port: int, worker
             time.sleep(0.1)
     proc.kill()
     raise SystemExit(f"the {kind} server did not start on port {port}")
+
+
+def warm_up(base: str, study: str, n: int) -> None:
+    """Load the consent page ``n`` times (fresh connections: spread over the workers) so
+    that worker start-up and template compiling are not measured."""
+    for _ in range(n):
+        conn = http.client.HTTPConnection(*urllib.parse.urlsplit(base).netloc.split(":"))
+        conn.request("GET", f"/s/{study}/")
+        conn.getresponse().read()
+        conn.close()
+
+
+def process_cpu(match) -> float:
+    """CPU seconds (user + system) used so far by the live processes ``match(pid, comm, pgid)``
+    selects, from /proc (0 where /proc is missing)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        comm = text[text.index("(") + 1:text.rindex(")")]
+        fields = text[text.rindex(")") + 2:].split()
+        if match(int(stat.parent.name), comm, int(fields[2])):
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def report(stats: Stats, wall: float, cpu: float) -> int:
@@ -250,8 +309,13 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         proc = start_server(args.server, instance, db_url, port, args.workers, args.threads)
         base = f"http://127.0.0.1:{port}"
+        warm_up(base, study, 4 * args.workers)
     stats = Stats()
+    app_pgid = proc.pid if proc is not None else None
+    server = {"app": lambda pid, comm, pgid: pgid == app_pgid,
+              "PostgreSQL": lambda pid, comm, pgid: comm.startswith("postgres")}
     try:
+        s0 = {k: process_cpu(m) for k, m in server.items()}
         c0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.time()
         deadline = t0 + args.duration
@@ -267,11 +331,18 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.time() - t0
         c1 = resource.getrusage(resource.RUSAGE_SELF)
         cpu = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
+        used = {k: process_cpu(m) - s0[k] for k, m in server.items()}
     finally:
         if proc is not None:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
     n_err = report(stats, wall, cpu)
+    n_trials = max(1, len(stats.ms.get("POST answer", [])))
+    for k, v in used.items():
+        if k == "app" and app_pgid is None:
+            continue
+        print(f"{k} server CPU {v:.1f} s ({v / wall:.2f} cores, {v / n_trials * 1e3:.1f} ms "
+              f"per answered trial)")
     problems = integrity(db_url, stats.acked, study)
     print("integrity: " + ("ok (no pair over K, no photo shown twice, acknowledged = stored)"
                            if not problems else "; ".join(problems)))

@@ -230,3 +230,18 @@ def test_a_transient_database_error_is_a_503_and_the_next_try_works(app, monkeyp
     assert "busy" in r.get_json()["error"]
     again = post_json(client, "/api/s/s1/next")
     assert again.status_code == 200 and not again.get_json()["done"]
+
+
+def test_a_database_from_an_older_version_is_refused_with_what_to_do(tmp_path: Path):
+    import sqlite3
+
+    from vtt_app.db import SchemaError
+
+    instance = tmp_path / "inst"
+    make_app(instance)  # today's tables
+    con = sqlite3.connect(instance / "vtt.sqlite")
+    con.execute("ALTER TABLE pairs DROP COLUMN n_active")  # as an older version made it
+    con.commit()
+    con.close()
+    with pytest.raises(SchemaError, match=r"'pairs' .* lacks column\(s\) n_active.*init-db"):
+        make_app(instance)

@@ -9,16 +9,16 @@ their SHA-256 before sending; each image of a trial is delivered once.
 from __future__ import annotations
 
 import hmac
+from typing import NoReturn
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request, session, url_for
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from . import media
 from .assignment import (
     expire_if_stale,
     expire_stale,
     expiry_due,
-    lock_rater,
     n_attention,
     next_trial,
     session_length,
@@ -59,17 +59,55 @@ def _trial_json(study: Study, trial: Trial) -> dict:
 @bp.post("/s/<study_name>/next")
 def next_(study_name: str):
     """The rater's open trial, or a newly assigned one, or ``done`` with the code page."""
-    study = get_study(study_name)
     db = get_session()
-    if expiry_due(db, study, current_app.config["EXPIRY_INTERVAL_S"]):
-        expire_stale(db, study)
+    if expiry_due(db, study_name, current_app.config["EXPIRY_INTERVAL_S"]):
+        expire_stale(db, get_study(study_name))
         db.commit()
-    rater = current_rater(study, lock=True)
+    study, rater = _locked_rater(study_name)
     trial = next_trial(db, study, rater)
     db.commit()
     if trial is None:
         return jsonify(done=True, redirect=url_for("rater.done", study_name=study.name))
     return jsonify(_trial_json(study, trial))
+
+
+# The statements of the hot path are built once, with bound parameters (building one costs
+# about as much CPU as running it).
+_LOCKED_RATER = (select(Study, Rater).join(Rater, Rater.study_id == Study.id)
+                 .where(Study.name == bindparam("b_name"), Rater.token == bindparam("b_token"))
+                 .with_for_update(of=Rater).execution_options(populate_existing=True))
+_TRIAL_AND_RATER = (select(Trial, Rater).join(Rater, Rater.id == Trial.rater_id)
+                    .where(Trial.id == bindparam("b_trial"))
+                    .execution_options(populate_existing=True))
+_SESSION_RATERS = select(Rater.id).where(Rater.token.in_(bindparam("b_tokens", expanding=True)))
+_LOCK_RATERS = _SESSION_RATERS.with_for_update()
+# One statement claims a delivery: this session's rater's open trial, the slot not sent yet.
+_DELIVER = {slot: update(Trial).where(Trial.id == bindparam("b_trial"), Trial.status == "open",
+                                      shown.is_(False), served != "",
+                                      Trial.rater_id.in_(_SESSION_RATERS))
+            .values({shown: True}).returning(served)
+            for slot, shown, served in ((1, Trial.shown_1, Trial.served_1),
+                                        (2, Trial.shown_2, Trial.served_2))}
+
+
+def _tokens() -> list[str]:
+    """The rater tokens this browser session holds (401 if none)."""
+    tokens = [str(t) for t in session.get("raters", {}).values()]
+    if not tokens:
+        abort(401, description="no rater session: start from the consent page")
+    return tokens
+
+
+def _locked_rater(study_name: str) -> tuple[Study, Rater]:
+    """The study and this session's rater of it, the rater's row locked (one query)."""
+    token = session.get("raters", {}).get(study_name)
+    row = None
+    if token:
+        row = get_session().execute(_LOCKED_RATER, {"b_name": study_name,
+                                                    "b_token": str(token)}).first()
+    if row is None:
+        current_rater(get_study(study_name))  # 404 for no study, else 401 for no rater
+    return row[0], row[1]
 
 
 def _own_trial(trial_id: int) -> tuple[Trial, Rater]:
@@ -78,15 +116,12 @@ def _own_trial(trial_id: int) -> tuple[Trial, Rater]:
     One query: the trial joined with its rater, whose token must be one this session holds.
     """
     db = get_session()
-    row = db.execute(select(Trial, Rater).join(Rater, Rater.id == Trial.rater_id)
-                     .where(Trial.id == trial_id)).first()
+    row = db.execute(_TRIAL_AND_RATER, {"b_trial": trial_id}).first()
     if row is None:
         abort(404, description=f"no trial {trial_id}")
     trial, rater = row
-    tokens = session.get("raters", {}).values()
-    if not any(hmac.compare_digest(str(t), rater.token) for t in tokens):
-        if not tokens:
-            abort(401, description="no rater session: start from the consent page")
+    tokens = _tokens()
+    if not any(hmac.compare_digest(t, rater.token) for t in tokens):
         abort(404, description=f"no trial {trial_id} for this rater")
     return trial, rater
 
@@ -95,20 +130,19 @@ def _own_trial(trial_id: int) -> tuple[Trial, Rater]:
 def answer(trial_id: int):
     """Store the answer to the rater's own open trial (a repeat returns the stored result).
 
-    Locks only the rater's row (not the study): answers of different raters run at once.
+    Locks only this browser's rater rows (not the study): answers of different raters run
+    at once, and the same rater's ``/next`` waits (it would interrupt an open trial).
     """
-    trial, rater = _own_trial(trial_id)
     db = get_session()
-    if trial.status != "answered":
-        try:
-            ans = parse_answer(_json_body())
-        except BadRequest as err:
-            abort(400, description=str(err))
-        lock_rater(db, rater.id)
-        db.refresh(trial)  # as it is now that this rater's other calls are held off
+    db.execute(_LOCK_RATERS, {"b_tokens": _tokens()})
+    trial, rater = _own_trial(trial_id)  # read after the lock: as it is now
     if trial.status == "answered":  # a repeat, or a concurrent duplicate got here first
         resp = db.scalar(select(Answer).where(Answer.trial_id == trial.id))
         return jsonify(answer_json(trial, resp, repeated=True))
+    try:
+        ans = parse_answer(_json_body())
+    except BadRequest as err:
+        abort(400, description=str(err))
     study = db.get(Study, rater.study_id)
     if trial.status == "open" and expire_if_stale(db, study, trial):
         db.commit()
@@ -119,16 +153,6 @@ def answer(trial_id: int):
     out = answer_json(trial, resp)
     out["n_attention"] = n_attention(study)
     return jsonify(out)
-
-
-def _claim_delivery(trial: Trial, slot: int) -> bool:
-    """Mark ``slot`` of the open ``trial`` delivered; False if it was already (atomic)."""
-    col = Trial.shown_1 if slot == 1 else Trial.shown_2
-    db = get_session()
-    done = db.execute(update(Trial).where(Trial.id == trial.id, Trial.status == "open",
-                                          col.is_(False)).values({col: True}))
-    db.commit()
-    return done.rowcount == 1
 
 
 @bp.get(f"/trials/<int(max={MAX_ID}):trial_id>/image/<int(max=9):slot>")
@@ -142,18 +166,28 @@ def image(trial_id: int, slot: int):
     """
     if slot not in (1, 2):
         abort(404, description="slot must be 1 or 2")
-    trial, _rater = _own_trial(trial_id)
-    if trial.status != "open":
-        abort(410, description=f"trial {trial_id} is {trial.status}")
-    path = trial.served_1 if slot == 1 else trial.served_2
-    if not path:
-        abort(404, description="no image for this slot")
+    db = get_session()
+    path = db.connection().scalar(_DELIVER[slot], {"b_trial": trial_id, "b_tokens": _tokens()})
+    if path is None:
+        db.rollback()
+        _no_image(trial_id, slot)
     try:
         data = media.read_served(path)
     except media.MediaError as err:
+        db.rollback()  # not delivered
         abort(409, description=f"{err}: recreate the study")
-    if not _claim_delivery(trial, slot):
-        abort(410, description=f"image {slot} of trial {trial_id} was delivered already")
+    db.commit()
     resp = Response(data, mimetype="image/png")
     resp.headers["Cache-Control"] = "no-store, private"
     return resp
+
+
+def _no_image(trial_id: int, slot: int) -> NoReturn:
+    """Abort with why the slot cannot be delivered: 404 (not this rater's trial, or no image
+    in this slot) or 410 (the trial is over, or the image was delivered already)."""
+    trial, _rater = _own_trial(trial_id)
+    if trial.status != "open":
+        abort(410, description=f"trial {trial_id} is {trial.status}")
+    if not (trial.served_1 if slot == 1 else trial.served_2):
+        abort(404, description="no image for this slot")
+    abort(410, description=f"image {slot} of trial {trial_id} was delivered already")

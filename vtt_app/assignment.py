@@ -36,7 +36,7 @@ from collections import Counter
 from datetime import timedelta
 
 import numpy as np
-from sqlalchemy import ColumnElement, Select, func, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, case, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from .ids import external_key
@@ -100,27 +100,18 @@ def new_rater(
     return rater
 
 
-def lock_rater(session: Session, rater_id: int) -> Rater:
-    """Start the transaction by locking the rater's row (serialises one rater's calls)."""
-    return session.execute(
-        select(Rater).where(Rater.id == rater_id).with_for_update()
-        .execution_options(populate_existing=True)).scalar_one()
-
-
 def release_slots(session: Session, status: str, *where: ColumnElement[bool]) -> list[int]:
     """Move the active assignments matching ``where`` to ``status`` and give their slots back.
 
     Returns:
         The ids of the assignments that changed.
     """
-    rows = session.execute(
+    conn = session.connection()  # Core statements: no Assignment objects are kept loaded
+    rows = conn.execute(
         update(Assignment).where(Assignment.status.in_(ACTIVE_STATES), *where)
-        .values(status=status).returning(Assignment.id, Assignment.pair_id)
-        .execution_options(synchronize_session="fetch")).all()
+        .values(status=status).returning(Assignment.id, Assignment.pair_id)).all()
     for pair_id, n in sorted(Counter(pair for _, pair in rows).items()):  # in id order
-        session.execute(update(Pair).where(Pair.id == pair_id)
-                        .values(n_active=Pair.n_active - n)
-                        .execution_options(synchronize_session=False))
+        conn.execute(update(Pair).where(Pair.id == pair_id).values(n_active=Pair.n_active - n))
     return [a for a, _ in rows]
 
 
@@ -139,24 +130,16 @@ def slot_count_mismatches(session: Session, study_id: int | None = None
     return [tuple(row) for row in session.execute(query)]
 
 
-def _claim_slot(session: Session, pair_id: int) -> bool:
-    """Take one slot of the pair if it has one left (atomic); False if it was full."""
-    res = session.execute(
-        update(Pair).where(Pair.id == pair_id, Pair.n_active < Pair.raters_needed)
-        .values(n_active=Pair.n_active + 1).execution_options(synchronize_session=False))
-    return res.rowcount == 1
-
-
 EXPIRY_INTERVAL_S = 2.0  # default of the app setting EXPIRY_INTERVAL_S
-_last_expiry: dict[tuple[str, int], float] = {}
+_last_expiry: dict[tuple[str, str], float] = {}
 
 
-def expiry_due(session: Session, study: Study, interval_s: float) -> bool:
+def expiry_due(session: Session, study_name: str, interval_s: float) -> bool:
     """Whether :func:`expire_stale` should run now: always with ``interval_s`` <= 0, else at
     most once per ``interval_s`` per study and database in this process (the server's
     ``EXPIRY_INTERVAL_S``, 2 s: the timeout is minutes long, and the scan is not free)."""
     mono = time.monotonic()
-    key = (str(session.get_bind().url), study.id)
+    key = (str(session.get_bind().url), study_name)
     if interval_s > 0 and mono - _last_expiry.get(key, -1e9) < interval_s:
         return False
     _last_expiry[key] = mono
@@ -174,11 +157,10 @@ def expire_stale(session: Session, study: Study) -> int:
                         Assignment.expires_at < now,
                         Assignment.pair_id.in_(select(Pair.id).where(Pair.study_id == study.id)))
     if ids:
-        session.execute(
+        session.connection().execute(
             update(Trial)
             .where(Trial.assignment_id.in_(ids), Trial.status == "open")
             .values(status="expired")
-            .execution_options(synchronize_session=False)
         )
     # Open practice/attention trials have no slot; expire them with the same clock.
     cutoff = now - timedelta(seconds=study.assignment_timeout_s)
@@ -225,29 +207,53 @@ def _seen_images(rater: Rater) -> Select:
     return select(Trial.image_id).where(Trial.rater_id == rater.id)
 
 
+# The statements of the hot path are built once, with bound parameters: building a statement
+# costs about as much CPU as running it.
+_SEEN = select(Trial.image_id).where(Trial.rater_id == bindparam("b_rater"))
+_ELIGIBLE = (Pair.study_id == bindparam("b_study"), Pair.n_active < Pair.raters_needed,
+             Pair.image_id.not_in(_SEEN))
+_TIES = (select(Pair.id)
+         .where(*_ELIGIBLE, Pair.n_active == select(func.min(Pair.n_active)).where(*_ELIGIBLE)
+                .scalar_subquery())
+         .order_by(Pair.id))
+_TRIALS_SO_FAR = (select(func.count(Trial.id), func.max(case((Trial.status == "open", Trial.id))))
+                  .where(Trial.rater_id == bindparam("b_rater")))
+
+
 def _pick_pair(session: Session, study: Study, rater: Rater, rng: np.random.Generator
                ) -> int | None:
     """A pair with the fewest active slots among those with one left and a photo the rater
     has not seen (ties at random); its id, or None."""
-    eligible = (Pair.study_id == study.id, Pair.n_active < Pair.raters_needed,
-                Pair.image_id.not_in(_seen_images(rater)))
-    least = select(func.min(Pair.n_active)).where(*eligible).scalar_subquery()
-    ties = session.scalars(
-        select(Pair.id).where(*eligible, Pair.n_active == least).order_by(Pair.id)).all()
+    ties = session.scalars(_TIES, {"b_study": study.id, "b_rater": rater.id}).all()
     return ties[int(rng.integers(len(ties)))] if ties else None
 
 
-def _take_pair(session: Session, study: Study, rater: Rater, rng: np.random.Generator
-               ) -> Pair | None:
+_PAIR_FIELDS = (Pair.id, Pair.image_id, Pair.method_id, Pair.source_method, Pair.served,
+                Pair.stage)
+_PAIR = select(*_PAIR_FIELDS).where(Pair.id == bindparam("b_pair"))
+_CLAIM = (update(Pair).where(Pair.id == bindparam("b_pair"), Pair.n_active < Pair.raters_needed)
+          .values(n_active=Pair.n_active + 1).returning(*_PAIR_FIELDS))
+_METHOD_AND_GT = (select(Method.name, Image.gt_served).select_from(Pair)
+                  .join(Method, Method.id == Pair.method_id).join(Image, Image.id == Pair.image_id)
+                  .where(Pair.id == bindparam("b_pair")))
+_INSERT_ASSIGNMENT = insert(Assignment).returning(Assignment.id)
+_INSERT_TRIAL = insert(Trial).returning(Trial.id)
+
+
+def _take_pair(session: Session, study: Study, rater: Rater, rng: np.random.Generator):
     """Pick a pair and claim one of its slots (a flagged rater's trial takes none); the
-    pair, or None when none is left. A pair whose last slot another rater took between the
-    pick and the claim is picked again."""
+    pair's ``_PAIR_FIELDS``, or None when none is left. A pair whose last slot another rater
+    took between the pick and the claim is picked again."""
     for _ in range(100):
         pair_id = _pick_pair(session, study, rater, rng)
         if pair_id is None:
             return None
-        if rater.flagged or _claim_slot(session, pair_id):
-            return session.get(Pair, pair_id)
+        conn = session.connection()
+        if rater.flagged:
+            return conn.execute(_PAIR, {"b_pair": pair_id}).one()
+        claimed = conn.execute(_CLAIM, {"b_pair": pair_id}).first()
+        if claimed is not None:
+            return claimed
     raise RuntimeError("no slot could be claimed in 100 attempts")  # a 500 the page retries
 
 
@@ -265,13 +271,6 @@ def _pick_image(
     q = q.where(Image.attention_file.is_not(None)) if attention else q.where(Image.role == role)
     images = list(session.scalars(q.order_by(Image.id)))
     return images[int(rng.integers(len(images)))] if images else None
-
-
-def open_trial(session: Session, rater: Rater) -> Trial | None:
-    """The rater's open trial, if any."""
-    return session.scalar(
-        select(Trial).where(Trial.rater_id == rater.id, Trial.status == "open").order_by(Trial.seq)
-    )
 
 
 INTERRUPTED = ("presentation interrupted: its images were delivered but no answer came "
@@ -298,7 +297,7 @@ def finish(rater: Rater) -> None:
 def next_trial(session: Session, study: Study, rater: Rater) -> Trial | None:
     """Return the rater's open trial or assign the next one; ``None`` when the session is over.
 
-    The caller has locked the rater's row (:func:`lock_rater`) and commits.
+    The caller has locked the rater's row (``SELECT ... FOR UPDATE``) and commits.
 
     Args:
         session: database session.
@@ -310,13 +309,13 @@ def next_trial(session: Session, study: Study, rater: Rater) -> Trial | None:
     """
     if rater.finished_at is not None:
         return None
-    trial = open_trial(session, rater)
+    seq, open_id = session.execute(_TRIALS_SO_FAR, {"b_rater": rater.id}).one()
+    trial = session.get(Trial, open_id, populate_existing=True) if open_id else None
     if trial is not None and not (trial.shown_1 or trial.shown_2):
         return trial  # not shown yet (e.g. the page asked twice): the same trial
     if trial is not None:
         interrupt(session, trial, INTERRUPTED)
         trial = None
-    seq = session.scalar(select(func.count(Trial.id)).where(Trial.rater_id == rater.id)) or 0
     if seq >= session_length(study):
         finish(rater)
         return None
@@ -344,26 +343,24 @@ def next_trial(session: Session, study: Study, rater: Rater) -> Trial | None:
         if pair is None:
             finish(rater)
             return None
-        method_name, gt = session.execute(
-            select(Method.name, Image.gt_served).select_from(Pair)
-            .join(Method, Method.id == Pair.method_id).join(Image, Image.id == Pair.image_id)
-            .where(Pair.id == pair.id)).one()
-        assignment = Assignment(
+        conn = session.connection()
+        method_name, gt = conn.execute(_METHOD_AND_GT, {"b_pair": pair.id}).one()
+        now = utcnow()
+        assignment_id = conn.execute(_INSERT_ASSIGNMENT, dict(
             pair_id=pair.id,
             rater_id=rater.id,
             # A flagged rater goes on as before but no longer fills slots.
             status="excluded" if rater.flagged else "open",
-            expires_at=utcnow() + timedelta(seconds=study.assignment_timeout_s),
-        )
-        session.add(assignment)
-        session.flush()
+            created_at=now,
+            expires_at=now + timedelta(seconds=study.assignment_timeout_s),
+        )).scalar_one()
         trial = Trial(
             kind="oracle" if pair.stage == "oracle" else "test",
             image_id=pair.image_id,
             method_name=method_name,
             source_method=pair.source_method,
             pair_id=pair.id,
-            assignment_id=assignment.id,
+            assignment_id=assignment_id,
             stage=pair.stage,
         )
         generated = pair.served
@@ -372,8 +369,13 @@ def next_trial(session: Session, study: Study, rater: Rater) -> Trial | None:
     trial.generated_first = generated_first
     trial.served_1, trial.served_2 = (generated, gt) if generated_first else (gt, generated)
     trial.status = "open"
-    session.add(trial)
-    session.flush()
+    trial.shown_1 = trial.shown_2 = False
+    trial.created_at = utcnow()
+    trial.ended_at, trial.invalid_reason = None, ""
+    # One Core INSERT (the unit of work costs more than the statement on this hot path); the
+    # returned object is not attached to the session.
+    values = {c.key: getattr(trial, c.key) for c in Trial.__table__.columns if c.key != "id"}
+    trial.id = session.connection().execute(_INSERT_TRIAL, values).scalar_one()
     return trial
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, current_app, g
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
 from .models import Base
@@ -29,7 +29,7 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
         The engine.
     """
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True, pool_size=pool_size,
+        return create_engine(url, pool_pre_ping=False, pool_size=pool_size,
                              max_overflow=pool_size, pool_timeout=10)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -77,6 +77,28 @@ def close_session(_exc: BaseException | None = None) -> None:
         session.close()
 
 
+class SchemaError(RuntimeError):
+    """The database's tables lack columns this version of the app needs."""
+
+
 def create_all() -> None:
-    """Create the tables that do not exist yet."""
-    Base.metadata.create_all(get_engine())
+    """Create the tables that do not exist yet, and check that the existing ones have every
+    column (the app has no migrations: a database made by an older version is refused with
+    what to do, instead of failing at the first rater).
+
+    Raises:
+        SchemaError: naming the table and the missing columns.
+    """
+    engine = get_engine()
+    Base.metadata.create_all(engine)
+    found = inspect(engine)
+    for table in Base.metadata.sorted_tables:
+        have = {c["name"] for c in found.get_columns(table.name)}
+        missing = [c.name for c in table.columns if c.name not in have]
+        if missing:
+            raise SchemaError(
+                f"table {table.name!r} of {engine.url.render_as_string(hide_password=True)} "
+                f"lacks column(s) {', '.join(missing)}: the database was made by an older "
+                "version of the app. Export its studies (flask --app vtt_app export), then "
+                "point DATABASE_URL at a new database (or drop the old tables) and run init-db "
+                "and create-study again.")

@@ -21,7 +21,7 @@ from flask import (
     session,
     url_for,
 )
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
 from .assignment import n_attention, new_rater, session_length
@@ -36,25 +36,25 @@ EXTERNAL_ID_PARAMS = ("worker_id", "PROLIFIC_PID", "workerId")
 BROWSER_COOKIE_AGE = 365 * 24 * 3600
 
 
+_STUDY = select(Study).where(Study.name == bindparam("b_name"))  # built once
+_RATER = select(Rater).where(Rater.token == bindparam("b_token"),
+                             Rater.study_id == bindparam("b_study"))
+
+
 def get_study(name: str) -> Study:
     """The study called ``name``, or 404."""
-    study = get_session().scalar(select(Study).where(Study.name == name))
+    study = get_session().scalar(_STUDY, {"b_name": name})
     if study is None:
         abort(404, description=f"no study called {name!r}")
     return study
 
 
-def current_rater(study: Study, required: bool = True, lock: bool = False) -> Rater | None:
-    """The rater of this browser session for ``study`` (401 if ``required`` and none);
-    ``lock`` locks the rater's row for the rest of the transaction (one rater's calls one
-    after the other, see :mod:`vtt_app.assignment`)."""
+def current_rater(study: Study, required: bool = True) -> Rater | None:
+    """The rater of this browser session for ``study`` (401 if ``required`` and none)."""
     token = session.get("raters", {}).get(study.name)
     rater = None
     if token:
-        query = select(Rater).where(Rater.token == token, Rater.study_id == study.id)
-        if lock:
-            query = query.with_for_update().execution_options(populate_existing=True)
-        rater = get_session().scalar(query)
+        rater = get_session().scalar(_RATER, {"b_token": token, "b_study": study.id})
     if rater is None and required:
         abort(401, description="no rater session for this study: start from the consent page")
     return rater

@@ -14,8 +14,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .assignment import n_attention, release_rater_slots, release_slots
 from .models import Assignment, Rater, Response, Study, TimingEvent, Trial, utcnow
@@ -146,6 +147,15 @@ def update_flag(session: Session, study: Study, rater: Rater) -> None:
         release_rater_slots(session, rater)
 
 
+# Built once (the hot path of a running study; Core statements, no unit of work).
+_INSERT_RESPONSE = insert(Response)
+_INSERT_EVENT = insert(TimingEvent)
+_ANSWERED = (update(Trial).where(Trial.id == bindparam("b_trial"))
+             .values(status="answered", ended_at=bindparam("b_now")))
+_DONE = (update(Assignment).where(Assignment.id == bindparam("b_assignment"),
+                                  Assignment.status == "open").values(status="done"))
+
+
 def record_answer(session: Session, study: Study, trial: Trial, ans: Answer,
                   rater: Rater) -> Response:
     """Store the answer of an open trial, its events, and update slots and the rater flag."""
@@ -153,7 +163,8 @@ def record_answer(session: Session, study: Study, trial: Trial, ans: Answer,
     if not (trial.shown_1 and trial.shown_2):
         reasons.append("answered before both images were delivered")
     chose_generated = ans.choice == generated_slot(trial)
-    resp = Response(
+    now = utcnow()
+    values = dict(
         trial_id=trial.id,
         choice=ans.choice,
         chose_generated=chose_generated,
@@ -172,25 +183,28 @@ def record_answer(session: Session, study: Study, trial: Trial, ans: Answer,
         blurred=blurred,
         valid=not reasons,
         invalid_reason="; ".join(reasons),
+        created_at=now,
     )
-    session.add(resp)
+    conn = session.connection()
+    conn.execute(_INSERT_RESPONSE, values)
     events = [("onset", 1, ans.onset[0]), ("offset", 1, ans.offset[0]),
               ("onset", 2, ans.onset[1]), ("offset", 2, ans.offset[1])]
     events += [e for e in ans.events if e[0] not in ("onset", "offset")]
-    session.add_all(TimingEvent(trial_id=trial.id, kind=k, slot=s, t_ms=t) for k, s, t in events)
-    trial.status = "answered"
-    trial.ended_at = utcnow()
+    conn.execute(_INSERT_EVENT,
+                 [dict(trial_id=trial.id, kind=k, slot=s, t_ms=t) for k, s, t in events])
+    conn.execute(_ANSWERED, {"b_trial": trial.id, "b_now": now})
+    set_committed_value(trial, "status", "answered")
+    set_committed_value(trial, "ended_at", now)
     if trial.assignment_id is not None:
-        mine = (Assignment.id == trial.assignment_id, Assignment.status == "open")
         if reasons:  # an invalid trial gives its slot back: the pair is re-queued
-            release_slots(session, "invalid", *mine)
+            release_slots(session, "invalid", Assignment.id == trial.assignment_id,
+                          Assignment.status == "open")
         else:
-            session.execute(update(Assignment).where(*mine).values(status="done")
-                            .execution_options(synchronize_session=False))
+            conn.execute(_DONE, {"b_assignment": trial.assignment_id})
     if trial.kind == "attention":
         update_flag(session, study, rater)
     session.flush()
-    return resp
+    return Response(**values)  # what was stored (not attached to the session)
 
 
 def answer_json(trial: Trial, resp: Response, repeated: bool = False) -> dict:
