@@ -347,3 +347,30 @@ def test_oracle_stage(tmp_path: Path, database_url):
 def test_oracle_name():
     assert oracle_method_name(SEEDS) == "pixcolor_oracle"
     assert oracle_method_name(["m_seed1", "m_seed2"]) == "m_oracle"
+
+
+@pytest.mark.parametrize("database_url", _database_urls())
+def test_ties_are_broken_uniformly_inside_sql(tmp_path: Path, database_url):
+    """The seeded hash order of the pick statement makes every tied pair equally likely
+    (chi-square over 3,000 seeded picks among 16 pairs, on the real database)."""
+    from vtt_app.assignment import _PICK, tie_coefficients
+
+    runs = make_runs(tmp_path / "runs", ["cic", "lrac"], n_images=9)
+    app = _fresh_app(tmp_path, database_url)
+    add_study(app, runs, ["cic", "lrac"], name="ties", images=8, practice=0,
+              attention_images=1, attention_rate=0.0, trials_per_rater=4, raters_per_pair=2)
+    rater_client(app, "ties", "b0")
+    rng = np.random.default_rng(7)
+    with app.app_context():
+        db = get_session()
+        study_id = db.scalar(select(Pair.study_id).limit(1))
+        rater_id = db.scalar(select(Rater.id))
+        pair_ids = sorted(db.scalars(select(Pair.id)))
+        counts = dict.fromkeys(pair_ids, 0)
+        for _ in range(3000):
+            picked = db.execute(_PICK, {"b_study": study_id, "b_rater": rater_id,
+                                        **tie_coefficients(rng)}).first()
+            counts[picked.id] += 1
+    expected = 3000 / len(pair_ids)
+    chi2 = sum((n - expected) ** 2 / expected for n in counts.values())
+    assert len(pair_ids) == 16 and chi2 < 37.7, (chi2, counts)  # df 15, p = 0.001

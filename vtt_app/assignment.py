@@ -36,7 +36,18 @@ from collections import Counter
 from datetime import timedelta
 
 import numpy as np
-from sqlalchemy import ColumnElement, Select, bindparam, case, func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    bindparam,
+    case,
+    cast,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from .ids import external_key
@@ -210,29 +221,46 @@ def _seen_images(rater: Rater) -> Select:
 # The statements of the hot path are built once, with bound parameters: building a statement
 # costs about as much CPU as running it.
 _SEEN = select(Trial.image_id).where(Trial.rater_id == bindparam("b_rater"))
-_ELIGIBLE = (Pair.study_id == bindparam("b_study"), Pair.n_active < Pair.raters_needed,
-             Pair.image_id.not_in(_SEEN))
-_TIES = (select(Pair.id)
-         .where(*_ELIGIBLE, Pair.n_active == select(func.min(Pair.n_active)).where(*_ELIGIBLE)
-                .scalar_subquery())
-         .order_by(Pair.id))
+# Ties are broken at random inside SQL: pairs are ordered by the hash
+# (id^2 mod P * a + id * c + b) mod P, a degree-2 polynomial with coefficients a, b, c < 2^30
+# drawn from the rater's generator (a 3-wise independent family: every tie is equally likely
+# to come first, checked in tests; an affine hash is not, for consecutive ids). 64-bit safe.
+_P = 2_147_483_647  # prime
+
+
+def _pick(pairs, *columns) -> Select:
+    """The pair (of table ``pairs``) with the fewest active slots among those with one left
+    and a photo the rater has not seen, ties in a seeded random order (one row)."""
+    pid = cast(pairs.c.id, BigInteger)
+    coef = {k: bindparam(k, type_=BigInteger) for k in ("b_a", "b_b", "b_c")}
+    rank = ((pid * pid) % _P * coef["b_a"] + pid * coef["b_c"] + coef["b_b"]) % _P
+    return (select(*columns)
+            .where(pairs.c.study_id == bindparam("b_study"),
+                   pairs.c.n_active < pairs.c.raters_needed, pairs.c.image_id.not_in(_SEEN))
+            .order_by(pairs.c.n_active, rank)
+            .limit(1))
+
+
+def tie_coefficients(rng: np.random.Generator) -> dict[str, int]:
+    """The hash coefficients of one pick (see ``_pick``)."""
+    a, b, c = (int(v) for v in rng.integers(0, 2**30, size=3))
+    return {"b_a": a + 1, "b_b": b, "b_c": c}
+
+
 _TRIALS_SO_FAR = (select(func.count(Trial.id), func.max(case((Trial.status == "open", Trial.id))))
                   .where(Trial.rater_id == bindparam("b_rater")))
 
 
-def _pick_pair(session: Session, study: Study, rater: Rater, rng: np.random.Generator
-               ) -> int | None:
-    """A pair with the fewest active slots among those with one left and a photo the rater
-    has not seen (ties at random); its id, or None."""
-    ties = session.scalars(_TIES, {"b_study": study.id, "b_rater": rater.id}).all()
-    return ties[int(rng.integers(len(ties)))] if ties else None
-
-
 _PAIR_FIELDS = (Pair.id, Pair.image_id, Pair.method_id, Pair.source_method, Pair.served,
                 Pair.stage)
-_PAIR = select(*_PAIR_FIELDS).where(Pair.id == bindparam("b_pair"))
-_CLAIM = (update(Pair).where(Pair.id == bindparam("b_pair"), Pair.n_active < Pair.raters_needed)
-          .values(n_active=Pair.n_active + 1).returning(*_PAIR_FIELDS))
+_PICK = _pick(Pair.__table__, *_PAIR_FIELDS)
+_PICKED = Pair.__table__.alias("pick")
+# Pick and claim in one statement: the conditional increment takes a slot only if the pair
+# still has one when its row lock is granted.
+_TAKE = (update(Pair)
+         .where(Pair.id == _pick(_PICKED, _PICKED.c.id).scalar_subquery(),
+                Pair.n_active < Pair.raters_needed)
+         .values(n_active=Pair.n_active + 1).returning(*_PAIR_FIELDS))
 _METHOD_AND_GT = (select(Method.name, Image.gt_served).select_from(Pair)
                   .join(Method, Method.id == Pair.method_id).join(Image, Image.id == Pair.image_id)
                   .where(Pair.id == bindparam("b_pair")))
@@ -242,18 +270,18 @@ _INSERT_TRIAL = insert(Trial).returning(Trial.id)
 
 def _take_pair(session: Session, study: Study, rater: Rater, rng: np.random.Generator):
     """Pick a pair and claim one of its slots (a flagged rater's trial takes none); the
-    pair's ``_PAIR_FIELDS``, or None when none is left. A pair whose last slot another rater
-    took between the pick and the claim is picked again."""
+    pair's ``_PAIR_FIELDS``, or None when none is left. When another rater took the picked
+    pair's last slot at the same moment, the pick is made again."""
+    conn = session.connection()
     for _ in range(100):
-        pair_id = _pick_pair(session, study, rater, rng)
-        if pair_id is None:
-            return None
-        conn = session.connection()
-        if rater.flagged:
-            return conn.execute(_PAIR, {"b_pair": pair_id}).one()
-        claimed = conn.execute(_CLAIM, {"b_pair": pair_id}).first()
-        if claimed is not None:
-            return claimed
+        params = {"b_study": study.id, "b_rater": rater.id, **tie_coefficients(rng)}
+        if not rater.flagged:
+            taken = conn.execute(_TAKE, params).first()
+            if taken is not None:
+                return taken
+        picked = conn.execute(_PICK, params).first()
+        if picked is None or rater.flagged:
+            return picked
     raise RuntimeError("no slot could be claimed in 100 attempts")  # a 500 the page retries
 
 
