@@ -161,3 +161,40 @@ def test_a_second_tab_cannot_show_the_open_trial_again(tmp_path, runs):
     tab2 = app.test_client()  # the same browser: its cookies
     tab2._cookies = tab1._cookies
     assert tab2.get(nxt["images"][0]).status_code == 410
+
+
+def _database_urls() -> list:
+    pg = os.environ.get("VTT_TEST_POSTGRES_URL")
+    return [None, pg or pytest.param("postgres", marks=pytest.mark.skip(
+        reason="set VTT_TEST_POSTGRES_URL to run against PostgreSQL"))]
+
+
+@pytest.mark.parametrize("database_url", _database_urls())
+def test_a_changed_served_copy_is_refused_and_not_counted_as_delivered(
+        tmp_path: Path, runs: Path, database_url):
+    """A served copy that changed after create-study gets a 409 naming what to do, and the
+    delivery is given back: once the file is right again, the image is sent (PostgreSQL
+    claims in autocommit mode, SQLite in the request's transaction)."""
+    if database_url:
+        from vtt_app.db import make_engine
+        from vtt_app.models import Base
+
+        engine = make_engine(database_url)
+        Base.metadata.drop_all(engine)
+        engine.dispose()
+    app = make_app(tmp_path / "inst", database_url=database_url)
+    add_study(app, runs, ["cic", "lrac"], images=8, practice=1, attention_images=2,
+              attention_rate=0.2, trials_per_rater=5, raters_per_pair=2)
+    client = rater_client(app, "s1", "b1")
+    trial = post_json(client, "/api/s/s1/next").get_json()
+    with app.app_context():
+        path = Path(get_session().get(Trial, trial["trial_id"]).served_1)
+    good = path.read_bytes()
+    path.write_bytes(good + b"\0")
+    bad = client.get(trial["images"][0])
+    assert bad.status_code == 409 and "changed after create-study" in bad.get_json()["error"]
+    assert "recreate the study" in bad.get_json()["error"]
+    path.write_bytes(good)
+    again = client.get(trial["images"][0])
+    assert again.status_code == 200 and again.data == good
+    assert client.get(trial["images"][0]).status_code == 410

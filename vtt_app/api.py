@@ -23,7 +23,7 @@ from .assignment import (
     next_trial,
     session_length,
 )
-from .db import get_session
+from .db import get_engine, get_session
 from .models import Rater, Study, Trial
 from .models import Response as Answer
 from .rater import current_rater, get_study
@@ -76,7 +76,8 @@ def next_(study_name: str):
 _LOCKED_RATER = (select(Study, Rater).join(Rater, Rater.study_id == Study.id)
                  .where(Study.name == bindparam("b_name"), Rater.token == bindparam("b_token"))
                  .with_for_update(of=Rater).execution_options(populate_existing=True))
-_TRIAL_AND_RATER = (select(Trial, Rater).join(Rater, Rater.id == Trial.rater_id)
+_TRIAL_AND_RATER = (select(Trial, Rater, Study).join(Rater, Rater.id == Trial.rater_id)
+                    .join(Study, Study.id == Rater.study_id)
                     .where(Trial.id == bindparam("b_trial"))
                     .execution_options(populate_existing=True))
 _SESSION_RATERS = select(Rater.id).where(Rater.token.in_(bindparam("b_tokens", expanding=True)))
@@ -88,6 +89,8 @@ _DELIVER = {slot: update(Trial).where(Trial.id == bindparam("b_trial"), Trial.st
             .values({shown: True}).returning(served)
             for slot, shown, served in ((1, Trial.shown_1, Trial.served_1),
                                         (2, Trial.shown_2, Trial.served_2))}
+_UNDELIVER = {slot: update(Trial).where(Trial.id == bindparam("b_trial")).values({shown: False})
+              for slot, shown in ((1, Trial.shown_1), (2, Trial.shown_2))}
 
 
 def _tokens() -> list[str]:
@@ -110,20 +113,22 @@ def _locked_rater(study_name: str) -> tuple[Study, Rater]:
     return row[0], row[1]
 
 
-def _own_trial(trial_id: int) -> tuple[Trial, Rater]:
-    """The trial, if it belongs to a rater of this browser session (else 404), and its rater.
+def _own_trial(trial_id: int) -> tuple[Trial, Rater, Study]:
+    """The trial, if it belongs to a rater of this browser session (else 404), its rater and
+    study.
 
-    One query: the trial joined with its rater, whose token must be one this session holds.
+    One query: the trial joined with its rater (whose token must be one this session holds)
+    and the study.
     """
     db = get_session()
     row = db.execute(_TRIAL_AND_RATER, {"b_trial": trial_id}).first()
     if row is None:
         abort(404, description=f"no trial {trial_id}")
-    trial, rater = row
+    trial, rater, study = row
     tokens = _tokens()
     if not any(hmac.compare_digest(t, rater.token) for t in tokens):
         abort(404, description=f"no trial {trial_id} for this rater")
-    return trial, rater
+    return trial, rater, study
 
 
 @bp.post(f"/trials/<int(max={MAX_ID}):trial_id>/answer")
@@ -135,7 +140,7 @@ def answer(trial_id: int):
     """
     db = get_session()
     db.execute(_LOCK_RATERS, {"b_tokens": _tokens()})
-    trial, rater = _own_trial(trial_id)  # read after the lock: as it is now
+    trial, rater, study = _own_trial(trial_id)  # read after the lock: as it is now
     if trial.status == "answered":  # a repeat, or a concurrent duplicate got here first
         resp = db.scalar(select(Answer).where(Answer.trial_id == trial.id))
         return jsonify(answer_json(trial, resp, repeated=True))
@@ -143,7 +148,6 @@ def answer(trial_id: int):
         ans = parse_answer(_json_body())
     except BadRequest as err:
         abort(400, description=str(err))
-    study = db.get(Study, rater.study_id)
     if trial.status == "open" and expire_if_stale(db, study, trial):
         db.commit()
     if trial.status != "open":
@@ -166,26 +170,57 @@ def image(trial_id: int, slot: int):
     """
     if slot not in (1, 2):
         abort(404, description="slot must be 1 or 2")
-    db = get_session()
-    path = db.connection().scalar(_DELIVER[slot], {"b_trial": trial_id, "b_tokens": _tokens()})
-    if path is None:
-        db.rollback()
-        _no_image(trial_id, slot)
+    params = {"b_trial": trial_id, "b_tokens": _tokens()}
     try:
-        data = media.read_served(path)
+        data = _deliver(slot, params)
     except media.MediaError as err:
-        db.rollback()  # not delivered
         abort(409, description=f"{err}: recreate the study")
-    db.commit()
+    if data is None:
+        _no_image(trial_id, slot)
     resp = Response(data, mimetype="image/png")
     resp.headers["Cache-Control"] = "no-store, private"
     return resp
 
 
+def _deliver(slot: int, params: dict) -> bytes | None:
+    """Claim the delivery of ``slot`` and read its served copy; None if it cannot be claimed.
+
+    On PostgreSQL the claim is one statement in autocommit mode (no BEGIN/COMMIT round
+    trips); elsewhere it is the request's transaction. A missing or changed copy gives the
+    claim back, so it consumes no delivery.
+
+    Raises:
+        media.MediaError: the served copy is missing or changed.
+    """
+    engine = get_engine()
+    if engine.dialect.name != "postgresql":  # SQLite: one write transaction (BEGIN IMMEDIATE)
+        db = get_session()
+        path = db.connection().scalar(_DELIVER[slot], params)
+        if path is None:
+            db.rollback()
+            return None
+        try:
+            data = media.read_served(path)
+        except media.MediaError:
+            db.rollback()
+            raise
+        db.commit()
+        return data
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        path = conn.scalar(_DELIVER[slot], params)
+        if path is None:
+            return None
+        try:
+            return media.read_served(path)
+        except media.MediaError:
+            conn.execute(_UNDELIVER[slot], params)
+            raise
+
+
 def _no_image(trial_id: int, slot: int) -> NoReturn:
     """Abort with why the slot cannot be delivered: 404 (not this rater's trial, or no image
     in this slot) or 410 (the trial is over, or the image was delivered already)."""
-    trial, _rater = _own_trial(trial_id)
+    trial, _rater, _study = _own_trial(trial_id)
     if trial.status != "open":
         abort(410, description=f"trial {trial_id} is {trial.status}")
     if not (trial.served_1 if slot == 1 else trial.served_2):

@@ -264,6 +264,21 @@ _TAKE = (update(Pair)
 _METHOD_AND_GT = (select(Method.name, Image.gt_served).select_from(Pair)
                   .join(Method, Method.id == Pair.method_id).join(Image, Image.id == Pair.image_id)
                   .where(Pair.id == bindparam("b_pair")))
+# (method name, ground truth's served copy) of a pair: fixed when the study is created, so
+# kept per process, keyed by the database, the study and its creation time.
+_PAIR_NAMES: dict[tuple, tuple[str, str]] = {}
+
+
+def _method_and_gt(session: Session, study: Study, pair_id: int) -> tuple[str, str]:
+    key = (str(session.get_bind().url), study.id, study.created_at, pair_id)
+    if key not in _PAIR_NAMES:
+        if len(_PAIR_NAMES) > 200_000:
+            _PAIR_NAMES.clear()
+        _PAIR_NAMES[key] = tuple(session.connection().execute(
+            _METHOD_AND_GT, {"b_pair": pair_id}).one())
+    return _PAIR_NAMES[key]
+
+
 _INSERT_ASSIGNMENT = insert(Assignment).returning(Assignment.id)
 _INSERT_TRIAL = insert(Trial).returning(Trial.id)
 
@@ -372,7 +387,7 @@ def next_trial(session: Session, study: Study, rater: Rater) -> Trial | None:
             finish(rater)
             return None
         conn = session.connection()
-        method_name, gt = conn.execute(_METHOD_AND_GT, {"b_pair": pair.id}).one()
+        method_name, gt = _method_and_gt(session, study, pair.id)
         now = utcnow()
         assignment_id = conn.execute(_INSERT_ASSIGNMENT, dict(
             pair_id=pair.id,
