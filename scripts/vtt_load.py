@@ -1,8 +1,9 @@
 """Load test of the VTT app: N simulated raters through the same HTTP calls as the page.
 
-Each rater opens the consent link (with its own platform id), consents, then loops: ``POST
-/api/s/<study>/next``, fetches both images, waits (``--pace`` seconds per trial, about 3.5
-for a human: two 1-s exposures and a decision; 0 = full speed) and posts a well-formed
+Each rater opens the consent link (with its own platform id), consents, then loops as the
+page does: takes its trial (``POST /api/s/<study>/next`` for the first; later the one the
+previous answer brought), fetches both images, waits (``--pace`` seconds per trial, about
+3.5 for a human: two 1-s exposures and a decision; 0 = full speed) and posts a well-formed
 answer, over one keep-alive connection as a browser does. Raters start spread over
 ``--ramp`` seconds; the test stops after ``--duration`` seconds (or when every session is
 over). All traffic is on 127.0.0.1.
@@ -127,13 +128,16 @@ class Rater:
         if self.call("POST consent", f"/s/{self.study}/consent", body, json_body=False,
                      ok=(302,))[0] != 302:
             return
+        following = None
         while time.time() < deadline:
             t_trial = time.time()
-            status, data = self.call("POST next", f"/api/s/{self.study}/next", b"{}")
-            if status != 200:
-                time.sleep(1.0)  # what the page does: the rater reloads after a moment
-                continue
-            trial = json.loads(data)
+            if following is None:  # as the page: /next only when the answer brought none
+                status, data = self.call("POST next", f"/api/s/{self.study}/next", b"{}")
+                if status != 200:
+                    time.sleep(1.0)  # what the page does: the rater reloads after a moment
+                    continue
+                following = json.loads(data)
+            trial, following = following, None
             if trial.get("done"):
                 return
             for u in trial["images"]:
@@ -141,9 +145,12 @@ class Rater:
             time.sleep(max(0.0, self.pace - (time.time() - t_trial)))
             status, data = self.call("POST answer", trial["answer_url"],
                                      json.dumps(good_answer(1)).encode())
-            if status == 200 and not json.loads(data).get("repeated"):
-                with self.stats.lock:
-                    self.stats.acked.add(int(trial["trial_id"]))
+            if status == 200:
+                out = json.loads(data)
+                following = out.get("next")
+                if not out.get("repeated"):
+                    with self.stats.lock:
+                        self.stats.acked.add(int(trial["trial_id"]))
 
 
 def good_answer(choice: int) -> dict:

@@ -198,3 +198,21 @@ def test_a_changed_served_copy_is_refused_and_not_counted_as_delivered(
     again = client.get(trial["images"][0])
     assert again.status_code == 200 and again.data == good
     assert client.get(trial["images"][0]).status_code == 410
+
+
+def test_the_answer_brings_the_next_trial(app):
+    """An answer returns the rater's next trial (what the page shows next without asking
+    /next); /next returns that same trial while it is not shown, and ``done`` at the end."""
+    client = rater_client(app, "s1", "b1")
+    trial = post_json(client, "/api/s/s1/next").get_json()
+    n = 0
+    while True:
+        nxt = answer(client, trial, 1).get_json()["next"]
+        n += 1
+        if nxt["done"]:
+            assert post_json(client, "/api/s/s1/next").get_json() == nxt
+            break
+        assert post_json(client, "/api/s/s1/next").get_json() == nxt
+        assert nxt["trial_id"] != trial["trial_id"] and nxt["seq"] == trial["seq"] + 1
+        trial = nxt
+    assert n == trial["total"]

@@ -66,9 +66,14 @@ def next_(study_name: str):
     study, rater = _locked_rater(study_name)
     trial = next_trial(db, study, rater)
     db.commit()
+    return jsonify(_next_json(study, trial))
+
+
+def _next_json(study: Study, trial: Trial | None) -> dict:
+    """What the page gets for its next trial: the trial, or ``done`` with the code page."""
     if trial is None:
-        return jsonify(done=True, redirect=url_for("rater.done", study_name=study.name))
-    return jsonify(_trial_json(study, trial))
+        return {"done": True, "redirect": url_for("rater.done", study_name=study.name)}
+    return _trial_json(study, trial)
 
 
 # The statements of the hot path are built once, with bound parameters (building one costs
@@ -133,7 +138,8 @@ def _own_trial(trial_id: int) -> tuple[Trial, Rater, Study]:
 
 @bp.post(f"/trials/<int(max={MAX_ID}):trial_id>/answer")
 def answer(trial_id: int):
-    """Store the answer to the rater's own open trial (a repeat returns the stored result).
+    """Store the answer to the rater's own open trial (a repeat returns the stored result)
+    and assign the rater's next trial, returned under ``next`` as ``/next`` would.
 
     Locks only this browser's rater rows (not the study): answers of different raters run
     at once, and the same rater's ``/next`` waits (it would interrupt an open trial).
@@ -153,9 +159,16 @@ def answer(trial_id: int):
     if trial.status != "open":
         abort(409, description=f"trial {trial_id} is {trial.status}: ask for the next trial")
     resp = record_answer(db, study, trial, ans, rater)
+    # The rater's next trial comes with the answer (what /next would return now: one request
+    # and one transaction fewer per trial); the page asks /next only when this is missing.
+    following = next_trial(db, study, rater)
     db.commit()
     out = answer_json(trial, resp)
     out["n_attention"] = n_attention(study)
+    out["next"] = _next_json(study, following)
+    if expiry_due(db, study.name, current_app.config["EXPIRY_INTERVAL_S"]):
+        expire_stale(db, study)  # its own transaction, after the answer is stored
+        db.commit()
     return jsonify(out)
 
 

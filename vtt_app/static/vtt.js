@@ -21,6 +21,7 @@
   let recording = false;
   let state = "loading";
   let pending = null; // {onset, offset, frames, shownAt}
+  let following = null; // the next trial, as the last answer brought it
 
   function setState(s) { state = s; document.body.dataset.state = s; }
   function note(kind, slot) {
@@ -84,7 +85,10 @@
     setState("loading");
     question.hidden = true; go.hidden = true;
     status.textContent = "Loading…";
-    const r = await post(nextUrl);
+    // The answer brings the next trial; /next is asked only without one (first trial,
+    // a 409, a reload).
+    const r = following ? { ok: true, data: following } : await post(nextUrl);
+    following = null;
     if (!r.ok) { status.textContent = "Error: " + (r.data.error || r.status); setState("error"); return; }
     if (r.data.done) { setState("done"); window.location.assign(r.data.redirect); return; }
     trial = r.data;
@@ -150,6 +154,7 @@
       events: events.filter((e) => e.kind !== "onset" && e.kind !== "offset").slice(0, 150),
     };
     const r = await post(trial.answer_url, body);
+    following = (r.ok && r.data.next) || null;
     if (!r.ok && r.status !== 409) { status.textContent = "Error: " + (r.data.error || r.status); setState("error"); return; }
     if (r.ok && r.data.practice) {
       feedback.hidden = false;
