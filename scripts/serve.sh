@@ -21,5 +21,6 @@ fi
 export DATABASE_URL VTT_DB_POOL_SIZE=${VTT_DB_POOL_SIZE:-$THREADS}
 .venv/bin/flask --app vtt_app init-db >&2
 exec .venv/bin/gunicorn --workers "$WORKERS" --threads "$THREADS" --bind "$BIND" --keep-alive "$KEEP_ALIVE" \
+    --config scripts/gunicorn_conf.py \
     --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-127.0.0.1}" --access-logfile - \
     "vtt_app:create_app()"

@@ -59,10 +59,12 @@ class Stats:
         self.ms: dict[str, list[float]] = defaultdict(list)
         self.errors: dict[str, list[str]] = defaultdict(list)
         self.acked: set[int] = set()
+        self.when: list[tuple[float, float]] = []  # (time, ms) of every request
 
     def add(self, name: str, ms: float, error: str | None = None) -> None:
         with self.lock:
             self.ms[name].append(ms)
+            self.when.append((time.time(), ms))
             if error:
                 self.errors[name].append(error)
 
@@ -221,14 +223,19 @@ def integrity(database_url: str, acked: set[int], study_name: str) -> list[str]:
 
 
 def start_server(kind: str, instance: Path, database_url: str, port: int, workers: int,
-                 threads: int) -> subprocess.Popen:
+                 threads: int, sync_commit: bool = False) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": database_url, "VTT_INSTANCE_PATH": str(instance),
            "VTT_DB_POOL_SIZE": str(threads),
+           "VTT_DB_SYNCHRONOUS_COMMIT": "on" if sync_commit else "off",
            "VTT_SECRET_KEY": "load-test", "VTT_ADMIN_TOKEN": "x", "PYTHONPATH": str(ROOT)}
     if kind == "gunicorn":
         cmd = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads",
                str(threads), "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
-               "--keep-alive", "75", "vtt_app:create_app()"]
+               "--keep-alive", "75", "--config", str(ROOT / "scripts" / "gunicorn_conf.py"),
+               *(["--access-logfile", os.environ["VTT_LOAD_ACCESS_LOG"],
+                  "--access-logformat", "%(t)s %(D)s %(U)s"]
+                 if os.environ.get("VTT_LOAD_ACCESS_LOG") else []),
+               "vtt_app:create_app()"]
     else:
         cmd = [sys.executable, "-m", "flask", "--app", "vtt_app", "run", "--port", str(port),
                "--with-threads"]
@@ -236,21 +243,41 @@ def start_server(kind: str, instance: Path, database_url: str, port: int, worker
     for _ in range(100):
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc
+                break
         except OSError:
             time.sleep(0.1)
-    proc.kill()
-    raise SystemExit(f"the {kind} server did not start on port {port}")
+    else:
+        proc.kill()
+        raise SystemExit(f"the {kind} server did not start on port {port}")
+    # The port opens before the workers have imported the app: wait until they are idle
+    # (booting workers on a 2-core machine would otherwise be measured as slow requests).
+    mine = lambda pid, comm, pgid: pgid == proc.pid  # noqa: E731
+    last, quiet = process_cpu(mine), 0
+    for _ in range(120):
+        time.sleep(0.5)
+        now = process_cpu(mine)
+        quiet = quiet + 1 if now - last < 0.05 else 0
+        last = now
+        if quiet >= 2:
+            break
+    return proc
 
 
-def warm_up(base: str, study: str, n: int) -> None:
-    """Load the consent page ``n`` times (fresh connections: spread over the workers) so
-    that worker start-up and template compiling are not measured."""
-    for _ in range(n):
-        conn = http.client.HTTPConnection(*urllib.parse.urlsplit(base).netloc.split(":"))
-        conn.request("GET", f"/s/{study}/")
-        conn.getresponse().read()
-        conn.close()
+def warm_up(base: str, study: str, n: int, stats: Stats, seconds: float = 3.0) -> None:
+    """``n`` raters (each on its own connection, so spread over the workers) take trials at
+    full speed for ``seconds``: worker start-up and the first compiling of templates and
+    statements are not measured. Their answers join the integrity check."""
+    warm = Stats()
+    raters = [Rater(base, study, f"warm-{i}", warm, 0.0) for i in range(n)]
+    threads = [threading.Thread(target=r.run, args=(time.time() + seconds,), daemon=True)
+               for r in raters]
+    [t.start() for t in threads]
+    [t.join(timeout=seconds + 60) for t in threads]
+    stats.acked |= warm.acked
+    for v in warm.errors.values():
+        stats.errors["warm-up"].extend(v)  # fail the run too
+    n_err = len(stats.errors["warm-up"])
+    print(f"warm-up: {n} raters, {len(warm.acked)} answers, {n_err} errors (not in the table)")
 
 
 def process_cpu(match) -> float:
@@ -281,6 +308,13 @@ def report(stats: Stats, wall: float, cpu: float) -> int:
               f"{np.nanpercentile(v, 99):8.1f} {np.nanmax(v):8.1f} {len(errs):7d}")
         for e in sorted(set(errs))[:3]:
             print(f"    {e}")
+    if stats.when:  # where the slow requests fall in time
+        when = np.array(stats.when)
+        t0 = when[:, 0].min()
+        print("p99 ms of all requests per 10 s: " + " ".join(
+            f"{np.percentile(when[(when[:, 0] >= t0 + w) & (when[:, 0] < t0 + w + 10), 1], 99):.0f}"
+            for w in range(0, int(when[:, 0].max() - t0) + 1, 10)
+            if ((when[:, 0] >= t0 + w) & (when[:, 0] < t0 + w + 10)).any()))
     total = sum(len(v) for v in stats.ms.values())
     print(f"{total} requests in {wall:.1f} s: {total / wall:.1f} requests/s, "
           f"{len(stats.acked)} answers acknowledged; load generator CPU {cpu:.1f} s "
@@ -295,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=60, help="stop after this many seconds")
     ap.add_argument("--ramp", type=float, default=5, help="spread the raters' starts")
     ap.add_argument("--server", choices=["gunicorn", "flask"], default="gunicorn")
+    ap.add_argument("--sync-commit", action="store_true",
+                    help="PostgreSQL commits wait for the disk (VTT_DB_SYNCHRONOUS_COMMIT=on)")
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--database-url", default=None,
@@ -314,10 +350,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         study = make_study(instance, db_url, args.images, args.k, args.trials)
         port = free_port()
-        proc = start_server(args.server, instance, db_url, port, args.workers, args.threads)
+        proc = start_server(args.server, instance, db_url, port, args.workers, args.threads,
+                            args.sync_commit)
         base = f"http://127.0.0.1:{port}"
-        warm_up(base, study, 4 * args.workers)
     stats = Stats()
+    if proc is not None:
+        warm_up(base, study, 4 * args.workers, stats)
     app_pgid = proc.pid if proc is not None else None
     server = {"app": lambda pid, comm, pgid: pgid == app_pgid,
               "PostgreSQL": lambda pid, comm, pgid: comm.startswith("postgres")}
@@ -343,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         if proc is not None:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
-    n_err = report(stats, wall, cpu)
+    n_err = report(stats, wall, cpu) + len(stats.errors.get("warm-up", []))
     n_trials = max(1, len(stats.ms.get("POST answer", [])))
     for k, v in used.items():
         if k == "app" and app_pgid is None:

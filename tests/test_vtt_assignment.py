@@ -374,3 +374,18 @@ def test_ties_are_broken_uniformly_inside_sql(tmp_path: Path, database_url):
     expected = 3000 / len(pair_ids)
     chi2 = sum((n - expected) ** 2 / expected for n in counts.values())
     assert len(pair_ids) == 16 and chi2 < 37.7, (chi2, counts)  # df 15, p = 0.001
+
+
+def test_postgresql_commits_wait_for_the_disk_only_when_asked(tmp_path: Path):
+    """The app's PostgreSQL sessions run with synchronous_commit off unless
+    DB_SYNCHRONOUS_COMMIT (VTT_DB_SYNCHRONOUS_COMMIT=on) asks every commit to wait."""
+    url = os.environ.get("VTT_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("set VTT_TEST_POSTGRES_URL to run against PostgreSQL")
+    from sqlalchemy import text
+
+    for flag, expected in ((False, "off"), (True, "on")):
+        app = make_app(tmp_path / f"inst{flag}", database_url=url,
+                       DB_SYNCHRONOUS_COMMIT=flag)
+        with app.app_context():
+            assert get_session().scalar(text("SHOW synchronous_commit")) == expected

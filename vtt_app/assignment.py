@@ -257,8 +257,13 @@ _PICK = _pick(Pair.__table__, *_PAIR_FIELDS)
 _PICKED = Pair.__table__.alias("pick")
 # Pick and claim in one statement: the conditional increment takes a slot only if the pair
 # still has one when its row lock is granted.
+# On PostgreSQL the pick skips pairs whose row another rater's transaction has locked (it is
+# claiming that pair right now): no rater waits for another (without it, raters queued on
+# the last few pairs of a level, for up to ~0.7 s under 200 raters); it takes the next pair
+# in the order instead. SQLite has no row locks (one writer at a time) and ignores it.
 _TAKE = (update(Pair)
-         .where(Pair.id == _pick(_PICKED, _PICKED.c.id).scalar_subquery(),
+         .where(Pair.id == _pick(_PICKED, _PICKED.c.id)
+                .with_for_update(of=_PICKED, skip_locked=True).scalar_subquery(),
                 Pair.n_active < Pair.raters_needed)
          .values(n_active=Pair.n_active + 1).returning(*_PAIR_FIELDS))
 _METHOD_AND_GT = (select(Method.name, Image.gt_served).select_from(Pair)
