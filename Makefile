@@ -43,8 +43,9 @@ test-postgres: $(STAMP) browser ## the test suite with the VTT database tests al
 serve: $(STAMP) ## the VTT app in production: gunicorn + PostgreSQL (scripts/serve.sh)
 	bash scripts/serve.sh
 
-load-test: $(STAMP) ## 200 simulated raters at a human pace against gunicorn (scripts/vtt_load.py)
-	$(PY) scripts/vtt_load.py --raters 200 --pace 3.5 --duration 120 $(if $(DATABASE_URL),--database-url $(DATABASE_URL))
+load-test: $(STAMP) ## 200 simulated raters at a human pace against gunicorn + PostgreSQL (scripts/vtt_load.py)
+	$(PY) scripts/vtt_load.py --raters 200 --pace 3.5 --duration 120 --ramp 30 --images 600 \
+		--database-url "$${DATABASE_URL:-$$(bash scripts/start_postgres.sh vtt_load)}"
 
 speed: $(STAMP) ## naive vs cached sampling speed and end-to-end seconds (bench/sampling_speed.py)
 	$(PY) -m bench.sampling_speed --device $(DEVICE)
