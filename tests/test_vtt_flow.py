@@ -184,3 +184,20 @@ def test_admin_progress_and_export_download(app):
 def test_admin_closed_without_token(tmp_path: Path):
     app = make_app(tmp_path / "inst3", ADMIN_TOKEN="")
     assert app.test_client().get("/admin/").status_code == 403
+
+
+def test_plain_flask_from_the_project_root_finds_the_vtt_app(tmp_path):
+    """`flask run` with no --app, from the project root, reads .flaskenv (FLASK_APP=vtt_app)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("FLASK_APP", "FLASK_DEBUG")}
+    env["VTT_INSTANCE_PATH"] = str(tmp_path / "instance")
+    flask = Path(sys.executable).with_name("flask")
+    res = subprocess.run([str(flask), "routes"], cwd=root, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "rater.consent" in res.stdout and "api.answer" in res.stdout
