@@ -4,6 +4,8 @@ Usage (from the project root)::
 
     python analysis/report.py --runs runs/<split> [--responses responses.csv] --out DIR
     python -m analysis.report ...   # the same
+    pixcolor-report ...             # the same (console script; also pixcolor-bench,
+                                    # pixcolor-baselines and pixcolor)
 
 Without ratings: automatic metrics, Lab a/b histograms and intersections (Fig. 7) and
 sample diversity (Fig. 8). With ratings: also the VTT table (Fig. 6), the oracle score, the

@@ -40,3 +40,17 @@ def test_colorize_missing_checkpoint_is_a_clear_error(tmp_path):
         [sys.executable, "-m", "pixcolor", "colorize", str(tmp_path), "--out", str(tmp_path / "o"),
          "--checkpoint", str(tmp_path / "nope.pt")], capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "nope.pt" in res.stderr
+
+
+def test_every_cli_has_a_console_script():
+    """pyproject's console scripts: pixcolor, pixcolor-baselines, pixcolor-bench and
+    pixcolor-report each answer --help (installed by make venv)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bindir = Path(sys.executable).parent
+    for name in ("pixcolor", "pixcolor-baselines", "pixcolor-bench", "pixcolor-report"):
+        res = subprocess.run([str(bindir / name), "--help"], capture_output=True, text=True,
+                             timeout=120)
+        assert res.returncode == 0 and "usage" in res.stdout.lower(), (name, res.stderr)
