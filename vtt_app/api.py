@@ -161,7 +161,7 @@ def answer(trial_id: int):
     resp = record_answer(db, study, trial, ans, rater)
     # The rater's next trial comes with the answer (what /next would return now: one request
     # and one transaction fewer per trial); the page asks /next only when this is missing.
-    following = next_trial(db, study, rater)
+    following = next_trial(db, study, rater, after=trial)
     db.commit()
     out = answer_json(trial, resp)
     out["n_attention"] = n_attention(study)

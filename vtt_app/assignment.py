@@ -342,7 +342,8 @@ def finish(rater: Rater) -> None:
         rater.completion_code = secrets.token_hex(5).upper()
 
 
-def next_trial(session: Session, study: Study, rater: Rater) -> Trial | None:
+def next_trial(session: Session, study: Study, rater: Rater,
+               after: Trial | None = None) -> Trial | None:
     """Return the rater's open trial or assign the next one; ``None`` when the session is over.
 
     The caller has locked the rater's row (``SELECT ... FOR UPDATE``) and commits.
@@ -351,13 +352,19 @@ def next_trial(session: Session, study: Study, rater: Rater) -> Trial | None:
         session: database session.
         study: the study.
         rater: the rater, locked.
+        after: the rater's open trial that the caller has just ended (answered), in the
+            same transaction: then no trial is open and ``after.seq + 1`` trials exist,
+            which spares the query for them.
 
     Returns:
         The trial to show, or ``None`` (the rater is then finished).
     """
     if rater.finished_at is not None:
         return None
-    seq, open_id = session.execute(_TRIALS_SO_FAR, {"b_rater": rater.id}).one()
+    if after is not None:
+        seq, open_id = after.seq + 1, None  # the open trial is always the rater's newest
+    else:
+        seq, open_id = session.execute(_TRIALS_SO_FAR, {"b_rater": rater.id}).one()
     trial = session.get(Trial, open_id, populate_existing=True) if open_id else None
     if trial is not None and not (trial.shown_1 or trial.shown_2):
         return trial  # not shown yet (e.g. the page asked twice): the same trial
