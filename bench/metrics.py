@@ -3,24 +3,18 @@
 The paper judges colorizations by the Visual Turing Test, not by per-pixel metrics; these
 numbers are for runs without ratings and for comparison with other papers. The metrics
 themselves live in :mod:`analysis.metrics` (PSNR, SSIM, colourfulness, AuC, global ab
-error); when that library is not importable, only PSNR against ``gt`` is computed here.
+error).
 """
 
 from __future__ import annotations
 
-import logging
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from PIL import Image
 
-from bench.splits import read_manifest
-
-log = logging.getLogger(__name__)
+from analysis.metrics import compute_metrics
 
 DEFAULT_METRICS = ("psnr", "ssim", "colorfulness", "auc", "global_ab")
 # Display order: paper Fig. 6, then the ablations (Fig. 5), then the references.
@@ -33,31 +27,6 @@ def method_folders(runs_dir: Path) -> list[str]:
     names = [p.name for p in runs_dir.iterdir() if p.is_dir() and any(p.glob("*.png"))]
     rank = {m: i for i, m in enumerate(ORDER)}
     return sorted(names, key=lambda m: (rank.get(m, len(rank)), m))
-
-
-def _psnr_only(runs_dir: Path, methods: Sequence[str]) -> pd.DataFrame:
-    """Fallback: mean PSNR (RGB, data range 255) against ``gt`` per method."""
-    ids = [r["image_id"] for r in read_manifest(runs_dir / "manifest.csv")]
-    ids = ids or sorted(p.stem for p in (runs_dir / "gt").glob("*.png"))
-    rows = []
-    for m in methods:
-        vals, skipped = [], 0
-        for i in ids:
-            try:
-                with Image.open(runs_dir / "gt" / f"{i}.png") as g, \
-                        Image.open(runs_dir / m / f"{i}.png") as p:
-                    a = np.asarray(p.convert("RGB"), np.float64)
-                    b = np.asarray(g.convert("RGB"), np.float64)
-            except OSError:
-                skipped += 1
-                continue
-            mse = float(np.mean((a - b) ** 2)) if a.shape == b.shape else math.nan
-            vals.append(math.inf if mse == 0 else 10 * math.log10(255**2 / mse))
-        finite = [v for v in vals if math.isfinite(v)]
-        rows.append({"method": m, "n": len(vals), "n_skipped": skipped,
-                     "psnr": float(np.mean(finite)) if finite else
-                     (math.inf if vals else math.nan)})
-    return pd.DataFrame(rows, columns=["method", "n", "n_skipped", "psnr"])
 
 
 def compute(runs_dir: str | os.PathLike, methods: Sequence[str] | None = None,
@@ -75,13 +44,7 @@ def compute(runs_dir: str | os.PathLike, methods: Sequence[str] | None = None,
     """
     runs_dir = Path(runs_dir)
     methods = list(methods) if methods else method_folders(runs_dir)
-    try:
-        from analysis.metrics import compute_metrics
-    except ImportError as exc:
-        log.warning("analysis.metrics is not importable (%s); computing PSNR only", exc)
-        df = _psnr_only(runs_dir, methods)
-    else:
-        df = compute_metrics(runs_dir, methods=methods, metrics=list(metrics), workers=workers)
+    df = compute_metrics(runs_dir, methods=methods, metrics=list(metrics), workers=workers)
     rank = {m: i for i, m in enumerate(methods)}
     df = df.sort_values("method", key=lambda s: s.map(rank)).reset_index(drop=True)
     tmp = runs_dir / f".metrics.csv.{os.getpid()}.tmp"
