@@ -15,18 +15,14 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.metrics import compute_metrics
+from analysis.runs import order_methods
 
 DEFAULT_METRICS = ("psnr", "ssim", "colorfulness", "auc", "global_ab")
-# Display order: paper Fig. 6, then the ablations (Fig. 5), then the references.
-ORDER = ("ltbc", "cic", "lrac", "pixcolor_s1", "pixcolor_s2", "pixcolor_s3",
-         "pixcolor_unrefined", "gt28_unrefined", "gt28_refined", "grayscale", "gt")
-
-
 def method_folders(runs_dir: Path) -> list[str]:
-    """Method folders (with at least one PNG) in display order."""
-    names = [p.name for p in runs_dir.iterdir() if p.is_dir() and any(p.glob("*.png"))]
-    rank = {m: i for i, m in enumerate(ORDER)}
-    return sorted(names, key=lambda m: (rank.get(m, len(rank)), m))
+    """Method folders (with at least one PNG) in display order
+    (:data:`analysis.runs.METHOD_ORDER`, the project's one method order)."""
+    return order_methods([p.name for p in runs_dir.iterdir()
+                          if p.is_dir() and any(p.glob("*.png"))])
 
 
 def compute(runs_dir: str | os.PathLike, methods: Sequence[str] | None = None,
