@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.methods import Item, Method, create_method
-from bench.provenance import atomic_write_text, now_utc, software_versions
 from bench.splits import load_split_image, read_manifest
-from pixcolor.io import save_png
+from pixcolor.io import atomic_write_text, save_png
+from pixcolor.provenance import now_utc, software_versions
 
 log = logging.getLogger(__name__)
 

@@ -34,9 +34,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.provenance import atomic_write_text, file_sha256, now_utc, software_versions
 from pixcolor import color
-from pixcolor.io import ImageLoadError, iter_images, load_rgb, save_png
+from pixcolor.io import (
+    ImageLoadError,
+    atomic_write_text,
+    file_sha256,
+    iter_images,
+    load_rgb,
+    save_png,
+)
+from pixcolor.provenance import now_utc, software_versions
 
 log = logging.getLogger(__name__)
 

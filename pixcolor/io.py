@@ -256,6 +256,12 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", **kw) -> Iterator[IO]
         raise
 
 
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write text atomically (see :func:`atomic_open`)."""
+    with atomic_open(path, "w") as f:
+        f.write(text)
+
+
 def save_png(path: str | os.PathLike, rgb: np.ndarray) -> Path:
     """Write an image as PNG atomically (see :func:`atomic_open`).
 

@@ -21,7 +21,6 @@ import csv
 import dataclasses
 import logging
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from pixcolor.config import ModelConfig, TrainConfig, config_from_dict
 from pixcolor.io import file_sha256
 from pixcolor.model import PixColor
+from pixcolor.provenance import git_revision
 from pixcolor.tasks import PixelCNNStage, Task, get_task
 
 log = logging.getLogger(__name__)
@@ -40,24 +40,6 @@ log = logging.getLogger(__name__)
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-def git_revision() -> str:
-    """HEAD of the project's checkout, with ``-dirty`` when tracked files differ from it.
-
-    Called once when a run starts: the code a process runs is the code it imported, even
-    if the checkout moves on while it trains.
-    """
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, timeout=5).stdout.strip()
-    try:
-        rev = git("rev-parse", "HEAD")
-        if rev and git("status", "--porcelain", "--untracked-files=no"):
-            rev += "-dirty"
-        return rev or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 class StepIndexer:

@@ -11,7 +11,6 @@ import pytest
 from PIL import Image
 
 from bench.__main__ import main
-from bench.provenance import file_sha256
 from bench.splits import (
     MANIFEST_COLUMNS,
     load_list,
@@ -20,6 +19,7 @@ from bench.splits import (
 )
 from bench.testing import fake_photo as _photo
 from bench.testing import make_fake_val
+from pixcolor.io import file_sha256
 
 SIZE = 32
 
