@@ -1,6 +1,6 @@
 """Sample sheet for a model card: grayscale input, S samples, ground truth, one row per image.
 
-``python -m pixcolor.card --checkpoint PATH --images a.jpg b.png ... --out samples.png``
+``python -m pixcolor.sample_sheet --checkpoint PATH --images a.jpg b.png ... --out samples.png``
 """
 
 from __future__ import annotations
