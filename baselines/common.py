@@ -3,7 +3,7 @@ point, presets and checkpoint loading.
 
 CIC (Zhang et al. 2016), LRAC (Larsson et al. 2016) and LTBC (Iizuka et al. 2016) all
 predict the chrominance of CIE Lab from its lightness L. PixColor's conventions
-(:meth:`pixcolor.model.PixColor.colorize`) hold for every baseline:
+(:meth:`pixcolor.colorizer.PixColor.colorize`) hold for every baseline:
 
 * input: (H, W) or (H, W, 3) uint8 images of any size (the chroma of a colour input is
   discarded);
@@ -29,8 +29,8 @@ import torch
 from torch import nn
 
 from pixcolor import color
+from pixcolor.colorizer import file_sha256
 from pixcolor.config import TrainConfig, config_from_dict
-from pixcolor.model import file_sha256
 
 L_CENT, L_NORM, AB_NORM = 50.0, 100.0, 110.0  # richzhang/colorization's Lab normalisation
 

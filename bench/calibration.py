@@ -41,8 +41,8 @@ import torch.nn.functional as F
 
 from analysis.metrics import grey_ratio, worse_than_grey
 from pixcolor import color
+from pixcolor.colorizer import PixColor
 from pixcolor.io import ImageLoadError, expand_inputs, load_rgb
-from pixcolor.model import PixColor
 
 CHANNELS = ("Cb", "Cr")
 CAST = 0.05  # a sample's mean chroma this far from the photo's is a visible global cast

@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str):
     if name == "PixColor":
-        from pixcolor.model import PixColor
+        from pixcolor.colorizer import PixColor
 
         return PixColor
     raise AttributeError(f"module 'pixcolor' has no attribute {name!r}")

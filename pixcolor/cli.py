@@ -128,8 +128,8 @@ def _colorize(args) -> int:
     import torch
     from tqdm import tqdm
 
+    from pixcolor.colorizer import CheckpointError, PixColor
     from pixcolor.io import ImageLoadError, expand_inputs, load_rgb, save_png
-    from pixcolor.model import CheckpointError, PixColor
 
     try:
         model = PixColor.load(args.checkpoint).to(args.device)

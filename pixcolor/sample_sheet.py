@@ -12,8 +12,8 @@ import numpy as np
 from PIL import Image
 
 from pixcolor import color
+from pixcolor.colorizer import PixColor
 from pixcolor.io import load_rgb, save_png
-from pixcolor.model import PixColor
 
 
 def _square(rgb: np.ndarray, side: int) -> np.ndarray:

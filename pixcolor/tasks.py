@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from pixcolor import color
+from pixcolor.colorizer import PixColor
 from pixcolor.config import ModelConfig, TrainConfig
-from pixcolor.model import PixColor
 
 TASKS: dict[str, type[Task]] = {}
 

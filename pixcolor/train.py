@@ -29,9 +29,9 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from pixcolor.colorizer import PixColor
 from pixcolor.config import ModelConfig, TrainConfig, config_from_dict
 from pixcolor.io import file_sha256
-from pixcolor.model import PixColor
 from pixcolor.provenance import git_revision
 from pixcolor.tasks import PixelCNNStage, Task, get_task
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-import pixcolor.model
+import pixcolor.colorizer
 from pixcolor import PixColor, color
+from pixcolor.colorizer import CheckpointError
 from pixcolor.config import get_preset
-from pixcolor.model import CheckpointError
 from pixcolor.models.conditioning import (
     ConditioningNetwork,
     WeightLoadError,
@@ -63,7 +63,7 @@ def test_colorize_merges_in_pieces_without_changing_outputs(tiny, photo, monkeyp
     grays = [(color.luminance(photo[i:i + 40, :50]) * 255).round().astype(np.uint8)
              for i in (0, 60, 120)]
     whole = tiny.colorize(grays, num_samples=2, seed=4)  # one merge of 6 outputs
-    monkeypatch.setattr(pixcolor.model, "MERGE_PIXELS", 2 * 40 * 50 + 1)  # pieces of 2
+    monkeypatch.setattr(pixcolor.colorizer, "MERGE_PIXELS", 2 * 40 * 50 + 1)  # pieces of 2
     pieces = tiny.colorize(grays, num_samples=2, seed=4)
     for a, b in zip(whole, pieces, strict=True):
         np.testing.assert_array_equal(a, b)
