@@ -214,10 +214,6 @@ def current_stage(session: Session, study: Study) -> str:
     return "oracle" if has_oracle else "main"
 
 
-def _seen_images(rater: Rater) -> Select:
-    return select(Trial.image_id).where(Trial.rater_id == rater.id)
-
-
 # The statements of the hot path are built once, with bound parameters: building a statement
 # costs about as much CPU as running it.
 _SEEN = select(Trial.image_id).where(Trial.rater_id == bindparam("b_rater"))
@@ -313,11 +309,9 @@ def _pick_image(
     rng: np.random.Generator,
     attention: bool = False,
 ) -> Image | None:
-    q = select(Image).where(
-        Image.study_id == study.id, Image.id.not_in(_seen_images(rater))
-    )
+    q = select(Image).where(Image.study_id == study.id, Image.id.not_in(_SEEN))
     q = q.where(Image.attention_file.is_not(None)) if attention else q.where(Image.role == role)
-    images = list(session.scalars(q.order_by(Image.id)))
+    images = list(session.scalars(q.order_by(Image.id), {"b_rater": rater.id}))
     return images[int(rng.integers(len(images)))] if images else None
 
 
