@@ -297,6 +297,31 @@ def process_cpu(match) -> float:
     return total
 
 
+def pg_maintenance(database_url: str) -> dict[str, int] | None:
+    """PostgreSQL's counts of checkpoints and of autovacuum and autoanalyze runs on the app's
+    tables so far (None for another database): the latency tail follows them, so the report
+    says how many fell inside the run."""
+    if not database_url.startswith("postgresql"):
+        return None
+    from sqlalchemy import text
+
+    from vtt_app.db import make_engine
+
+    engine = make_engine(database_url, pool_size=1)
+    with engine.connect() as conn:
+        has_checkpointer = conn.scalar(text(  # PostgreSQL >= 17 moved the counts there
+            "SELECT count(*) FROM pg_catalog.pg_views WHERE viewname = 'pg_stat_checkpointer'"))
+        checkpoints = conn.scalar(text(
+            "SELECT num_timed + num_requested FROM pg_stat_checkpointer" if has_checkpointer
+            else "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"))
+        vacuums, analyses = conn.execute(text(
+            "SELECT coalesce(sum(autovacuum_count), 0), coalesce(sum(autoanalyze_count), 0) "
+            "FROM pg_stat_user_tables")).one()
+    engine.dispose()
+    return {"checkpoints": int(checkpoints), "autovacuum": int(vacuums),
+            "autoanalyze": int(analyses)}
+
+
 def report(stats: Stats, wall: float, cpu: float) -> int:
     n_err = 0
     print(f"{'endpoint':14s} {'n':>6s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} {'errors':>7s}")
@@ -331,8 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--server", choices=["gunicorn", "flask"], default="gunicorn")
     ap.add_argument("--sync-commit", action="store_true",
                     help="PostgreSQL commits wait for the disk (VTT_DB_SYNCHRONOUS_COMMIT=on)")
-    ap.add_argument("--workers", type=int, default=4)
-    ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=6, help="as scripts/serve.sh")
+    ap.add_argument("--threads", type=int, default=6)
     ap.add_argument("--database-url", default=None,
                     help="default: a SQLite file in a temporary instance folder")
     ap.add_argument("--url", default=None, help="a running app (then --database-url too)")
@@ -361,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
               "PostgreSQL": lambda pid, comm, pgid: comm.startswith("postgres")}
     try:
         s0 = {k: process_cpu(m) for k, m in server.items()}
+        m0 = pg_maintenance(db_url)
         c0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.time()
         deadline = t0 + args.duration
@@ -377,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         c1 = resource.getrusage(resource.RUSAGE_SELF)
         cpu = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
         used = {k: process_cpu(m) - s0[k] for k, m in server.items()}
+        m1 = pg_maintenance(db_url)
     finally:
         if proc is not None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -388,6 +415,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"{k} server CPU {v:.1f} s ({v / wall:.2f} cores, {v / n_trials * 1e3:.1f} ms "
               f"per answered trial)")
+    if m0 is not None and m1 is not None:  # the statistics arrive with a delay of < 1 s
+        print("PostgreSQL maintenance during the run: " + ", ".join(
+            f"{m1[k] - m0[k]} {k}" for k in m0))
     problems = integrity(db_url, stats.acked, study)
     print("integrity: " + ("ok (no pair over K, no photo shown twice, acknowledged = stored)"
                            if not problems else "; ".join(problems)))

@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 
 from vtt_app.assignment import slot_count_mismatches
 from vtt_app.attention import load_rgb
-from vtt_app.db import get_session, make_engine
+from vtt_app.db import get_engine, get_session, make_engine
 from vtt_app.models import Assignment, Base, Pair, Rater, Response, Trial, utcnow
 from vtt_app.responses import Answer, timing_problems
 from vtt_app.study import oracle_method_name
@@ -390,3 +390,28 @@ def test_postgresql_commits_wait_for_the_disk_only_when_asked(tmp_path: Path):
                        DB_SYNCHRONOUS_COMMIT=flag)
         with app.app_context():
             assert get_session().scalar(text("SHOW synchronous_commit")) == expected
+
+
+def test_postgresql_busy_tables_keep_a_small_statistics_sample(tmp_path: Path):
+    """init-db sets the statistics target of every column of the tables that grow with each
+    trial (autovacuum's analyses of them stalled 200 raters with the default of 100)."""
+    url = os.environ.get("VTT_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("set VTT_TEST_POSTGRES_URL to run against PostgreSQL")
+    from sqlalchemy import text
+
+    from vtt_app.db import BUSY_TABLES, STATISTICS_TARGET, create_all
+
+    app = make_app(tmp_path / "inst", database_url=url)
+    with app.app_context():
+        with get_engine().begin() as conn:  # as a database made before the setting
+            conn.execute(text("ALTER TABLE trials ALTER COLUMN status SET STATISTICS -1"))
+        create_all()  # what init-db runs
+        rows = get_session().execute(text(
+            "SELECT c.relname, a.attname, a.attstattarget FROM pg_attribute a "
+            "JOIN pg_class c ON c.oid = a.attrelid WHERE c.relname = ANY(:t) "
+            "AND a.attnum > 0 AND NOT a.attisdropped"), {"t": list(BUSY_TABLES)}).all()
+    assert {r[0] for r in rows} == set(BUSY_TABLES)
+    assert all(r[2] == STATISTICS_TARGET for r in rows), [r for r in rows
+                                                        if r[2] != STATISTICS_TARGET]
+    assert {r[0] for r in rows if r[1] == "status"} >= {"trials", "assignments"}
