@@ -2,11 +2,11 @@
 
 Each rater opens the consent link (with its own platform id), consents, then loops as the
 page does: takes its trial (``POST /api/s/<study>/next`` for the first; later the one the
-previous answer brought), fetches both images, waits (``--pace`` seconds per trial, about
-3.5 for a human: two 1-s exposures and a decision; 0 = full speed) and posts a well-formed
-answer, over one keep-alive connection as a browser does. Raters start spread over
-``--ramp`` seconds; the test stops after ``--duration`` seconds (or when every session is
-over). All traffic is on 127.0.0.1.
+previous answer brought), fetches both images (one request, ``images_url``), waits
+(``--pace`` seconds per trial, about 3.5 for a human: two 1-s exposures and a decision;
+0 = full speed) and posts a well-formed answer, over one keep-alive connection as a browser
+does. Raters start spread over ``--ramp`` seconds; the test stops after ``--duration``
+seconds (or when every session is over). All traffic is on 127.0.0.1.
 
 Printed: per endpoint the count, p50/p99/max latency and errors; the throughput; the CPU the
 load generator, the app server's processes and PostgreSQL's used (where /proc shows them);
@@ -142,8 +142,7 @@ class Rater:
             trial, following = following, None
             if trial.get("done"):
                 return
-            for u in trial["images"]:
-                self.call("GET image", u)
+            self.call("GET images", trial["images_url"])  # both images, one response
             time.sleep(max(0.0, self.pace - (time.time() - t_trial)))
             status, data = self.call("POST answer", trial["answer_url"],
                                      json.dumps(good_answer(1)).encode())
@@ -325,7 +324,7 @@ def pg_maintenance(database_url: str) -> dict[str, int] | None:
 def report(stats: Stats, wall: float, cpu: float) -> int:
     n_err = 0
     print(f"{'endpoint':14s} {'n':>6s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} {'errors':>7s}")
-    for name in ("GET consent", "POST consent", "POST next", "GET image", "POST answer"):
+    for name in ("GET consent", "POST consent", "POST next", "GET images", "POST answer"):
         v = np.array(stats.ms.get(name, [np.nan]))
         errs = stats.errors.get(name, [])
         n_err += len(errs)

@@ -194,10 +194,52 @@ def test_a_changed_served_copy_is_refused_and_not_counted_as_delivered(
     bad = client.get(trial["images"][0])
     assert bad.status_code == 409 and "changed after create-study" in bad.get_json()["error"]
     assert "recreate the study" in bad.get_json()["error"]
+    both = client.get(trial["images_url"])  # the page's request: the same rule
+    assert both.status_code == 409 and "changed after create-study" in both.get_json()["error"]
     path.write_bytes(good)
     again = client.get(trial["images"][0])
     assert again.status_code == 200 and again.data == good
     assert client.get(trial["images"][0]).status_code == 410
+
+
+def test_the_page_gets_both_images_in_one_response_once(app, runs):
+    """``images_url`` delivers both images in presentation order, split by X-Image-Lengths;
+    its headers are the same for every trial; it is delivered once, and not after either
+    slot was fetched alone (nor a slot after it)."""
+    headers, seen = [], 0
+    for r in range(4):
+        client = rater_client(app, "s1", f"b{r}")
+        while not (nxt := post_json(client, "/api/s/s1/next").get_json())["done"]:
+            resp = client.get(nxt["images_url"])
+            assert resp.status_code == 200 and resp.mimetype == "application/octet-stream"
+            n1, n2 = (int(v) for v in resp.headers["X-Image-Lengths"].split(","))
+            assert n1 == n2 and n1 + n2 == len(resp.data)
+            one, two = resp.data[:n1], resp.data[n1:]
+            for data in (one, two):
+                assert set(_chunks(data)) == {b"IHDR", b"IDAT", b"IEND"}
+            with app.app_context():
+                trial = get_session().get(Trial, nxt["trial_id"])
+                gt_slot = 2 if trial.generated_first else 1
+                assert (one, two) == (Path(trial.served_1).read_bytes(),
+                                      Path(trial.served_2).read_bytes())
+                name = trial.image.name
+            gt = PILImage.open(io.BytesIO((one, two)[gt_slot - 1]))
+            np.testing.assert_array_equal(np.asarray(gt), load_rgb(runs / "gt" / f"{name}.png"))
+            headers.append(dict(resp.headers))
+            assert client.get(nxt["images_url"]).status_code == 410
+            assert client.get(nxt["images"][seen % 2]).status_code == 410
+            assert post_json(client, nxt["answer_url"], good_answer(gt_slot)).get_json()["valid"]
+            seen += 1
+    assert seen >= 16 and all(h == headers[0] for h in headers), headers
+    assert not {"Last-Modified", "ETag", "Content-Disposition", "Expires"} & set(headers[0])
+    assert headers[0]["Cache-Control"] == "no-store, private"
+    client = rater_client(app, "s1", "b9")  # one slot alone first: then no second delivery
+    nxt = post_json(client, "/api/s/s1/next").get_json()
+    assert client.get(nxt["images"][1]).status_code == 200
+    late = client.get(nxt["images_url"])
+    assert late.status_code == 410 and "delivered already" in late.get_json()["error"]
+    other = rater_client(app, "s1", "b10")  # not this rater's trial: 404
+    assert other.get(nxt["images_url"]).status_code == 404
 
 
 def test_the_answer_brings_the_next_trial(app):

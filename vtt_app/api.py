@@ -1,9 +1,11 @@
 """JSON API of the trial page: next trial, answer, and the trial's two images.
 
-Image URLs name only the trial and the presentation slot (1 or 2), never the method, and the
-responses differ only in their bodies, so the page cannot tell which image is the ground
-truth. The bytes are the study's normalised copies (:mod:`vtt_app.media`), checked against
-their SHA-256 before sending; each image of a trial is delivered once.
+Image URLs name only the trial (and for one image the presentation slot, 1 or 2), never the
+method, and the responses differ only in their bodies, so the page cannot tell which image
+is the ground truth. The page takes both images of a trial in one response (one request per
+trial fewer; the two cannot differ in timing). The bytes are the study's normalised copies
+(:mod:`vtt_app.media`), checked against their SHA-256 before sending; each image of a trial
+is delivered once.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def _trial_json(study: Study, trial: Trial) -> dict:
         "n_practice": study.n_practice,
         "exposure_ms": study.exposure_ms,
         "images": [url_for("api.image", trial_id=trial.id, slot=s) for s in (1, 2)],
+        "images_url": url_for("api.images", trial_id=trial.id),
         "answer_url": url_for("api.answer", trial_id=trial.id),
     }
 
@@ -87,15 +90,24 @@ _TRIAL_AND_RATER = (select(Trial, Rater, Study).join(Rater, Rater.id == Trial.ra
                     .execution_options(populate_existing=True))
 _SESSION_RATERS = select(Rater.id).where(Rater.token.in_(bindparam("b_tokens", expanding=True)))
 _LOCK_RATERS = _SESSION_RATERS.with_for_update()
-# One statement claims a delivery: this session's rater's open trial, the slot not sent yet.
-_DELIVER = {slot: update(Trial).where(Trial.id == bindparam("b_trial"), Trial.status == "open",
-                                      shown.is_(False), served != "",
-                                      Trial.rater_id.in_(_SESSION_RATERS))
-            .values({shown: True}).returning(served)
-            for slot, shown, served in ((1, Trial.shown_1, Trial.served_1),
-                                        (2, Trial.shown_2, Trial.served_2))}
-_UNDELIVER = {slot: update(Trial).where(Trial.id == bindparam("b_trial")).values({shown: False})
-              for slot, shown in ((1, Trial.shown_1), (2, Trial.shown_2))}
+
+
+def _delivery(slots: tuple[int, ...]):
+    """The statements that claim the delivery of ``slots`` of this session's rater's open
+    trial (none sent yet), returning their served copies, and that give the claim back."""
+    shown = [(Trial.shown_1, Trial.shown_2)[s - 1] for s in slots]
+    served = [(Trial.served_1, Trial.served_2)[s - 1] for s in slots]
+    claim = (update(Trial)
+             .where(Trial.id == bindparam("b_trial"), Trial.status == "open",
+                    *(f.is_(False) for f in shown), *(f != "" for f in served),
+                    Trial.rater_id.in_(_SESSION_RATERS))
+             .values(dict.fromkeys(shown, True)).returning(*served))
+    give_back = update(Trial).where(Trial.id == bindparam("b_trial")).values(
+        dict.fromkeys(shown, False))
+    return claim, give_back
+
+
+_DELIVERY = {slots: _delivery(slots) for slots in ((1,), (2,), (1, 2))}
 
 
 def _tokens() -> list[str]:
@@ -183,59 +195,87 @@ def image(trial_id: int, slot: int):
     """
     if slot not in (1, 2):
         abort(404, description="slot must be 1 or 2")
-    params = {"b_trial": trial_id, "b_tokens": _tokens()}
-    try:
-        data = _deliver(slot, params)
-    except media.MediaError as err:
-        abort(409, description=f"{err}: recreate the study")
-    if data is None:
-        _no_image(trial_id, slot)
-    resp = Response(data, mimetype="image/png")
+    data = _deliver_or_abort(trial_id, (slot,))
+    return _no_store(Response(data[0], mimetype="image/png"))
+
+
+@bp.get(f"/trials/<int(max={MAX_ID}):trial_id>/images")
+def images(trial_id: int):
+    """Both images of the rater's own open trial in one response, delivered once (what the
+    page asks for: one request per trial instead of two).
+
+    The body is the two PNGs in presentation order, one after the other; the header
+    ``X-Image-Lengths`` gives their byte lengths (equal for two images of one size). As for
+    :func:`image`: no dates, tags or names, no caching, and 410 once delivered, also when
+    either slot was fetched alone.
+    """
+    one, two = _deliver_or_abort(trial_id, (1, 2))
+    resp = Response(one + two, mimetype="application/octet-stream")
+    resp.headers["X-Image-Lengths"] = f"{len(one)},{len(two)}"
+    return _no_store(resp)
+
+
+def _no_store(resp: Response) -> Response:
     resp.headers["Cache-Control"] = "no-store, private"
     return resp
 
 
-def _deliver(slot: int, params: dict) -> bytes | None:
-    """Claim the delivery of ``slot`` and read its served copy; None if it cannot be claimed.
+def _deliver_or_abort(trial_id: int, slots: tuple[int, ...]) -> list[bytes]:
+    """The bytes of ``slots``, their delivery claimed; else abort with 404, 409 or 410."""
+    params = {"b_trial": trial_id, "b_tokens": _tokens()}
+    try:
+        data = _deliver(slots, params)
+    except media.MediaError as err:
+        abort(409, description=f"{err}: recreate the study")
+    if data is None:
+        _no_image(trial_id, slots)
+    return data
+
+
+def _deliver(slots: tuple[int, ...], params: dict) -> list[bytes] | None:
+    """Claim the delivery of ``slots`` and read their served copies; None if it cannot be
+    claimed.
 
     On PostgreSQL the claim is one statement in autocommit mode (no BEGIN/COMMIT round
     trips); elsewhere it is the request's transaction. A missing or changed copy gives the
     claim back, so it consumes no delivery.
 
     Raises:
-        media.MediaError: the served copy is missing or changed.
+        media.MediaError: a served copy is missing or changed.
     """
+    claim, give_back = _DELIVERY[slots]
     engine = get_engine()
     if engine.dialect.name != "postgresql":  # SQLite: one write transaction (BEGIN IMMEDIATE)
         db = get_session()
-        path = db.connection().scalar(_DELIVER[slot], params)
-        if path is None:
+        paths = db.connection().execute(claim, params).first()
+        if paths is None:
             db.rollback()
             return None
         try:
-            data = media.read_served(path)
+            data = [media.read_served(p) for p in paths]
         except media.MediaError:
             db.rollback()
             raise
         db.commit()
         return data
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        path = conn.scalar(_DELIVER[slot], params)
-        if path is None:
+        paths = conn.execute(claim, params).first()
+        if paths is None:
             return None
         try:
-            return media.read_served(path)
+            return [media.read_served(p) for p in paths]
         except media.MediaError:
-            conn.execute(_UNDELIVER[slot], params)
+            conn.execute(give_back, params)
             raise
 
 
-def _no_image(trial_id: int, slot: int) -> NoReturn:
-    """Abort with why the slot cannot be delivered: 404 (not this rater's trial, or no image
-    in this slot) or 410 (the trial is over, or the image was delivered already)."""
+def _no_image(trial_id: int, slots: tuple[int, ...]) -> NoReturn:
+    """Abort with why ``slots`` cannot be delivered: 404 (not this rater's trial, or no
+    image in a slot) or 410 (the trial is over, or an image was delivered already)."""
     trial, _rater, _study = _own_trial(trial_id)
     if trial.status != "open":
         abort(410, description=f"trial {trial_id} is {trial.status}")
-    if not (trial.served_1 if slot == 1 else trial.served_2):
+    if not all(trial.served_1 if s == 1 else trial.served_2 for s in slots):
         abort(404, description="no image for this slot")
-    abort(410, description=f"image {slot} of trial {trial_id} was delivered already")
+    which = f"image {slots[0]}" if len(slots) == 1 else "an image"
+    abort(410, description=f"{which} of trial {trial_id} was delivered already")

@@ -41,8 +41,9 @@ def _json_error(err: HTTPException):
     return err.get_response()
 
 
-#: Every page's scripts, styles and images come from the app itself; no page may be framed.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+#: Every page's scripts, styles and images come from the app itself (a trial's images are
+#: fetched from it and shown from ``blob:`` URLs made of the response); no page may be framed.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 

@@ -1,7 +1,8 @@
 // Visual Turing Test trial page (paper Sec. 4): two images, 1 s each, in random order.
 //
 // Timing: the display's refresh interval is measured from requestAnimationFrame timestamps
-// before the first trial. Both images of a trial are fetched and decoded before it starts.
+// before the first trial. Both images of a trial are fetched (one request) and decoded
+// before it starts.
 // Presentation runs in rAF callbacks: an image is made visible in one callback (its onset
 // is that frame's timestamp) and replaced in the first frame whose timestamp is within half
 // a frame of onset + exposure (its offset), counting the frames in between. Tab hides and
@@ -70,6 +71,18 @@
     }
   }
 
+  // Both images of a trial come in one response (the server delivers them once): the two
+  // PNGs one after the other, their byte lengths in X-Image-Lengths.
+  async function fetchImages(url) {
+    const r = await fetch(url, { credentials: "same-origin", cache: "no-store" });
+    if (!r.ok) throw new Error("images: HTTP " + r.status);
+    const n = (r.headers.get("X-Image-Lengths") || "").split(",").map(Number);
+    const buf = await r.arrayBuffer();
+    if (n.length !== 2 || n[0] + n[1] !== buf.byteLength) throw new Error("images: bad lengths");
+    return [new Blob([buf.slice(0, n[0])], { type: "image/png" }),
+            new Blob([buf.slice(n[0])], { type: "image/png" })];
+  }
+
   // Show the photos at their own size, pixel for pixel (a 256-px photo blown up to 512 px
   // looks blurred); only a screen too small for that scales them down.
   function fitStage(w, h) {
@@ -92,8 +105,13 @@
     if (!r.ok) { status.textContent = "Error: " + (r.data.error || r.status); setState("error"); return; }
     if (r.data.done) { setState("done"); window.location.assign(r.data.redirect); return; }
     trial = r.data;
-    for (const s of [1, 2]) { img[s].style.visibility = "hidden"; img[s].src = trial.images[s - 1]; }
     try {
+      const blobs = await fetchImages(trial.images_url);
+      for (const s of [1, 2]) {
+        img[s].style.visibility = "hidden";
+        if (img[s].src.startsWith("blob:")) URL.revokeObjectURL(img[s].src);
+        img[s].src = URL.createObjectURL(blobs[s - 1]);
+      }
       await Promise.all([img[1].decode(), img[2].decode()]);
     } catch (e) {
       status.textContent = "Could not load the images; reload the page."; setState("error"); return;
