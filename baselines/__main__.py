@@ -58,8 +58,9 @@ def cic_prior(data: str, out: Path, images: int, index: str | None) -> Path:
 
 
 def _train(args) -> int:
+    from pixcolor import checkpoint
     from pixcolor.data import ImageFolderDataset
-    from pixcolor.train import TrainingDiverged, config_with_overrides, train
+    from pixcolor.train import RunSetupError, TrainingDiverged, config_with_overrides, train
 
     preset = baselines.presets(args.name)[args.preset]
     tcfg = config_with_overrides(preset.train, dataclass_overrides(args, TrainConfig))
@@ -71,9 +72,7 @@ def _train(args) -> int:
           file=sys.stderr)
     if args.name == "ltbc" and args.num_classes is None:
         mcfg = dataclasses.replace(mcfg, num_classes=len(ds.classes))  # 0: flat folder
-    from pixcolor.train import list_checkpoints
-
-    resuming = args.resume and bool(list_checkpoints(Path(args.out)))  # else a fresh run
+    resuming = args.resume and checkpoint.latest(args.out) is not None  # else a fresh run
     if (args.name == "cic" and not mcfg.prior_file and args.prior_images > 0 and not resuming
             and not args.warm_start):  # a warm start keeps the checkpoint's prior
         mcfg = dataclasses.replace(mcfg, prior_file=str(
@@ -86,9 +85,7 @@ def _train(args) -> int:
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
-    except ValueError as e:
-        if not str(e).startswith("--warm-start"):
-            raise
+    except RunSetupError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in res.items()

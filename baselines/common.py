@@ -28,14 +28,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from pixcolor import color
-from pixcolor.colorizer import file_sha256
+from pixcolor import checkpoint, color
+from pixcolor.checkpoint import CheckpointError
 from pixcolor.config import TrainConfig, config_from_dict
+from pixcolor.io import file_sha256
 
 L_CENT, L_NORM, AB_NORM = 50.0, 100.0, 110.0  # richzhang/colorization's Lab normalisation
 
 
-class BaselineCheckpointError(ValueError):
+class BaselineCheckpointError(CheckpointError):
     """A baseline checkpoint is missing, unreadable or belongs to another model."""
 
 
@@ -169,17 +170,8 @@ def build(cls: type[BaselineModel], presets: dict[str, BaselinePreset], preset: 
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    """``torch.load`` with clear errors for a missing or unreadable file."""
-    path = Path(path)
-    if not path.is_file():
-        raise BaselineCheckpointError(f"{path}: no such checkpoint file")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001
-        raise BaselineCheckpointError(f"{path}: not a readable PyTorch checkpoint ({e})") from e
-    if not isinstance(ckpt, dict):
-        raise BaselineCheckpointError(f"{path}: expected a dict, got {type(ckpt).__name__}")
-    return ckpt
+    """The checkpoint's dict (:func:`pixcolor.checkpoint.read` with this package's error)."""
+    return checkpoint.read(path, error=BaselineCheckpointError)
 
 
 def load_our_checkpoint(cls: type[BaselineModel], path: str | Path, ckpt: dict | None = None
@@ -212,11 +204,6 @@ def load_our_checkpoint(cls: type[BaselineModel], path: str | Path, ckpt: dict |
 def save_inference_checkpoint(model: BaselineModel, path: str | Path, extra: dict | None = None
                               ) -> Path:
     """Write model + config (no optimizer state) atomically, in the training format."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ckpt = {"stage": model.name, "model_config": dataclasses.asdict(model.cfg),
-            "preset": model.preset, "model": model.state_dict(), **(extra or {})}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(ckpt, tmp)
-    tmp.replace(path)
-    return path
+    return checkpoint.write({"stage": model.name, "model_config": dataclasses.asdict(model.cfg),
+                             "preset": model.preset, "model": model.state_dict(),
+                             **(extra or {})}, path)

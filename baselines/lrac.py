@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.common import L_CENT, L_NORM, BaselineModel, BaselinePreset, lab_from_batch
+from pixcolor.checkpoint import read_weights
 from pixcolor.config import TrainConfig
 from pixcolor.tasks import Task, register_task
 
@@ -187,7 +188,7 @@ class LRACTask(Task):
                 ``vgg16-397923af.pth``).
         """
         cfg = self.model_config
-        sd = torch.load(path, map_location="cpu", weights_only=True)
+        sd = read_weights(path, error=ValueError)
         mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
         std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
         tv = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]

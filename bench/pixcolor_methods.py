@@ -26,7 +26,8 @@ import torch
 
 from bench.methods import Item, Method, Result, register_method
 from pixcolor import color
-from pixcolor.colorizer import SHIPPED_CHECKPOINT, CheckpointError, PixColor
+from pixcolor.checkpoint import CheckpointError
+from pixcolor.colorizer import SHIPPED_CHECKPOINT, PixColor
 from pixcolor.sampling import image_key, sample, sample_noise
 
 log = logging.getLogger(__name__)

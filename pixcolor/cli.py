@@ -61,7 +61,7 @@ def dataclass_overrides(args, cls) -> dict:
 
 def _train(args) -> int:
     from pixcolor.data import ImageFolderDataset
-    from pixcolor.train import TrainingDiverged, config_with_overrides, list_checkpoints, train
+    from pixcolor.train import RunSetupError, TrainingDiverged, config_with_overrides, train
 
     preset = get_preset(args.preset)
     tcfg = config_with_overrides(preset.train, dataclass_overrides(args, TrainConfig))
@@ -73,23 +73,6 @@ def _train(args) -> int:
                   f"(one per stage), got {len(v)}", file=sys.stderr)
             return 2
     mcfg = config_with_overrides(preset.model, model_flags)
-    ckpts = list_checkpoints(Path(args.out)) if args.resume else []
-    ref = ckpts[-1] if ckpts else args.warm_start  # the run's architecture comes from it
-    if ref and model_flags:
-        import torch
-
-        def norm(v):
-            return tuple(v) if isinstance(v, list | tuple) else v
-
-        saved = torch.load(ref, map_location="cpu", weights_only=False)["model_config"]
-        changed = [k for k, v in model_flags.items() if norm(saved.get(k)) != norm(v)]
-        if changed:
-            print(f"error: {ref} was trained with "
-                  + ", ".join(f"{k}={norm(saved.get(k))!r}" for k in changed)
-                  + "; a resumed or warm-started run keeps its architecture (drop those flags"
-                  + (" or use a new --out)" if ckpts else ")"),
-                  file=sys.stderr)
-            return 2
     ds = ImageFolderDataset(args.data, size=tcfg.image_size, train=True,
                             colorness_threshold=tcfg.colorness_threshold, seed=tcfg.seed,
                             scale=(tcfg.crop_scale_min, 1.0),
@@ -102,13 +85,11 @@ def _train(args) -> int:
                     device=args.device, resume=args.resume, init_from=args.init_from,
                     warm_start=args.warm_start,
                     deterministic=args.deterministic, freeze_bn=args.freeze_bn,
-                    max_minutes=args.max_minutes)
+                    max_minutes=args.max_minutes, model_overrides=model_flags)
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
-    except ValueError as e:
-        if not str(e).startswith("--warm-start"):
-            raise
+    except RunSetupError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(json.dumps({k: (str(v) if isinstance(v, Path) else v) for k, v in res.items()
@@ -117,7 +98,7 @@ def _train(args) -> int:
 
 
 def _combine(args) -> int:
-    from pixcolor.train import combine
+    from pixcolor.checkpoint import combine
 
     path = combine(args.pixelcnn, args.refine, args.out)
     print(f"wrote {path}")
@@ -128,7 +109,8 @@ def _colorize(args) -> int:
     import torch
     from tqdm import tqdm
 
-    from pixcolor.colorizer import CheckpointError, PixColor
+    from pixcolor.checkpoint import CheckpointError
+    from pixcolor.colorizer import PixColor
     from pixcolor.io import ImageLoadError, expand_inputs, load_rgb, save_png
 
     try:

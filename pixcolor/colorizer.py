@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from pixcolor import color
+from pixcolor import checkpoint, color
+from pixcolor.checkpoint import CheckpointError
 from pixcolor.config import ModelConfig, config_from_dict, get_preset
 from pixcolor.io import file_sha256
 from pixcolor.models.conditioning import ConditioningNetwork
@@ -30,10 +31,6 @@ from pixcolor.sampling import image_key, sample, sample_noise
 SHIPPED_CHECKPOINT = Path(__file__).parent / "checkpoints" / "pixcolor_small.pt"
 
 MERGE_PIXELS = 1 << 24  # pixels merged into RGB at once (~0.4 GB per float64 RGB buffer)
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, unreadable or not a PixColor checkpoint."""
 
 
 def init_weights(module: nn.Module, std: float) -> None:
@@ -79,13 +76,8 @@ class PixColor(nn.Module):
         warning is logged by the caller's choice). ``path=None`` loads the shipped demo model.
         """
         path = Path(path) if path is not None else SHIPPED_CHECKPOINT
-        if not path.is_file():
-            raise CheckpointError(f"{path}: no such checkpoint file")
-        try:
-            ckpt = torch.load(path, map_location=map_location, weights_only=False)
-        except Exception as e:  # noqa: BLE001
-            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({e})") from e
-        if not isinstance(ckpt, dict) or "model_config" not in ckpt:
+        ckpt = checkpoint.read(path, map_location=map_location)
+        if "model_config" not in ckpt:
             raise CheckpointError(f"{path}: not a PixColor checkpoint (no 'model_config')")
         cfg = config_from_dict(ModelConfig, ckpt["model_config"])
         model = cls(cfg, preset=ckpt.get("preset", "custom"))
@@ -100,13 +92,9 @@ class PixColor(nn.Module):
 
     def save(self, path: str | Path, extra: dict | None = None) -> None:
         """Write an inference checkpoint (config, weights, ``extra``) atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ckpt = {"model_config": dataclasses.asdict(self.cfg), "preset": self.preset,
-                "model": self.state_dict(), "stages": ["pixelcnn", "refine"], **(extra or {})}
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save(ckpt, tmp)
-        tmp.replace(path)
+        checkpoint.write({"model_config": dataclasses.asdict(self.cfg), "preset": self.preset,
+                          "model": self.state_dict(), "stages": ["pixelcnn", "refine"],
+                          **(extra or {})}, path)
 
     @property
     def device(self) -> torch.device:

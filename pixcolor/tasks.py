@@ -124,3 +124,8 @@ class RefineStage(_PixColorStage):
         y = batch["y"]
         up = color.upsample_chroma(batch["lowres"], tuple(y.shape[-2:]))
         return self.model.refine.loss(y, up, batch["cbcr"])
+
+
+def optimizer_parameters(task: Task) -> list[nn.Parameter]:
+    """The parameters a task's optimizer holds, in its order (its state is indexed by it)."""
+    return [p for mod in task.trainable() for p in mod.parameters()]

@@ -29,11 +29,11 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from pixcolor.colorizer import PixColor
-from pixcolor.config import ModelConfig, TrainConfig, config_from_dict
+from pixcolor import checkpoint
+from pixcolor.config import TrainConfig, config_from_dict
 from pixcolor.io import file_sha256
 from pixcolor.provenance import git_revision
-from pixcolor.tasks import PixelCNNStage, Task, get_task
+from pixcolor.tasks import Task, get_task, optimizer_parameters
 
 log = logging.getLogger(__name__)
 
@@ -111,40 +111,6 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return lr
 
 
-def list_checkpoints(out: Path) -> list[Path]:
-    return sorted(out.glob("ckpt_*.pt"))
-
-
-def save_checkpoint(out: Path, state: dict, step: int, keep_last: int) -> Path:
-    """Atomic write (temp file, then rename); keeps the newest ``keep_last`` files."""
-    path = out / f"ckpt_{step:08d}.pt"
-    tmp = out / f".ckpt_{step:08d}.pt.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    for old in list_checkpoints(out)[:-keep_last] if keep_last > 0 else []:
-        old.unlink(missing_ok=True)
-    return path
-
-
-def _rng_state() -> dict:
-    import random
-
-    import numpy as np
-
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-            "python": random.getstate()}
-
-
-def _set_rng_state(st: dict) -> None:
-    import random
-
-    import numpy as np
-
-    torch.set_rng_state(st["torch"])
-    np.random.set_state(st["numpy"])
-    random.setstate(st["python"])
-
-
 def set_bn_frozen(module: nn.Module, frozen: bool) -> None:
     """BatchNorm layers use their running statistics (eval mode) when ``frozen``."""
     for m in module.modules():
@@ -156,7 +122,8 @@ def train(stage: str, dataset, out: str | Path, mcfg, tcfg: TrainConfig, *,
           preset: str = "custom", device: str = "cpu", resume: bool = False,
           init_from: str | None = None, warm_start: str | None = None,
           deterministic: bool = False, freeze_bn: bool = False,
-          max_minutes: float | None = None, progress: bool = True) -> dict:
+          max_minutes: float | None = None, progress: bool = True,
+          model_overrides: dict | None = None) -> dict:
     """Train one stage; returns a summary dict (final step, last loss, checkpoint path).
 
     Args:
@@ -177,6 +144,9 @@ def train(stage: str, dataset, out: str | Path, mcfg, tcfg: TrainConfig, *,
         deterministic: deterministic algorithms (CPU runs are then exactly repeatable).
         freeze_bn: BatchNorm uses running statistics (and matches across process counts).
         max_minutes: stop (with a checkpoint) after this much wall time.
+        model_overrides: the model fields the caller set explicitly (command-line flags); a
+            resumed or warm-started run takes its architecture from its checkpoint and is
+            refused (:class:`RunSetupError`) when these differ from it.
     """
     if not 0 <= tcfg.decay_steps <= tcfg.steps:
         raise ValueError(f"decay_steps={tcfg.decay_steps} must lie in [0, steps={tcfg.steps}] "
@@ -197,37 +167,61 @@ def train(stage: str, dataset, out: str | Path, mcfg, tcfg: TrainConfig, *,
     try:
         return _train(task_cls, dataset, out, mcfg, tcfg, preset=preset, device=device,
                       resume=resume, init_from=init_from, warm_start=warm_start,
-                      freeze_bn=freeze_bn,
-                      max_minutes=max_minutes, progress=progress, world=world, rank=rank)
+                      freeze_bn=freeze_bn, max_minutes=max_minutes, progress=progress,
+                      world=world, rank=rank, model_overrides=model_overrides)
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
+
+
+class RunSetupError(ValueError):
+    """A run cannot start as asked (a warm start from another model's checkpoint, a resume
+    with other architecture flags); the message says what to change. The CLIs print it and
+    exit with status 2."""
+
+
+def _check_overrides(ref: Path, saved: dict, overrides: dict, resuming: bool) -> None:
+    """Refuse model fields set by the caller that differ from those ``ref`` was trained with:
+    a resumed or warm-started run keeps its architecture."""
+    def norm(v):
+        return tuple(v) if isinstance(v, list | tuple) else v
+
+    changed = [k for k, v in overrides.items() if norm(saved.get(k)) != norm(v)]
+    if changed:
+        raise RunSetupError(
+            f"{ref} was trained with "
+            + ", ".join(f"{k}={norm(saved.get(k))!r}" for k in changed)
+            + "; a resumed or warm-started run keeps its architecture (drop those flags"
+            + (" or use a new --out)" if resuming else ")"))
 
 
 def read_warm_start(path: str | Path, stage: str, config_cls) -> tuple[dict, dict, dict]:
     """(model config dict, model state dict, provenance) of a warm-start checkpoint.
 
     Raises:
-        ValueError: unreadable, or not a checkpoint of ``stage``'s model (the message names it).
+        RunSetupError: unreadable, or not a checkpoint of ``stage``'s model (the message names
+            it).
     """
     path = Path(path)
     try:
-        st = torch.load(path, map_location="cpu", weights_only=False)
+        st = checkpoint.read(path)
         cfg, weights = st["model_config"], st["model"]
         config_from_dict(config_cls, cfg)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
-        raise ValueError(f"--warm-start {path}: not a readable model checkpoint ({exc})") from exc
+        raise RunSetupError(f"--warm-start {path}: not a readable model checkpoint ({exc})"
+                            ) from exc
     kind = st.get("stage") or ("pixcolor" if "stages" in st else None)
     pixcolor = ("pixelcnn", "refine", "pixcolor")  # every PixColor file holds the whole model
     model_of = {k: "pixcolor" for k in pixcolor}
     if model_of.get(kind, kind) != model_of.get(stage, stage):
-        raise ValueError(f"--warm-start {path}: a {kind!r} checkpoint cannot start a {stage!r} run")
+        raise RunSetupError(
+            f"--warm-start {path}: a {kind!r} checkpoint cannot start a {stage!r} run")
     tr = st.get("training") or {}
     steps = {k: v for k, v in tr.items() if k.endswith("step")} or {"step": st.get("step")}
     return cfg, weights, {"file": path.name, "sha256": file_sha256(path), "steps": steps}
 
 
 def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, resume, init_from,
-           warm_start, freeze_bn, max_minutes, progress, world, rank) -> dict:
+           warm_start, freeze_bn, max_minutes, progress, world, rank, model_overrides) -> dict:
     stage = task_cls.name
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
@@ -235,15 +229,17 @@ def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, re
     torch.manual_seed(tcfg.seed)
     rev = git_revision()  # once: the code this process runs, whatever the checkout does later
     step = 0
-    ckpts = list_checkpoints(out) if resume else []
+    ckpts = checkpoint.numbered(out) if resume else []
     state, warm = None, None
     if warm_start and not ckpts:
         cfg, warm_weights, warm = read_warm_start(warm_start, stage, task_cls.config_cls)
+        _check_overrides(Path(warm_start), cfg, model_overrides or {}, resuming=False)
         mcfg = config_from_dict(task_cls.config_cls, cfg)
     if ckpts:
-        state = torch.load(ckpts[-1], map_location="cpu", weights_only=False)
+        state = checkpoint.read(ckpts[-1])
         if state.get("stage") != stage:
             raise ValueError(f"{ckpts[-1]}: a {state.get('stage')!r} checkpoint, not {stage!r}")
+        _check_overrides(ckpts[-1], state["model_config"], model_overrides or {}, resuming=True)
         mcfg = config_from_dict(task_cls.config_cls, state["model_config"])
         preset = state.get("preset", preset)
     wrapper = task_cls(mcfg, preset=preset)
@@ -277,7 +273,7 @@ def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, re
                            weight_decay=tcfg.weight_decay)
     if state is not None:
         opt.load_state_dict(state["optimizer"])
-        _set_rng_state(state["rng"])
+        checkpoint.set_rng_state(state["rng"])
 
     indexer = StepIndexer(len(dataset), tcfg.batch_size, rank, world, tcfg.seed, step)
     loader = DataLoader(_EpochItems(dataset), batch_sampler=indexer, collate_fn=_collate,
@@ -295,14 +291,15 @@ def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, re
 
         bar = tqdm(total=tcfg.steps, initial=step, desc=f"train {stage}", unit="step")
 
-    def checkpoint(at: int) -> Path | None:
+    def save(at: int) -> Path | None:
         if rank != 0:
             return None
         st = {"stage": stage, "step": at, "preset": preset,
               "model_config": dataclasses.asdict(mcfg), "train_config": dataclasses.asdict(tcfg),
-              "model": model.state_dict(), "optimizer": opt.state_dict(), "rng": _rng_state(),
+              "model": model.state_dict(), "optimizer": opt.state_dict(),
+              "rng": checkpoint.rng_state(),
               "git_rev": rev, "world_size": world, "stages": [stage], "warm_start": warm}
-        return save_checkpoint(out, st, at, tcfg.keep_last)
+        return checkpoint.save_numbered(out, st, at, tcfg.keep_last)
 
     t0 = time.time()
     t_last, n_last = t0, 0
@@ -347,7 +344,7 @@ def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, re
                 t_last, n_last, loss_sum, loss_n = now, 0, 0.0, 0
             timed_out = max_minutes is not None and (time.time() - t0) / 60 > max_minutes
             if step % tcfg.ckpt_every == 0 or step == tcfg.steps or timed_out:
-                last_path = checkpoint(step)
+                last_path = save(step)
             if timed_out:
                 log.info("stopping after %.1f minutes at step %d", max_minutes, step)
                 break
@@ -362,97 +359,9 @@ def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, re
             "wall_s": time.time() - t0, "model": model}
 
 
-def optimizer_parameters(task: Task) -> list[nn.Parameter]:
-    """The parameters a task's optimizer holds, in its order (its state is indexed by it)."""
-    return [p for mod in task.trainable() for p in mod.parameters()]
-
-
-# The model fields the refinement stage depends on: its network, the chroma resolution and
-# bins it was trained to upsample, and its working scale (cond_stride x the chroma). The
-# other fields belong to the PixelCNN stage, trained independently of it (Sec. 3.2).
-REFINE_FIELDS = ("refine_width", "lowres_short_side", "bins", "cond_strides")
-
-
-def combine(pixelcnn_ckpt: str | Path, refine_ckpt: str | Path, out: str | Path,
-            extra: dict | None = None) -> Path:
-    """Merge the two stages into one inference checkpoint.
-
-    ``pixelcnn_ckpt`` is a ``pixelcnn`` training checkpoint; ``refine_ckpt`` is a ``refine``
-    training checkpoint or a combined inference checkpoint (such as the shipped demo model),
-    whose refinement network is taken with the step it records: a newly trained PixelCNN can
-    replace an existing model's without its refinement run at hand.
-    """
-    a = torch.load(pixelcnn_ckpt, map_location="cpu", weights_only=False)
-    b = torch.load(refine_ckpt, map_location="cpu", weights_only=False)
-    b_refine = b.get("stage") == "refine" or "refine" in b.get("stages", ())
-    if a.get("stage") != "pixelcnn" or not b_refine:
-        raise ValueError(
-            "combine needs a pixelcnn checkpoint and a refine (or combined) checkpoint, "
-            "in that order")
-    cfg_a = config_from_dict(ModelConfig, a["model_config"])
-    cfg_b = config_from_dict(ModelConfig, b["model_config"])
-    diff = [k for k in REFINE_FIELDS if getattr(cfg_a, k) != getattr(cfg_b, k)]
-    if diff:
-        raise ValueError(
-            "the refinement network was trained for a different model ("
-            + ", ".join(f"{k}: {getattr(cfg_a, k)!r} vs {getattr(cfg_b, k)!r}" for k in diff)
-            + "); train both stages with the same preset and architecture flags")
-    # The PixelCNN stage's fields (conditioning, PixelCNN) come from its checkpoint.
-    model = PixColor(cfg_a, preset=a.get("preset", "custom"))
-    sd = {k: v for k, v in a["model"].items() if not k.startswith("refine.")}
-    sd.update({k: v for k, v in b["model"].items() if k.startswith("refine.")})
-    model.load_state_dict(sd)
-    refine_step = b["step"] if "stage" in b else b.get("training", {}).get("refine_step")
-    info = {"pixelcnn_step": a["step"], "refine_step": refine_step,
-            "train_config": a["train_config"], "git_rev": a.get("git_rev")}
-    if "stage" not in b:
-        info["refine_from"] = Path(refine_ckpt).name
-    model.save(out, extra={"training": info, **(extra or {})})
-    return Path(out)
-
-
-def add_global_branch(src: str | Path, dst: str | Path) -> list[str]:
-    """Copy a ``pixelcnn`` training checkpoint, adding the zero-initialised global branch.
-
-    The written checkpoint has ``cond_global=True``, the same outputs as ``src`` (the branch
-    starts at zero), and Adam's state remapped to the new parameter order (the new
-    parameters start without state), so ``pixcolor train pixelcnn --resume`` in its folder
-    continues the run with the branch. Returns the new parameter names.
-    """
-    st = torch.load(src, map_location="cpu", weights_only=False)
-    if st.get("stage") != "pixelcnn":
-        raise ValueError(f"{src}: not a pixelcnn training checkpoint")
-    old_cfg = config_from_dict(ModelConfig, st["model_config"])
-    if old_cfg.cond_global:
-        raise ValueError(f"{src}: already has the global branch")
-    new_cfg = dataclasses.replace(old_cfg, cond_global=True)
-    old, new = PixelCNNStage(old_cfg), PixelCNNStage(new_cfg)
-    old.model.load_state_dict(st["model"])
-    missing, unexpected = new.model.load_state_dict(st["model"], strict=False)
-    if unexpected or any(not k.startswith("cond.global_fc.") for k in missing):
-        raise ValueError(f"{src}: unexpected keys {unexpected}, missing {missing}")
-
-    def order(task) -> list[str]:
-        names = {id(p): n for n, p in task.model.named_parameters()}
-        return [names[id(p)] for p in optimizer_parameters(task)]
-
-    old_names, new_names = order(old), order(new)
-    opt = st["optimizer"]
-    if [g["params"] for g in opt["param_groups"]] != [list(range(len(old_names)))]:
-        raise ValueError(f"{src}: unexpected optimizer layout")
-    pos = {n: i for i, n in enumerate(new_names)}
-    opt["state"] = {pos[old_names[i]]: v for i, v in opt["state"].items()}
-    opt["param_groups"][0]["params"] = list(range(len(new_names)))
-    st["model_config"] = dataclasses.asdict(new_cfg)
-    st["model"] = new.model.state_dict()
-    Path(dst).parent.mkdir(parents=True, exist_ok=True)
-    torch.save(st, dst)
-    return sorted(missing)
-
-
 def config_with_overrides(cfg, overrides: dict):
     """``dataclasses.replace`` that ignores ``None`` values (unset command-line flags)."""
     return dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
 
 
-__all__ = ["train", "combine", "add_global_branch", "TrainingDiverged", "StepIndexer"]
+__all__ = ["train", "RunSetupError", "TrainingDiverged", "StepIndexer"]

@@ -8,7 +8,7 @@ import torch
 
 import pixcolor.colorizer
 from pixcolor import PixColor, color
-from pixcolor.colorizer import CheckpointError
+from pixcolor.checkpoint import CheckpointError
 from pixcolor.config import get_preset
 from pixcolor.models.conditioning import (
     ConditioningNetwork,

@@ -11,9 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
+from pixcolor.checkpoint import combine
 from pixcolor.config import get_preset
 from pixcolor.data import ImageFolderDataset
-from pixcolor.train import TrainingDiverged, combine, config_with_overrides, lr_at, train
+from pixcolor.train import TrainingDiverged, config_with_overrides, lr_at, train
 
 TINY = get_preset("tiny")
 
@@ -170,7 +171,7 @@ def test_combine_takes_the_pixelcnn_stage_architecture_and_checks_the_refinement
 
 def test_add_global_branch_keeps_the_model_and_adam_state_and_the_run_resumes(
         folder, tmp_path):
-    from pixcolor.train import add_global_branch
+    from pixcolor.checkpoint import add_global_branch
 
     ds = _ds(folder, tmp_path)
     _run("pixelcnn", ds, tmp_path / "p", steps=2)

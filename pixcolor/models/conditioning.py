@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from pixcolor.checkpoint import read_weights
 from pixcolor.config import ModelConfig
 
 log = logging.getLogger(__name__)
@@ -140,14 +141,9 @@ def load_backbone_weights(net: ConditioningNetwork, path: str | Path) -> dict[st
         ``{"loaded": [...], "missing": [...], "ignored": [...]}`` key lists.
     """
     path = Path(path)
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is the same user error
-        raise WeightLoadError(f"{path}: cannot read a PyTorch state dict ({e})") from e
-    if isinstance(sd, dict) and "model" in sd and isinstance(sd["model"], dict):
+    sd = read_weights(path, error=WeightLoadError)
+    if "model" in sd and isinstance(sd["model"], dict):
         sd = sd["model"]
-    if not isinstance(sd, dict):
-        raise WeightLoadError(f"{path}: expected a state dict, got {type(sd).__name__}")
     if any(k.startswith("backbone.") for k in sd):
         sd = {k[len("backbone."):]: v for k, v in sd.items() if k.startswith("backbone.")}
     # the adaptation network and the global branch are PixColor's own: never in the file
