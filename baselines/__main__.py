@@ -111,23 +111,12 @@ def _export(args) -> int:
 
 
 def _colorize(args) -> int:
-    from pixcolor.io import ImageLoadError, expand_inputs, load_rgb, save_png
+    from pixcolor.colorize_files import colorize_files
 
     model = baselines.load(args.name, args.checkpoint, device=args.device)
-    files = expand_inputs(args.inputs)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    done = 0
-    for f in files:
-        try:
-            rgb = load_rgb(f)
-        except ImageLoadError as e:
-            print(f"skipped: {e}", file=sys.stderr)
-            continue
-        save_png(out / f"{f.stem}.png", model.colorize([rgb])[0])
-        done += 1
-    print(f"colorized {done} of {len(files)} images with {args.name} into {out}")
-    return 0 if done or not files else 1
+    return colorize_files(args.inputs, args.out, lambda batch: [[rgb] for rgb in
+                                                                model.colorize(batch)],
+                          batch_size=1, numbered=False, what=f"with {args.name}")
 
 
 def _info(args) -> int:

@@ -12,7 +12,6 @@ import dataclasses
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 
 from pixcolor.config import PRESETS, ModelConfig, TrainConfig, get_preset
@@ -107,11 +106,10 @@ def _combine(args) -> int:
 
 def _colorize(args) -> int:
     import torch
-    from tqdm import tqdm
 
     from pixcolor.checkpoint import CheckpointError
+    from pixcolor.colorize_files import colorize_files
     from pixcolor.colorizer import PixColor
-    from pixcolor.io import ImageLoadError, expand_inputs, load_rgb, save_png
 
     try:
         model = PixColor.load(args.checkpoint).to(args.device)
@@ -119,32 +117,11 @@ def _colorize(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     torch.set_grad_enabled(False)
-    files = expand_inputs(args.inputs)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    failed, done, t0 = [], 0, time.time()
-    for start in tqdm(range(0, len(files), args.batch_size), desc="colorize", unit="batch"):
-        batch, names = [], []
-        for f in files[start:start + args.batch_size]:
-            try:
-                batch.append(load_rgb(f))
-                names.append(f.stem)
-            except ImageLoadError as e:
-                failed.append((str(f), str(e)))
-                print(f"skipped: {e}", file=sys.stderr)
-        if not batch:
-            continue
-        results = model.colorize(batch, num_samples=args.samples, seed=args.seed,
-                                 temperature=args.temperature, batch_size=args.batch_size)
-        for name, samples in zip(names, results, strict=True):
-            for k, rgb in enumerate(samples):
-                save_png(out / f"{name}_s{k + 1}.png", rgb)
-            done += 1
-    print(f"colorized {done} of {len(files)} images ({args.samples} samples each) into {out} "
-          f"in {time.time() - t0:.1f} s; {len(failed)} unreadable")
-    if failed:
-        (out / "failed.json").write_text(json.dumps(failed, indent=1))
-    return 0 if done or not files else 1
+    return colorize_files(
+        args.inputs, args.out,
+        lambda batch: model.colorize(batch, num_samples=args.samples, seed=args.seed,
+                                     temperature=args.temperature, batch_size=args.batch_size),
+        batch_size=args.batch_size, what=f"{args.samples} samples each")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -117,7 +118,17 @@ def test_cli_train_export_colorize(photo_dir, tmp_path, capsys):
     assert model.cfg.temperature == 0.5 and model.ab_counts.sum() > 0
     assert main(["colorize", "cic", str(photo_dir), "--out", str(tmp_path / "col"),
                  "--checkpoint", str(tmp_path / "cic.pt")]) == 0
-    assert len(list((tmp_path / "col").glob("*.png"))) == 4
+    photos = sorted(p for p in photo_dir.rglob("*") if p.is_file())
+    assert sorted(p.name for p in (tmp_path / "col").glob("*.png")) == sorted(
+        p.stem + ".png" for p in photos)
+    bad = tmp_path / "bad"  # a corrupt file is skipped and reported, the others are done
+    bad.mkdir()
+    (bad / "broken.jpg").write_bytes(b"not an image")
+    shutil.copy(photos[0], bad)
+    assert main(["colorize", "cic", str(bad), "--out", str(tmp_path / "col2"),
+                 "--checkpoint", str(tmp_path / "cic.pt")]) == 0
+    assert len(list((tmp_path / "col2").glob("*.png"))) == 1
+    assert "broken.jpg" in (tmp_path / "col2" / "failed.json").read_text()
     assert main(["colorize", "lrac", str(photo_dir), "--out", str(tmp_path / "x"),
                  "--checkpoint", str(tmp_path / "missing.pt")]) == 2
     assert "no such checkpoint" in capsys.readouterr().err
