@@ -22,8 +22,12 @@ from pathlib import Path
 import numpy as np
 
 import baselines
-from pixcolor.cli import add_dataclass_flags, dataclass_overrides
-from pixcolor.config import TrainConfig
+from pixcolor.config import (
+    TrainConfig,
+    add_dataclass_flags,
+    config_with_overrides,
+    dataclass_overrides,
+)
 
 
 def _model_flags(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +64,7 @@ def cic_prior(data: str, out: Path, images: int, index: str | None) -> Path:
 def _train(args) -> int:
     from pixcolor import checkpoint
     from pixcolor.data import ImageFolderDataset
-    from pixcolor.train import RunSetupError, TrainingDiverged, config_with_overrides, train
+    from pixcolor.train import RunSetupError, TrainingDiverged, train
 
     preset = baselines.presets(args.name)[args.preset]
     tcfg = config_with_overrides(preset.train, dataclass_overrides(args, TrainConfig))

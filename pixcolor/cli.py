@@ -8,59 +8,25 @@ Training flags are generated from the :class:`~pixcolor.config.TrainConfig` and
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import sys
 from pathlib import Path
 
-from pixcolor.config import PRESETS, ModelConfig, TrainConfig, get_preset
-
-
-def _int_tuple(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected integers separated by commas, "
-                                         "such as 1,2,2") from None
-
-
-def _bool(s: str) -> bool:
-    v = s.strip().lower()
-    if v in ("1", "true", "yes", "on"):
-        return True
-    if v in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"{s!r} is not a boolean (use true or false)")
-
-
-def add_dataclass_flags(parser: argparse.ArgumentParser, cls, group: str | None = None) -> None:
-    """One ``--field-name`` flag per dataclass field, default None (= keep the preset).
-
-    Tuple fields take comma-separated integers (``--cond-blocks 1,2,2``); ``group`` puts the
-    flags under their own heading in ``--help``.
-    """
-    target = parser.add_argument_group(group) if group else parser
-    for f in dataclasses.fields(cls):
-        flag = "--" + f.name.replace("_", "-")
-        typ = type(f.default) if f.default is not dataclasses.MISSING else str
-        if typ is bool:
-            target.add_argument(flag, type=_bool, default=None, metavar="BOOL")
-        elif typ is tuple:
-            target.add_argument(flag, type=_int_tuple, default=None, metavar="INT,...")
-        else:
-            target.add_argument(flag, type=typ, default=None, metavar=typ.__name__.upper())
-
-
-def dataclass_overrides(args, cls) -> dict:
-    """The fields of ``cls`` given on the command line (flags left unset are None)."""
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
-            if getattr(args, f.name, None) is not None}
+from pixcolor.config import (
+    PRESETS,
+    ModelConfig,
+    TrainConfig,
+    add_dataclass_flags,
+    config_with_overrides,
+    dataclass_overrides,
+    get_preset,
+)
 
 
 def _train(args) -> int:
     from pixcolor.data import ImageFolderDataset
-    from pixcolor.train import RunSetupError, TrainingDiverged, config_with_overrides, train
+    from pixcolor.train import RunSetupError, TrainingDiverged, train
 
     preset = get_preset(args.preset)
     tcfg = config_with_overrides(preset.train, dataclass_overrides(args, TrainConfig))

@@ -6,6 +6,7 @@ model (``ModelConfig(**ckpt["model_config"])``).
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from dataclasses import dataclass, field
 
@@ -128,3 +129,50 @@ def config_from_dict(cls, d: dict):
         if k in names:
             kwargs[k] = tuple(v) if isinstance(v, list) else v
     return cls(**kwargs)
+
+
+def config_with_overrides(cfg, overrides: dict):
+    """``dataclasses.replace`` that ignores ``None`` values (unset command-line flags)."""
+    return dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+
+
+# Command-line flags for config dataclasses (both training CLIs use them).
+def _int_tuple(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected integers separated by commas, "
+                                         "such as 1,2,2") from None
+
+
+def _bool(s: str) -> bool:
+    v = s.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"{s!r} is not a boolean (use true or false)")
+
+
+def add_dataclass_flags(parser: argparse.ArgumentParser, cls, group: str | None = None) -> None:
+    """One ``--field-name`` flag per dataclass field, default None (= keep the preset).
+
+    Tuple fields take comma-separated integers (``--cond-blocks 1,2,2``); ``group`` puts the
+    flags under their own heading in ``--help``.
+    """
+    target = parser.add_argument_group(group) if group else parser
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        typ = type(f.default) if f.default is not dataclasses.MISSING else str
+        if typ is bool:
+            target.add_argument(flag, type=_bool, default=None, metavar="BOOL")
+        elif typ is tuple:
+            target.add_argument(flag, type=_int_tuple, default=None, metavar="INT,...")
+        else:
+            target.add_argument(flag, type=typ, default=None, metavar=typ.__name__.upper())
+
+
+def dataclass_overrides(args, cls) -> dict:
+    """The fields of ``cls`` given on the command line (flags left unset are None)."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+            if getattr(args, f.name, None) is not None}

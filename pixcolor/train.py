@@ -359,9 +359,4 @@ def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, re
             "wall_s": time.time() - t0, "model": model}
 
 
-def config_with_overrides(cfg, overrides: dict):
-    """``dataclasses.replace`` that ignores ``None`` values (unset command-line flags)."""
-    return dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
-
-
 __all__ = ["train", "RunSetupError", "TrainingDiverged", "StepIndexer"]

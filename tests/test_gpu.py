@@ -42,8 +42,9 @@ def test_cuda_and_cpu_samples_agree_in_float64():
 def test_bf16_channels_last_training_steps(tmp_path, stage):
     from PIL import Image
 
+    from pixcolor.config import config_with_overrides
     from pixcolor.data import ImageFolderDataset
-    from pixcolor.train import config_with_overrides, train
+    from pixcolor.train import train
 
     rng = np.random.default_rng(0)
     for i in range(8):

@@ -12,9 +12,9 @@ import torch
 from PIL import Image
 
 from pixcolor.checkpoint import combine
-from pixcolor.config import get_preset
+from pixcolor.config import config_with_overrides, get_preset
 from pixcolor.data import ImageFolderDataset
-from pixcolor.train import TrainingDiverged, config_with_overrides, lr_at, train
+from pixcolor.train import TrainingDiverged, lr_at, train
 
 TINY = get_preset("tiny")
 
