@@ -14,12 +14,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import sys
-from pathlib import Path
-
-import numpy as np
 
 import baselines
 from pixcolor.config import (
@@ -43,58 +39,15 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
                                 metavar=typ.__name__.upper(), help=f"model config ({name}+)")
 
 
-def cic_prior(data: str, out: Path, images: int, index: str | None) -> Path:
-    """Count the nearest-bin histogram of up to ``images`` centre crops (64 px) of ``data``."""
-    from baselines.cic import bin_counts
-    from baselines.common import lab_from_batch
-    from pixcolor.data import ImageFolderDataset
-
-    ds = ImageFolderDataset(data, size=64, train=False, index_path=index)
-    abs_ = []
-    for i in np.linspace(0, len(ds) - 1, min(images, len(ds))).round().astype(int):
-        it = ds[int(i)]
-        _, ab = lab_from_batch({"y": it["y"][None], "cbcr": it["cbcr"][None]})
-        abs_.append(ab[0].permute(1, 2, 0).numpy())
-    path = out / "cic_prior.npy"
-    out.mkdir(parents=True, exist_ok=True)
-    np.save(path, bin_counts(abs_))
-    return path.resolve()
-
-
 def _train(args) -> int:
-    from pixcolor import checkpoint
-    from pixcolor.data import ImageFolderDataset
-    from pixcolor.train import RunSetupError, TrainingDiverged, train
+    from pixcolor.cli import train_command
 
     preset = baselines.presets(args.name)[args.preset]
     tcfg = config_with_overrides(preset.train, dataclass_overrides(args, TrainConfig))
-    mcfg = config_with_overrides(preset.model, dataclass_overrides(args, type(preset.model)))
-    ds = ImageFolderDataset(args.data, size=tcfg.image_size, train=True,
-                            colorness_threshold=tcfg.colorness_threshold, seed=tcfg.seed,
-                            scale=(tcfg.crop_scale_min, 1.0), index_path=args.index)
-    print(f"{args.data}: {ds.num_kept} training images, {len(ds.classes)} classes",
-          file=sys.stderr)
-    if args.name == "ltbc" and args.num_classes is None:
-        mcfg = dataclasses.replace(mcfg, num_classes=len(ds.classes))  # 0: flat folder
-    resuming = args.resume and checkpoint.latest(args.out) is not None  # else a fresh run
-    if (args.name == "cic" and not mcfg.prior_file and args.prior_images > 0 and not resuming
-            and not args.warm_start):  # a warm start keeps the checkpoint's prior
-        mcfg = dataclasses.replace(mcfg, prior_file=str(
-            cic_prior(args.data, Path(args.out), args.prior_images, args.index)))
-    try:
-        res = train(args.name, ds, args.out, mcfg, tcfg, preset=args.preset, device=args.device,
-                    resume=args.resume, init_from=args.init_from, warm_start=args.warm_start,
-                    deterministic=args.deterministic,
-                    max_minutes=args.max_minutes)
-    except TrainingDiverged as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 3
-    except RunSetupError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in res.items()
-                      if k != "model"}))
-    return 0
+    model_flags = dataclass_overrides(args, type(preset.model))
+    mcfg = config_with_overrides(preset.model, model_flags)
+    return train_command(args, args.name, mcfg, tcfg, model_overrides=model_flags,
+                         options={"prior_images": args.prior_images, "index": args.index})
 
 
 def _export(args) -> int:

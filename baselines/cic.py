@@ -28,6 +28,7 @@ resize L itself (antialiased bilinear), as every baseline here does.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from dataclasses import dataclass
@@ -244,11 +245,38 @@ class CIC(BaselineModel):
         return self
 
 
+def cic_prior(data: str, out: Path, images: int, index: str | None) -> Path:
+    """Count the nearest-bin histogram of up to ``images`` centre crops (64 px) of ``data``."""
+    from pixcolor.data import ImageFolderDataset
+
+    ds = ImageFolderDataset(data, size=64, train=False, index_path=index)
+    abs_ = []
+    for i in np.linspace(0, len(ds) - 1, min(images, len(ds))).round().astype(int):
+        it = ds[int(i)]
+        _, ab = lab_from_batch({"y": it["y"][None], "cbcr": it["cbcr"][None]})
+        abs_.append(ab[0].permute(1, 2, 0).numpy())
+    path = out / "cic_prior.npy"
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(path, bin_counts(abs_))
+    return path.resolve()
+
+
 @register_task("cic")
 class CICTask(Task):
     """Multinomial cross-entropy on soft-encoded ab, class-rebalanced (Sec. 2.1-2.2, Eq. 2)."""
 
     config_cls = CICConfig
+
+    @classmethod
+    def prepare_config(cls, model_config: CICConfig, dataset, *, out, overrides, options
+                       ) -> CICConfig:
+        """Without a ``prior_file``, count the ab prior of ``options["prior_images"]`` photos
+        of the data into the run folder (0: the prior is counted while training)."""
+        images = options.get("prior_images", 0)
+        if model_config.prior_file or images <= 0:
+            return model_config
+        path = cic_prior(str(dataset.root), Path(out), images, options.get("index"))
+        return dataclasses.replace(model_config, prior_file=str(path))
 
     def __init__(self, model_config: CICConfig, preset: str = "custom") -> None:
         super().__init__(model_config, preset)

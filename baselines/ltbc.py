@@ -17,6 +17,7 @@ the global path always at ``global_size``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -113,6 +114,15 @@ class LTBCTask(Task):
     def __init__(self, model_config: LTBCConfig, preset: str = "custom") -> None:
         super().__init__(model_config, preset)
         self.model = LTBC(model_config, preset)
+
+    @classmethod
+    def prepare_config(cls, model_config: LTBCConfig, dataset, *, out, overrides, options
+                       ) -> LTBCConfig:
+        """The classification branch gets one output per class folder of the data (none for
+        a flat folder) unless ``num_classes`` was set."""
+        if "num_classes" in overrides:
+            return model_config
+        return dataclasses.replace(model_config, num_classes=len(dataset.classes))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         lightness, ab = lab_from_batch(batch)

@@ -24,10 +24,39 @@ from pixcolor.config import (
 )
 
 
-def _train(args) -> int:
+def train_command(args, stage: str, mcfg, tcfg, *, model_overrides: dict,
+                  options: dict | None = None, **dataset_kw) -> int:
+    """What ``pixcolor train`` and ``python -m baselines train`` run once they have the
+    configs: the training images, the run, its summary as JSON; the exit status (2: the run
+    cannot start as asked, 3: the loss diverged)."""
     from pixcolor.data import ImageFolderDataset
     from pixcolor.train import RunSetupError, TrainingDiverged, train
 
+    ds = ImageFolderDataset(args.data, size=tcfg.image_size, train=True,
+                            colorness_threshold=tcfg.colorness_threshold, seed=tcfg.seed,
+                            scale=(tcfg.crop_scale_min, 1.0), index_path=args.index,
+                            **dataset_kw)
+    print(f"{args.data}: {ds.num_kept} training images in {len(ds.classes)} classes "
+          f"({ds.num_below_threshold} below colorness {tcfg.colorness_threshold}, "
+          f"{ds.num_unreadable} unreadable)", file=sys.stderr)
+    try:
+        res = train(stage, ds, args.out, mcfg, tcfg, preset=args.preset, device=args.device,
+                    resume=args.resume, init_from=args.init_from, warm_start=args.warm_start,
+                    deterministic=args.deterministic,
+                    freeze_bn=getattr(args, "freeze_bn", False), max_minutes=args.max_minutes,
+                    model_overrides=model_overrides, options=options)
+    except TrainingDiverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    except RunSetupError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: (str(v) if isinstance(v, Path) else v) for k, v in res.items()
+                      if k != "model"}))
+    return 0
+
+
+def _train(args) -> int:
     preset = get_preset(args.preset)
     tcfg = config_with_overrides(preset.train, dataclass_overrides(args, TrainConfig))
     model_flags = dataclass_overrides(args, ModelConfig)
@@ -38,28 +67,8 @@ def _train(args) -> int:
                   f"(one per stage), got {len(v)}", file=sys.stderr)
             return 2
     mcfg = config_with_overrides(preset.model, model_flags)
-    ds = ImageFolderDataset(args.data, size=tcfg.image_size, train=True,
-                            colorness_threshold=tcfg.colorness_threshold, seed=tcfg.seed,
-                            scale=(tcfg.crop_scale_min, 1.0),
-                            lowres_short_side=mcfg.lowres_short_side,
-                            index_path=args.index)
-    print(f"{args.data}: {ds.num_kept} training images ({ds.num_below_threshold} below "
-          f"colorness {tcfg.colorness_threshold}, {ds.num_unreadable} unreadable)", file=sys.stderr)
-    try:
-        res = train(args.stage, ds, args.out, mcfg, tcfg, preset=args.preset,
-                    device=args.device, resume=args.resume, init_from=args.init_from,
-                    warm_start=args.warm_start,
-                    deterministic=args.deterministic, freeze_bn=args.freeze_bn,
-                    max_minutes=args.max_minutes, model_overrides=model_flags)
-    except TrainingDiverged as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 3
-    except RunSetupError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps({k: (str(v) if isinstance(v, Path) else v) for k, v in res.items()
-                      if k != "model"}))
-    return 0
+    return train_command(args, args.stage, mcfg, tcfg, model_overrides=model_flags,
+                         lowres_short_side=mcfg.lowres_short_side)
 
 
 def _combine(args) -> int:

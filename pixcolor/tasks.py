@@ -12,6 +12,7 @@ Batches are dicts of tensors from :class:`pixcolor.data.ImageFolderDataset`: ``y
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -53,6 +54,21 @@ class Task(nn.Module):
     def __init__(self, model_config, preset: str = "custom"):
         super().__init__()
         self.model_config, self.preset = model_config, preset
+
+    @classmethod
+    def prepare_config(cls, model_config, dataset, *, out: Path, overrides: dict,
+                       options: dict):
+        """The model config of a fresh run, completed from its data before the model is built
+        (a resumed or warm-started run takes its checkpoint's config instead).
+
+        Args:
+            model_config: the preset's config with the caller's ``overrides`` applied.
+            dataset: the training images.
+            out: the run folder (for files the config refers to).
+            overrides: the model fields the caller set explicitly.
+            options: the stage's own command-line options (e.g. CIC's ``prior_images``).
+        """
+        return model_config
 
     def trainable(self) -> list[nn.Module]:
         """Sub-modules whose parameters the optimiser updates."""

@@ -123,7 +123,7 @@ def train(stage: str, dataset, out: str | Path, mcfg, tcfg: TrainConfig, *,
           init_from: str | None = None, warm_start: str | None = None,
           deterministic: bool = False, freeze_bn: bool = False,
           max_minutes: float | None = None, progress: bool = True,
-          model_overrides: dict | None = None) -> dict:
+          model_overrides: dict | None = None, options: dict | None = None) -> dict:
     """Train one stage; returns a summary dict (final step, last loss, checkpoint path).
 
     Args:
@@ -147,6 +147,8 @@ def train(stage: str, dataset, out: str | Path, mcfg, tcfg: TrainConfig, *,
         model_overrides: the model fields the caller set explicitly (command-line flags); a
             resumed or warm-started run takes its architecture from its checkpoint and is
             refused (:class:`RunSetupError`) when these differ from it.
+        options: the stage's own options for its :meth:`~pixcolor.tasks.Task.prepare_config`
+            hook (a fresh run's config completed from its data).
     """
     if not 0 <= tcfg.decay_steps <= tcfg.steps:
         raise ValueError(f"decay_steps={tcfg.decay_steps} must lie in [0, steps={tcfg.steps}] "
@@ -168,7 +170,8 @@ def train(stage: str, dataset, out: str | Path, mcfg, tcfg: TrainConfig, *,
         return _train(task_cls, dataset, out, mcfg, tcfg, preset=preset, device=device,
                       resume=resume, init_from=init_from, warm_start=warm_start,
                       freeze_bn=freeze_bn, max_minutes=max_minutes, progress=progress,
-                      world=world, rank=rank, model_overrides=model_overrides)
+                      world=world, rank=rank, model_overrides=model_overrides,
+                      options=options)
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
 
@@ -221,7 +224,8 @@ def read_warm_start(path: str | Path, stage: str, config_cls) -> tuple[dict, dic
 
 
 def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, resume, init_from,
-           warm_start, freeze_bn, max_minutes, progress, world, rank, model_overrides) -> dict:
+           warm_start, freeze_bn, max_minutes, progress, world, rank, model_overrides,
+           options) -> dict:
     stage = task_cls.name
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
@@ -242,6 +246,9 @@ def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, re
         _check_overrides(ckpts[-1], state["model_config"], model_overrides or {}, resuming=True)
         mcfg = config_from_dict(task_cls.config_cls, state["model_config"])
         preset = state.get("preset", preset)
+    if state is None and warm is None:
+        mcfg = task_cls.prepare_config(mcfg, dataset, out=out, overrides=model_overrides or {},
+                                       options=options or {})
     wrapper = task_cls(mcfg, preset=preset)
     model = wrapper.model
     if state is not None:

@@ -132,3 +132,17 @@ def test_cli_train_export_colorize(photo_dir, tmp_path, capsys):
     assert main(["colorize", "lrac", str(photo_dir), "--out", str(tmp_path / "x"),
                  "--checkpoint", str(tmp_path / "missing.pt")]) == 2
     assert "no such checkpoint" in capsys.readouterr().err
+
+
+def test_ltbc_classification_branch_follows_the_class_folders_unless_set():
+    """LTBC's training-stage hook: one class output per class folder of a fresh run's data."""
+    from types import SimpleNamespace
+
+    from baselines.ltbc import LTBCConfig, LTBCTask
+
+    data = SimpleNamespace(classes=["cat", "dog", "sky"])
+    cfg = LTBCTask.prepare_config(LTBCConfig(), data, out=None, overrides={}, options={})
+    assert cfg.num_classes == 3
+    set_by_flag = dataclasses.replace(LTBCConfig(), num_classes=7)
+    assert LTBCTask.prepare_config(set_by_flag, data, out=None, overrides={"num_classes": 7},
+                                   options={}).num_classes == 7
