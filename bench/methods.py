@@ -148,14 +148,6 @@ def create_method(name: str, **kw: Any) -> Method:
     return method
 
 
-def _luma(rgb: np.ndarray) -> np.ndarray:
-    return color.luminance(rgb)
-
-
-def _chroma(rgb: np.ndarray) -> np.ndarray:
-    return color.rgb_to_ycbcr(rgb)[..., 1:].astype(np.float32)
-
-
 # --------------------------------------------------------------------------- simple methods
 
 
@@ -172,7 +164,8 @@ class Grayscale(Method):
     description = "the Y plane replicated to RGB (no colour)"
 
     def generate(self, items: Sequence[Item]) -> list[Result]:
-        return [np.repeat(color.to_uint8(_luma(it.rgb))[..., None], 3, -1) for it in items]
+        return [np.repeat(color.to_uint8(color.luminance(it.rgb))[..., None], 3, -1)
+                for it in items]
 
 
 @register_method("gt28_unrefined")
@@ -190,9 +183,9 @@ class GT28Unrefined(Method):
     def generate(self, items: Sequence[Item]) -> list[Result]:
         out: list[Result] = []
         for it in items:
-            low = color.lowres_chroma(_chroma(it.rgb), self.short_side)
+            low = color.lowres_chroma(color.chroma(it.rgb), self.short_side)
             up = color.upsample_chroma(low, it.rgb.shape[:2])
-            out.append(color.merge_luma_chroma(_luma(it.rgb), up))
+            out.append(color.merge_luma_chroma(color.luminance(it.rgb), up))
         return out
 
 

@@ -96,6 +96,28 @@ def luminance(rgb: np.ndarray) -> np.ndarray:
     return rgb_to_ycbcr(rgb)[..., 0].astype(np.float32)
 
 
+def chroma(rgb: np.ndarray) -> np.ndarray:
+    """The (Cb, Cr) planes of an (H, W, 3) RGB image as float32 (H, W, 2)."""
+    return rgb_to_ycbcr(rgb)[..., 1:].astype(np.float32)
+
+
+def luma(im: np.ndarray) -> np.ndarray:
+    """The model's input from a uint8 image, grayscale (H, W) or RGB (H, W, 3): the float32
+    Y plane (H, W) in [0, 1].
+
+    Raises:
+        TypeError: not uint8. ValueError: another shape.
+    """
+    im = np.asarray(im)
+    if im.dtype != np.uint8:
+        raise TypeError(f"expected uint8 images, got {im.dtype}")
+    if im.ndim == 2:
+        return im.astype(np.float32) / 255.0
+    if im.ndim == 3 and im.shape[2] == 3:
+        return luminance(im)
+    raise ValueError(f"expected (H, W) or (H, W, 3) image, got shape {im.shape}")
+
+
 def quantize_chroma(cbcr: Array, bins: int = NUM_BINS) -> Array:
     """Map centred chroma in [-0.5, 0.5] to uniform bin indices in [0, bins).
 

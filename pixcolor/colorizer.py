@@ -236,7 +236,7 @@ class PixColor(nn.Module):
             list of (S, H, W, 3) uint8 arrays (and, with ``return_logp``, a list of (S,)
             log-likelihoods). The output's Y equals the input's (up to uint8 rounding).
         """
-        ys = [_to_luma(im) for im in images]
+        ys = [color.luma(im) for im in images]
         out: list = [None] * len(ys)
         logps: list = [None] * len(ys)
         by_size: dict[tuple[int, int], list[int]] = {}
@@ -256,18 +256,6 @@ class PixColor(nn.Module):
                     out[i] = np.stack(rgb[k * num_samples:(k + 1) * num_samples])
                     logps[i] = logp[k].cpu().numpy()
         return (out, logps) if return_logp else out
-
-
-def _to_luma(im: np.ndarray) -> np.ndarray:
-    """(H, W) or (H, W, 3) uint8 -> (H, W) float32 Y in [0, 1]."""
-    im = np.asarray(im)
-    if im.dtype != np.uint8:
-        raise TypeError(f"expected uint8 images, got {im.dtype}")
-    if im.ndim == 2:
-        return im.astype(np.float32) / 255.0
-    if im.ndim == 3 and im.shape[2] == 3:
-        return color.luminance(im)
-    raise ValueError(f"expected (H, W) or (H, W, 3) image, got shape {im.shape}")
 
 
 def expected_cond_size(cfg: ModelConfig, image_size: int) -> int:

@@ -174,3 +174,15 @@ def test_merge_luma_chroma_batched_tensor_matches_numpy_reference(rng):
     np.testing.assert_array_equal(mixed, ref)
     with pytest.raises(ValueError, match=r"chroma of shape \(4, 30, 20, 2\)"):
         color.merge_luma_chroma(y, cbcr[..., :1])
+
+
+def test_luma_takes_gray_or_rgb_uint8_and_nothing_else():
+    rgb = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(color.luma(rgb), color.luminance(rgb))
+    gray = rgb[..., 0]
+    np.testing.assert_array_equal(color.luma(gray), gray.astype(np.float32) / 255)
+    assert color.chroma(rgb).shape == (5, 7, 2) and color.chroma(rgb).dtype == np.float32
+    with pytest.raises(TypeError, match="uint8"):
+        color.luma(rgb.astype(np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        color.luma(rgb[..., :2])
