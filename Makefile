@@ -47,11 +47,11 @@ load-test: $(STAMP) ## 200 simulated raters at a human pace against gunicorn + P
 	$(PY) scripts/vtt_load.py --raters 200 --pace 3.5 --duration 120 --ramp 30 --images 600 \
 		--database-url "$${DATABASE_URL:-$$(bash scripts/start_postgres.sh vtt_load)}"
 
-speed: $(STAMP) ## naive vs cached sampling speed and end-to-end seconds (bench/sampling_speed.py)
-	$(PY) -m bench.sampling_speed --device $(DEVICE)
+speed: $(STAMP) ## naive vs cached sampling speed and end-to-end seconds (tools/sampling_speed.py)
+	$(PY) -m tools.sampling_speed --device $(DEVICE)
 
-report-speed: $(STAMP) ## time analysis/report.py on 250 and 500 generated images (bench/report_speed.py)
-	$(PY) -m bench.report_speed
+report-speed: $(STAMP) ## time analysis/report.py on 250 and 500 generated images (tools/report_speed.py)
+	$(PY) -m tools.report_speed
 
 browser: ## install Debian chromium for the browser tests (idempotent)
 	bash scripts/install_browser.sh

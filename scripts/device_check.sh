@@ -5,7 +5,7 @@
 #   1. the 10,000-image throughput target (paper preset, 3 samples, 224x224): 3 batches timed
 #      and extrapolated; then, if the projection is under TARGET_FULL s, the whole 10,000;
 #   2. the GPU tests (tests/test_gpu.py);
-#   3. naive vs cached sampling speed and end-to-end seconds (bench.sampling_speed);
+#   3. naive vs cached sampling speed and end-to-end seconds (tools.sampling_speed);
 #   4. training speed probes (paper and small presets, bf16 + channels-last) on real photos,
 #      when DATA holds an image folder (e.g. data/imagenet_sample_1k, passed with carry).
 # Logs go to $OUT (default out/), at most 8 files. BUDGET (s) skips phases that would start
@@ -36,15 +36,15 @@ phase() {  # phase NAME MAX_SECONDS LOG CMD...: run CMD under min(MAX, time left
 nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1 || true
 if ((QUICK)); then tp=(--preset small --images 8 --batch-size 4 --limit-batches 1); else
   tp=(--preset paper --images 10000 --batch-size 1024 --limit-batches 3); fi
-phase throughput 150 throughput.log "$PY" -m bench.throughput --device "$DEVICE" "${tp[@]}"
+phase throughput 150 throughput.log "$PY" -m tools.throughput --device "$DEVICE" "${tp[@]}"
 proj=$(grep -o '10,000 images: [0-9.]*' "$OUT/throughput.log" | tail -1 | grep -o '[0-9.]*$')
 if ((! QUICK)) && [[ -n $proj ]] && (($(printf '%.0f' "$proj") <= TARGET_FULL)); then
-  phase throughput_full 220 throughput.log "$PY" -m bench.throughput --device "$DEVICE" \
+  phase throughput_full 220 throughput.log "$PY" -m tools.throughput --device "$DEVICE" \
       --preset paper --images 10000 --batch-size 1024
 fi
 phase gpu_tests 120 gpu_tests.log "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py
 if ((QUICK)); then sp=(--quick); else sp=(--batches 1,16,64); fi
-phase sampling_speed 120 speed.log "$PY" -m bench.sampling_speed --device "$DEVICE" "${sp[@]}"
+phase sampling_speed 120 speed.log "$PY" -m tools.sampling_speed --device "$DEVICE" "${sp[@]}"
 if [[ -d $DATA ]]; then
   run=$(mktemp -d)
   for spec in "paper 64 70" "small 16 50" "small 64 50"; do

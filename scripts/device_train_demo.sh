@@ -56,8 +56,8 @@ done
 rm -f "$OUT"/*/ckpt_*.pt  # training checkpoints (with optimizer state) stay off the transfer
 CAL_IMAGES=${CAL_IMAGES:-data/demo/images}
 if [[ -e $CAL_IMAGES ]]; then
-  "$PY" -m bench.calibration --checkpoint "$OUT/pixcolor_small_gpu.pt" --images "$CAL_IMAGES" \
+  "$PY" -m tools.calibration --checkpoint "$OUT/pixcolor_small_gpu.pt" --images "$CAL_IMAGES" \
       --device "$DEVICE" | tee "$OUT/calibration.txt"
 else
-  echo "no $CAL_IMAGES: run bench.calibration on $OUT/pixcolor_small_gpu.pt where the images are"
+  echo "no $CAL_IMAGES: run tools.calibration on $OUT/pixcolor_small_gpu.pt where the images are"
 fi

@@ -27,5 +27,5 @@ $PY -m bench generate --data "$OUT/data" --split holdout --runs "$OUT/runs" \
     --checkpoint "$PIX" --baseline-checkpoint "cic=$CIC" --baseline-checkpoint "lrac=$LRAC" \
     --baseline-checkpoint "ltbc=$LTBC"
 $PY -m bench metrics --split holdout --runs "$OUT/runs" | tee "$OUT/table.txt"
-$PY -m bench.calibration --checkpoint "$PIX" --images "$HOLDOUT" --json "$OUT/calibration.json" \
+$PY -m tools.calibration --checkpoint "$PIX" --images "$HOLDOUT" --json "$OUT/calibration.json" \
     | tee "$OUT/calibration.txt"

@@ -6,7 +6,7 @@ run's decay phase and a loss that stops falling are visible at a glance.
 
 Usage::
 
-    python -m bench.curves runs/pixelcnn runs/baselines/cic ... --out curves.png [--smooth 8]
+    python -m tools.curves runs/pixelcnn runs/baselines/cic ... --out curves.png [--smooth 8]
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ to the 60 s target. It measures and prints; it asserts nothing.
 
 Usage::
 
-    python -m bench.report_speed                      # 250 and 500 images, temporary folder
-    python -m bench.report_speed --images 500 --keep /tmp/report_speed   # reuse the data
+    python -m tools.report_speed                      # 250 and 500 images, temporary folder
+    python -m tools.report_speed --images 500 --keep /tmp/report_speed   # reuse the data
 
 On a shared machine the wall time depends on what else runs; the load average is printed.
 """

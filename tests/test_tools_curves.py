@@ -1,10 +1,10 @@
-"""bench.curves: reading trainers' log.csv files (resumed runs included) and plotting them."""
+"""tools.curves: reading trainers' log.csv files (resumed runs included) and plotting them."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from bench import curves
+from tools import curves
 
 HEADER = "step,loss,lr,images_per_s,wall_s\n"
 

@@ -13,8 +13,8 @@ current device and with random weights (speed does not depend on them):
 
 Usage::
 
-    python -m bench.sampling_speed [--presets paper,small] [--batches 1,16,64] [--device cuda]
-    python -m bench.sampling_speed --quick      # smoke test: small sizes, seconds
+    python -m tools.sampling_speed [--presets paper,small] [--batches 1,16,64] [--device cuda]
+    python -m tools.sampling_speed --quick      # smoke test: small sizes, seconds
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def format_rows(rows: list[SpeedRow]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line; prints the tables (and writes ``--json``)."""
-    p = argparse.ArgumentParser(prog="python -m bench.sampling_speed", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m tools.sampling_speed", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--presets", default="paper,small", help="comma-separated presets")
     p.add_argument("--batches", default="1,16,64", help="comma-separated batch sizes")

@@ -1,4 +1,4 @@
-"""bench.calibration: pooled chroma marginals and teacher-forced cross-entropy."""
+"""tools.calibration: pooled chroma marginals and teacher-forced cross-entropy."""
 
 import copy
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.calibration import calibrate, format_report, grey_ratio, main, worse_than_grey
 from pixcolor import PixColor, color
+from tools.calibration import calibrate, format_report, grey_ratio, main, worse_than_grey
 
 
 @pytest.fixture(scope="module")

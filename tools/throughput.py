@@ -9,7 +9,7 @@ output).
 
 Usage::
 
-    python -m bench.throughput --preset paper --device cuda --images 10000 --batch-size 1024
+    python -m tools.throughput --preset paper --device cuda --images 10000 --batch-size 1024
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ past, which is when a sample can settle on a colour the scene does not support.
 
 Usage::
 
-    python -m bench.calibration [--checkpoint PATH] --images DIR_OR_FILE... [--samples 3]
+    python -m tools.calibration [--checkpoint PATH] --images DIR_OR_FILE... [--samples 3]
 """
 
 from __future__ import annotations

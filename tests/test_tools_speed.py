@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from bench.sampling_speed import end_to_end, main, measure
+from tools.sampling_speed import end_to_end, main, measure
 
 
 @pytest.fixture(autouse=True)
