@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.metrics import compute_metrics
+from analysis.metrics import DEFAULT_METRICS, compute_metrics
 from analysis.runs import order_methods
 
-DEFAULT_METRICS = ("psnr", "ssim", "colorfulness", "auc", "global_ab")
 def method_folders(runs_dir: Path) -> list[str]:
     """Method folders (with at least one PNG) in display order
     (:data:`analysis.runs.METHOD_ORDER`, the project's one method order)."""
