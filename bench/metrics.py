@@ -17,6 +17,7 @@ import pandas as pd
 from analysis.metrics import DEFAULT_METRICS, compute_metrics
 from analysis.runs import order_methods
 
+
 def method_folders(runs_dir: Path) -> list[str]:
     """Method folders (with at least one PNG) in display order
     (:data:`analysis.runs.METHOD_ORDER`, the project's one method order)."""
