@@ -3,7 +3,7 @@
 Modules (import them directly; this package imports nothing heavy on its own):
 
 * :mod:`analysis.metrics`: PSNR, SSIM, MS-SSIM, colourfulness, CIC AuC, histogram
-  intersection, the metric registry and :func:`~analysis.metrics.compute_metrics`.
+  intersection, the metric registry and :func:`~analysis.evaluate.compute_metrics`.
 * :mod:`analysis.ssim`: the SSIM / MS-SSIM implementation (Wang et al. 2003, 2004).
 * :mod:`analysis.lab_stats`: marginal Lab a/b histograms (Fig. 7).
 * :mod:`analysis.evaluate`: one pass over a runs folder (per-image metrics, histograms).

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -281,3 +282,49 @@ def evaluate_runs(runs_dir: str | Path, methods: Sequence[str] | None = None,
                           methods=methods, metrics=list(metrics), image_ids=ids,
                           pairs=pd.DataFrame(pair_rows, columns=PAIR_COLUMNS),
                           pair_skips=pair_skips)
+
+
+def compute_metrics(runs_dir: str | Path, methods: Sequence[str] | None = None,
+                    metrics: Sequence[str] = DEFAULT_METRICS, *, gt_method: str = "gt",
+                    image_ids: Sequence[str] | None = None, progress: bool = False,
+                    workers: int = 1) -> pd.DataFrame:
+    """Mean of each metric per method over the images of a runs folder.
+
+    Missing or unreadable method images (and images whose ground truth is unusable, for
+    reference metrics) are skipped and logged; they are listed in
+    ``result.attrs["skipped"]`` (dicts with method, image_id, reason). Per-image values:
+    :func:`evaluate_runs`.
+
+    Args:
+        runs_dir: ``runs/<split>`` with ``<method>/<image_id>.png``.
+        methods: methods to score (default: every method folder, ``gt`` included).
+        metrics: registered metric names.
+        gt_method: the ground-truth folder.
+        image_ids: restrict to these ids (default: manifest.csv or the gt PNGs).
+        progress: show a tqdm bar.
+        workers: processes to use (1: in this process).
+
+    Returns:
+        One row per method: ``method``, ``n`` (images scored), ``n_skipped`` and one column
+        per metric (mean over the images where it could be computed).
+    """
+    ev = evaluate_runs(runs_dir, methods, metrics, gt_method=gt_method, image_ids=image_ids,
+                       progress=progress, workers=workers)
+    summary = ev.summary()
+    summary.attrs["skipped"] = [s.__dict__ for s in ev.skipped]
+    return summary
+
+
+def per_image_metrics(runs_dir: str | Path, methods: Sequence[str] | None = None,
+                      metrics: Sequence[str] = DEFAULT_METRICS, **kwargs: Any) -> pd.DataFrame:
+    """Per-image values behind :func:`compute_metrics` (same arguments).
+
+    Returns:
+        One row per (method, image) that loaded: ``method``, ``image_id`` and one float
+        column per metric (NaN where it could not be computed); skipped images are listed
+        in ``result.attrs["skipped"]``.
+    """
+    ev = evaluate_runs(runs_dir, methods, metrics, **kwargs)
+    out = ev.per_image
+    out.attrs["skipped"] = [s.__dict__ for s in ev.skipped]
+    return out

@@ -21,19 +21,18 @@ other papers. All take (H, W, 3) uint8 RGB arrays:
 * :func:`histogram_intersection`, :func:`ab_histograms`: see :mod:`analysis.lab_stats`.
 
 A registry (:data:`METRICS`, :func:`register_metric`, :func:`get_metric`) lets the benchmark
-harness compute metrics by name with :func:`compute_metrics`.
+harness compute metrics by name (:func:`analysis.evaluate.compute_metrics` over a runs
+folder).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 
 from analysis.lab_stats import ab_histograms, histogram_intersection, image_ab
 from analysis.ssim import ms_ssim, prepare_ssim, ssim, ssim_prepared
@@ -41,9 +40,9 @@ from analysis.ssim import ms_ssim, prepare_ssim, ssim, ssim_prepared
 log = logging.getLogger(__name__)
 
 __all__ = ["METRICS", "AUC_MAX_THRESHOLD", "Metric", "ab_histograms", "auc_ab_error",
-           "auc_from_ab", "colorfulness", "compute_metrics", "get_metric", "global_ab_error",
+           "auc_from_ab", "colorfulness", "get_metric", "global_ab_error",
            "grey_ratio", "worse_than_grey",
-           "histogram_intersection", "ms_ssim", "per_image_metrics", "psnr", "register_metric",
+           "histogram_intersection", "ms_ssim", "psnr", "register_metric",
            "ssim"]
 
 AUC_MAX_THRESHOLD = 150  # CIC: thresholds 0..150 in ab units
@@ -254,53 +253,3 @@ register_metric("auc", auc_from_ab, input="ab",
                 description="CIC AuC of ab error, thresholds 0..150")
 register_metric("global_ab", global_ab_error, input="ab", higher_is_better=False,
                 description="distance between the mean a, b of output and truth (global cast)")
-
-
-def compute_metrics(runs_dir: str | Path, methods: Sequence[str] | None = None,
-                    metrics: Sequence[str] = DEFAULT_METRICS, *, gt_method: str = "gt",
-                    image_ids: Sequence[str] | None = None, progress: bool = False,
-                    workers: int = 1) -> pd.DataFrame:
-    """Mean of each metric per method over the images of a runs folder.
-
-    Missing or unreadable method images (and images whose ground truth is unusable, for
-    reference metrics) are skipped and logged; they are listed in
-    ``result.attrs["skipped"]`` (dicts with method, image_id, reason). Per-image values:
-    :func:`analysis.evaluate.evaluate_runs`.
-
-    Args:
-        runs_dir: ``runs/<split>`` with ``<method>/<image_id>.png``.
-        methods: methods to score (default: every method folder, ``gt`` included).
-        metrics: registered metric names.
-        gt_method: the ground-truth folder.
-        image_ids: restrict to these ids (default: manifest.csv or the gt PNGs).
-        progress: show a tqdm bar.
-        workers: processes to use (1: in this process).
-
-    Returns:
-        One row per method: ``method``, ``n`` (images scored), ``n_skipped`` and one column
-        per metric (mean over the images where it could be computed).
-    """
-    from analysis.evaluate import evaluate_runs
-
-    ev = evaluate_runs(runs_dir, methods, metrics, gt_method=gt_method, image_ids=image_ids,
-                       progress=progress, workers=workers)
-    summary = ev.summary()
-    summary.attrs["skipped"] = [s.__dict__ for s in ev.skipped]
-    return summary
-
-
-def per_image_metrics(runs_dir: str | Path, methods: Sequence[str] | None = None,
-                      metrics: Sequence[str] = DEFAULT_METRICS, **kwargs: Any) -> pd.DataFrame:
-    """Per-image values behind :func:`compute_metrics` (same arguments).
-
-    Returns:
-        One row per (method, image) that loaded: ``method``, ``image_id`` and one float
-        column per metric (NaN where it could not be computed); skipped images are listed
-        in ``result.attrs["skipped"]``.
-    """
-    from analysis.evaluate import evaluate_runs
-
-    ev = evaluate_runs(runs_dir, methods, metrics, **kwargs)
-    out = ev.per_image
-    out.attrs["skipped"] = [s.__dict__ for s in ev.skipped]
-    return out

@@ -4,7 +4,7 @@
 by default, or ctest10k/cval1k from a user's ILSVRC2012 validation folder), generates every
 available method into ``runs/<split>/<method>/<image_id>.png`` with a ``meta.json`` per
 method, and writes ``runs/<split>/metrics.csv``. Modules: :mod:`bench.splits`,
-:mod:`bench.methods` (and :mod:`bench.pixcolor_methods`), :mod:`bench.generate`,
+:mod:`bench.methods` (a package: the registry and the method families), :mod:`bench.generate`,
 :mod:`bench.metrics`, :mod:`bench.pipeline`. Measurement tools (calibration, curves,
 sampling speed, throughput, report speed) live in :mod:`tools`.
 """

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.metrics import DEFAULT_METRICS, compute_metrics
+from analysis.evaluate import compute_metrics
+from analysis.metrics import DEFAULT_METRICS
 from analysis.runs import order_methods
 
 
@@ -33,7 +34,7 @@ def compute(runs_dir: str | os.PathLike, methods: Sequence[str] | None = None,
         runs_dir: ``runs/<split>``.
         methods: method folders (default: every folder with PNGs).
         metrics: metric names registered in :mod:`analysis.metrics`.
-        workers: processes for :func:`analysis.metrics.compute_metrics`.
+        workers: processes for :func:`analysis.evaluate.compute_metrics`.
 
     Returns:
         One row per method: ``method``, ``n``, ``n_skipped`` and a column per metric.

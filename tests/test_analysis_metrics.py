@@ -8,8 +8,7 @@ import pytest
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio
 
-from analysis import metrics
-from analysis.evaluate import evaluate_runs
+from analysis.evaluate import compute_metrics, evaluate_runs, per_image_metrics
 from analysis.lab_stats import AB_EDGES, ab_counts, image_ab, rgb_to_ab
 from analysis.metrics import (
     METRICS,
@@ -17,7 +16,6 @@ from analysis.metrics import (
     auc_ab_error,
     auc_from_ab,
     colorfulness,
-    compute_metrics,
     get_metric,
     global_ab_error,
     histogram_intersection,
@@ -179,7 +177,7 @@ def test_compute_metrics_skips_and_reports(runs_dir, caplog):
     assert "unreadable" in reasons[("pixcolor_s1", "img0002")]["reason"]
     assert reasons[("grayscale", "img0002")]["metric"]  # wrong size: only reference metrics
     assert "skipped" in caplog.text
-    per = metrics.per_image_metrics(runs_dir, ["cic"], ["psnr"])
+    per = per_image_metrics(runs_dir, ["cic"], ["psnr"])
     assert list(per["image_id"]) == ["img0000", "img0002"]
     assert per.attrs["skipped"][0]["image_id"] == "img0001"
 
@@ -191,7 +189,7 @@ def test_global_colour_error_relative_to_grey_is_paired_by_image(runs_dir, tmp_p
     for i in (2, 5):  # a strong green cast: further from the truth's mean colour than grey
         Image.fromarray(np.full((24, 28, 3), (40, 200, 40), np.uint8)).save(
             root / "cic" / f"img000{i}.png")
-    per = metrics.per_image_metrics(root, ["cic", "grayscale"], ["global_ab"])
+    per = per_image_metrics(root, ["cic", "grayscale"], ["global_ab"])
     val = per.pivot(index="image_id", columns="method", values="global_ab").dropna()
     assert len(val) == 7
     worse = (val["cic"] > val["grayscale"]).mean()
@@ -285,7 +283,7 @@ def test_psnr_mean_ignores_identical_images(tmp_path):
     gt0 = np.asarray(Image.open(tmp_path / "gt" / "img0000.png"))
     Image.fromarray(gt0).save(tmp_path / "cic" / "img0000.png")
     row = compute_metrics(tmp_path, metrics=("psnr",)).set_index("method").loc["cic"]
-    one = metrics.per_image_metrics(tmp_path, ["cic"], ["psnr"])["psnr"].to_numpy()
+    one = per_image_metrics(tmp_path, ["cic"], ["psnr"])["psnr"].to_numpy()
     assert np.isinf(one).sum() == 1
     assert row["psnr"] == pytest.approx(one[np.isfinite(one)].mean())
     assert row["psnr_n_identical"] == 1

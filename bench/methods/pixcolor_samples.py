@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.methods import Item, Method, Result, register_method
+from bench.methods.registry import Item, Method, Result, register_method
 from pixcolor import color
 from pixcolor.checkpoint import CheckpointError
 from pixcolor.colorizer import SHIPPED_CHECKPOINT, PixColor
@@ -254,8 +254,10 @@ class GT28Refined(_PixColorBase):
         return {**super().meta(), "seed": None, "refine": True}
 
 
-for _seed in (1, 2, 3):
-    register_method(f"pixcolor_s{_seed}")(
-        lambda _s=_seed, **kw: PixColorSample(seed=_s, refine=True, **kw))
-register_method("pixcolor_unrefined")(lambda **kw: PixColorSample(seed=1, refine=False, **kw))
-register_method("gt28_refined")(GT28Refined)
+def register() -> None:
+    for seed in (1, 2, 3):
+        register_method(f"pixcolor_s{seed}")(
+            lambda _s=seed, **kw: PixColorSample(seed=_s, refine=True, **kw))
+    register_method("pixcolor_unrefined")(
+        lambda **kw: PixColorSample(seed=1, refine=False, **kw))
+    register_method("gt28_refined")(GT28Refined)
