@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +151,47 @@ class PixColor(nn.Module):
         bins, logp = sample(self.pixelcnn, feats, noise, sampler, temperature)
         return bins.view(n, num_samples, 2, *size), logp.view(n, num_samples)
 
+    @torch.no_grad()
+    def sample_chroma(self, ys: list[np.ndarray], pairs: list[tuple[int, int]],
+                      sampler: str = "cached", temperature: float = 1.0, threads: int = 0,
+                      ) -> list[torch.Tensor]:
+        """One low-resolution chroma sample per (image, seed), for callers that mix images,
+        seeds and sizes (the benchmark harness): the pairs of one image size are drawn in
+        one batched pass.
+
+        Args:
+            ys: (H, W) float32 Y planes in [0, 1] (:func:`pixcolor.color.luma`).
+            pairs: (index into ``ys``, seed): sample 0 of that seed, the sample
+                ``colorize(..., num_samples=1, seed=seed)`` draws.
+            sampler, temperature: as :meth:`sample_lowres`.
+            threads: torch CPU threads while sampling (0: unchanged; the sampler's many
+                small operations often run faster on one).
+
+        Returns:
+            Per pair, the dequantised chroma (2, h, w) (Cb, Cr) on the model's device: the
+            input of :meth:`render`.
+        """
+        out: list[torch.Tensor | None] = [None] * len(pairs)
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for k, (i, _) in enumerate(pairs):
+            by_size.setdefault(ys[i].shape, []).append(k)
+        for (hh, ww), ks in by_size.items():
+            images = sorted({pairs[k][0] for k in ks})
+            row = {i: r for r, i in enumerate(images)}
+            y = torch.from_numpy(np.stack([ys[i] for i in images]))[:, None].to(self.device)
+            size = self.lowres_size(hh, ww)
+            feats = self.conditioning(y, size)
+            idx = torch.tensor([row[pairs[k][0]] for k in ks], device=feats.device)
+            noise = torch.cat([sample_noise([image_key(y[row[pairs[k][0]]])], 1, pairs[k][1],
+                                            size, device=self.device, dtype=self.dtype)
+                               for k in ks])
+            with _torch_threads(threads):
+                bins, _ = sample(self.pixelcnn, feats[idx], noise, sampler, temperature)
+            low = color.dequantize_chroma(bins, self.cfg.bins)
+            for r, k in enumerate(ks):
+                out[k] = low[r]
+        return out  # type: ignore[return-value]
+
     # ------------------------------------------------------------------ refinement
     @torch.no_grad()
     def refine_chroma(self, y: torch.Tensor, lowres: torch.Tensor) -> torch.Tensor:
@@ -256,6 +299,18 @@ class PixColor(nn.Module):
                     out[i] = np.stack(rgb[k * num_samples:(k + 1) * num_samples])
                     logps[i] = logp[k].cpu().numpy()
         return (out, logps) if return_logp else out
+
+
+@contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """Run a block with ``n`` torch CPU threads (``n <= 0``: unchanged)."""
+    old = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def expected_cond_size(cfg: ModelConfig, image_size: int) -> int:

@@ -168,3 +168,20 @@ def test_load_rejects_wrong_weights(tmp_path):
     path.write_text("garbage")
     with pytest.raises(WeightLoadError, match="w.pth"):
         load_backbone_weights(ConditioningNetwork(tiny_cfg), path)
+
+
+def test_sample_chroma_and_render_match_colorize_for_mixed_images_and_seeds(tiny, photo):
+    """The batched public pair (used by the harness): any (image, seed) pairs, images of two
+    sizes, give what colorize(num_samples=1, seed=k) gives for each."""
+    from pixcolor import color
+
+    images = [photo[:40, :40], photo[:40, :56], photo[8:48, :40]]
+    pairs = [(0, 1), (1, 2), (2, 1), (0, 3), (1, 1)]
+    ys = [color.luma(im) for im in images]
+    low = tiny.sample_chroma(ys, pairs, threads=1)
+    assert [tuple(t.shape) for t in low] == [(2, *tiny.lowres_size(*ys[i].shape))
+                                            for i, _ in pairs]
+    rgb = tiny.render([ys[i] for i, _ in pairs], low)
+    for (i, seed), out in zip(pairs, rgb, strict=True):
+        np.testing.assert_array_equal(out, tiny.colorize([images[i]], num_samples=1,
+                                                         seed=seed)[0][0])

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,6 @@ from bench.methods.registry import Item, Method, Result, register_method
 from pixcolor import color
 from pixcolor.checkpoint import CheckpointError
 from pixcolor.colorizer import SHIPPED_CHECKPOINT, PixColor
-from pixcolor.sampling import image_key, sample, sample_noise
 
 log = logging.getLogger(__name__)
 
@@ -109,41 +107,13 @@ class PixColorEngine:
                 "model_config": dataclasses.asdict(m.cfg)}
 
     # ------------------------------------------------------------------ computation
-    def _y(self, ys: Sequence[np.ndarray]) -> torch.Tensor:
-        return torch.from_numpy(np.stack(ys))[:, None].to(self.device)
-
-    @torch.no_grad()
     def sample_chroma(self, ys: Sequence[np.ndarray], pairs: Sequence[tuple[int, int]]
                       ) -> list[torch.Tensor]:
-        """One PixelCNN sample per (image index, seed), all in one batched pass per size.
-
-        Args:
-            ys: (H, W) float32 Y planes in [0, 1].
-            pairs: (index into ``ys``, seed); sample 0 of that seed, as ``colorize`` draws it.
-
-        Returns:
-            Per pair, the dequantised low-resolution chroma (2, h, w) (Cb, Cr) on the device.
-        """
+        """One PixelCNN sample per (image index, seed): :meth:`PixColor.sample_chroma` with
+        this engine's sampler, temperature and sampling threads."""
         m = self.model
-        out: list[torch.Tensor | None] = [None] * len(pairs)
-        by_size: dict[tuple[int, int], list[int]] = {}
-        for k, (i, _) in enumerate(pairs):
-            by_size.setdefault(ys[i].shape, []).append(k)
-        for (hh, ww), ks in by_size.items():
-            images = sorted({pairs[k][0] for k in ks})
-            row = {i: r for r, i in enumerate(images)}
-            y = self._y([ys[i] for i in images])
-            size = m.lowres_size(hh, ww)
-            feats = m.conditioning(y, size)
-            idx = torch.tensor([row[pairs[k][0]] for k in ks], device=feats.device)
-            noise = torch.cat([sample_noise([image_key(y[row[pairs[k][0]]])], 1, pairs[k][1],
-                                            size, device=m.device, dtype=m.dtype) for k in ks])
-            with _threads(self.sampling_threads if m.device.type == "cpu" else 0):
-                bins, _ = sample(m.pixelcnn, feats[idx], noise, self.sampler, self.temperature)
-            low = color.dequantize_chroma(bins, m.cfg.bins)
-            for r, k in enumerate(ks):
-                out[k] = low[r]
-        return out  # type: ignore[return-value]
+        return m.sample_chroma(ys, pairs, sampler=self.sampler, temperature=self.temperature,
+                               threads=self.sampling_threads if m.device.type == "cpu" else 0)
 
     @torch.no_grad()
     def finish(self, ys: Sequence[np.ndarray], lowres: Sequence[torch.Tensor], refine: bool
@@ -160,18 +130,6 @@ class PixColorEngine:
         """
         return self.model.render(list(ys), list(lowres), refine=refine,
                                  max_side=self.max_side, batch_size=self.batch_size)
-
-
-@contextmanager
-def _threads(n: int) -> Iterator[None]:
-    """Run a block with ``n`` torch CPU threads (``n <= 0``: unchanged)."""
-    old = torch.get_num_threads()
-    if n > 0:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 class _PixColorBase(Method):
