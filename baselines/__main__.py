@@ -18,6 +18,7 @@ import logging
 import sys
 
 import baselines
+from pixcolor.cli import add_run_flags, train_command
 from pixcolor.config import (
     TrainConfig,
     add_dataclass_flags,
@@ -40,7 +41,6 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _train(args) -> int:
-    from pixcolor.cli import train_command
 
     preset = baselines.presets(args.name)[args.preset]
     tcfg = config_with_overrides(preset.train, dataclass_overrides(args, TrainConfig))
@@ -90,18 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train a baseline with the shared trainer")
     t.add_argument("name", choices=sorted(baselines.REGISTRY))
-    t.add_argument("--data", required=True, help="image folder (ImageNet train layout or flat)")
-    t.add_argument("--out", required=True, help="run folder (checkpoints, log.csv)")
-    t.add_argument("--preset", default="small", choices=["paper", "small", "tiny"])
-    t.add_argument("--device", default="cpu")
-    t.add_argument("--resume", action="store_true")
-    t.add_argument("--warm-start", metavar="CKPT",
-                   help="start from this checkpoint's weights (and architecture) with a fresh "
-                        "optimizer and step count, e.g. the shipped checkpoint")
-    t.add_argument("--index", help="cached index file of the data folder")
-    t.add_argument("--deterministic", action="store_true")
-    t.add_argument("--max-minutes", type=float)
-    t.add_argument("--init-from", help="LRAC paper preset: torchvision vgg16 ImageNet weights")
+    add_run_flags(t, ["paper", "small", "tiny"],
+                  init_from="LRAC paper preset: torchvision vgg16 ImageNet weights")
     t.add_argument("--prior-images", type=int, default=1000,
                    help="CIC: images counted for the ab prior (0 = count while training)")
     add_dataclass_flags(t, TrainConfig)

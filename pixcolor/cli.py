@@ -24,6 +24,25 @@ from pixcolor.config import (
 )
 
 
+def add_run_flags(parser: argparse.ArgumentParser, presets: list[str], init_from: str) -> None:
+    """The flags of a training run that both training CLIs take (``train_command`` reads
+    them); ``init_from`` is the help of ``--init-from`` (which weights it takes)."""
+    p = parser
+    p.add_argument("--data", required=True, help="image folder (ImageNet train layout or flat)")
+    p.add_argument("--out", required=True, help="run folder (checkpoints, log.csv)")
+    p.add_argument("--preset", default="small", choices=presets)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    p.add_argument("--init-from", help=init_from)
+    p.add_argument("--warm-start", metavar="CKPT",
+                   help="start from this checkpoint's weights (and architecture) with a fresh "
+                        "optimizer and step count, e.g. a shipped checkpoint")
+    p.add_argument("--index", help="cached index file of the data folder")
+    p.add_argument("--deterministic", action="store_true")
+    p.add_argument("--freeze-bn", action="store_true", help="BatchNorm uses running statistics")
+    p.add_argument("--max-minutes", type=float, help="stop with a checkpoint after this long")
+
+
 def train_command(args, stage: str, mcfg, tcfg, *, model_overrides: dict,
                   options: dict | None = None, **dataset_kw) -> int:
     """What ``pixcolor train`` and ``python -m baselines train`` run once they have the
@@ -43,7 +62,7 @@ def train_command(args, stage: str, mcfg, tcfg, *, model_overrides: dict,
         res = train(stage, ds, args.out, mcfg, tcfg, preset=args.preset, device=args.device,
                     resume=args.resume, init_from=args.init_from, warm_start=args.warm_start,
                     deterministic=args.deterministic,
-                    freeze_bn=getattr(args, "freeze_bn", False), max_minutes=args.max_minutes,
+                    freeze_bn=args.freeze_bn, max_minutes=args.max_minutes,
                     model_overrides=model_overrides, options=options)
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
@@ -106,19 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train the pixelcnn or the refine stage")
     t.add_argument("stage", choices=["pixelcnn", "refine"])
-    t.add_argument("--data", required=True, help="image folder (ImageNet train layout or flat)")
-    t.add_argument("--out", required=True, help="run folder (checkpoints, log.csv)")
-    t.add_argument("--preset", default="small", choices=sorted(PRESETS))
-    t.add_argument("--device", default="cpu")
-    t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
-    t.add_argument("--init-from", help="torchvision resnet101 / deeplabv3_resnet101 weights")
-    t.add_argument("--warm-start", metavar="CKPT",
-                   help="start from this checkpoint's weights (and architecture) with a fresh "
-                        "optimizer and step count, e.g. the shipped pixcolor_small.pt")
-    t.add_argument("--index", help="cached index file of the data folder")
-    t.add_argument("--deterministic", action="store_true")
-    t.add_argument("--freeze-bn", action="store_true", help="BatchNorm uses running statistics")
-    t.add_argument("--max-minutes", type=float, help="stop with a checkpoint after this long")
+    add_run_flags(t, sorted(PRESETS),
+                  init_from="torchvision resnet101 / deeplabv3_resnet101 weights")
     add_dataclass_flags(t, TrainConfig, "training settings (default: the preset's)")
     add_dataclass_flags(t, ModelConfig, "architecture (default: the preset's; a new run only)")
     t.set_defaults(func=_train)
