@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from pixcolor import checkpoint, color
+from pixcolor.batching import batches_by_shape
 from pixcolor.checkpoint import CheckpointError
 from pixcolor.config import TrainConfig, config_from_dict
 from pixcolor.io import file_sha256
@@ -141,18 +142,13 @@ class BaselineModel(nn.Module):
         self.eval()
         pairs = [to_lightness(im) for im in images]
         out: list[np.ndarray | None] = [None] * len(pairs)
-        by_size: dict[tuple[int, int], list[int]] = {}
-        for i, (y, _) in enumerate(pairs):
-            by_size.setdefault(y.shape, []).append(i)
-        for (h, w), idxs in by_size.items():
-            for start in range(0, len(idxs), batch_size):
-                chunk = idxs[start:start + batch_size]
-                lt = torch.from_numpy(np.stack([pairs[i][1] for i in chunk]))[:, None]
-                lt = color.resize(lt.to(self.device), self.work_size(h, w), antialias=True)
-                ab = self.predict_ab(lt).float()
-                ab = color.resize(ab, (h, w), antialias=True).permute(0, 2, 3, 1).cpu().numpy()
-                for k, i in enumerate(chunk):
-                    out[i] = recombine(pairs[i][0], pairs[i][1], ab[k])
+        for (h, w), chunk in batches_by_shape([y.shape for y, _ in pairs], batch_size):
+            lt = torch.from_numpy(np.stack([pairs[i][1] for i in chunk]))[:, None]
+            lt = color.resize(lt.to(self.device), self.work_size(h, w), antialias=True)
+            ab = self.predict_ab(lt).float()
+            ab = color.resize(ab, (h, w), antialias=True).permute(0, 2, 3, 1).cpu().numpy()
+            for k, i in enumerate(chunk):
+                out[i] = recombine(pairs[i][0], pairs[i][1], ab[k])
         self.train(was_training)
         return out  # type: ignore[return-value]
 

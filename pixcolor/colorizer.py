@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from pixcolor import checkpoint, color
+from pixcolor.batching import batches_by_shape
 from pixcolor.checkpoint import CheckpointError
 from pixcolor.config import ModelConfig, config_from_dict, get_preset
 from pixcolor.io import file_sha256
@@ -172,10 +173,7 @@ class PixColor(nn.Module):
             input of :meth:`render`.
         """
         out: list[torch.Tensor | None] = [None] * len(pairs)
-        by_size: dict[tuple[int, int], list[int]] = {}
-        for k, (i, _) in enumerate(pairs):
-            by_size.setdefault(ys[i].shape, []).append(k)
-        for (hh, ww), ks in by_size.items():
+        for (hh, ww), ks in batches_by_shape([ys[i].shape for i, _ in pairs]):
             images = sorted({pairs[k][0] for k in ks})
             row = {i: r for r, i in enumerate(images)}
             y = torch.from_numpy(np.stack([ys[i] for i in images]))[:, None].to(self.device)
@@ -224,38 +222,34 @@ class PixColor(nn.Module):
             (H, W, 3) uint8 images whose luminance is the input's (``merge_luma_chroma``).
         """
         out: list = [None] * len(ys)
-        groups: dict[tuple, list[int]] = {}
-        for k, (yy, low) in enumerate(zip(ys, lowres, strict=True)):
-            groups.setdefault((yy.shape, tuple(low.shape)), []).append(k)
-        for ((hh, ww), _), ks in groups.items():
-            for start in range(0, len(ks), batch_size):
-                chunk = ks[start:start + batch_size]
-                yfull = torch.from_numpy(np.stack([ys[k] for k in chunk])).to(self.device)
-                yw = yfull[:, None]
-                low = torch.stack([lowres[k] for k in chunk]).to(self.device, self.dtype)
-                if refine and refine_at == "train":
-                    s = self.cfg.cond_stride
-                    work = (low.shape[-2] * s, low.shape[-1] * s)
-                elif refine_at in ("train", "full"):
-                    scale = min(1.0, max_side / max(hh, ww))
-                    work = (max(1, round(hh * scale)), max(1, round(ww * scale)))
-                else:
-                    raise ValueError(f"refine_at must be 'train' or 'full', got {refine_at!r}")
-                if work != (hh, ww):
-                    yw = color.resize(yw, work, antialias=work[0] < hh)
-                if refine:
-                    chroma = self.refine_chroma(yw, low)
-                else:
-                    chroma = color.upsample_chroma(low, tuple(yw.shape[-2:]))
-                chroma = color.upsample_chroma(chroma, (hh, ww))
-                # Batched on the device, in pieces of about MERGE_PIXELS pixels: the merge
-                # holds a few float64 (N, H, W, 3) arrays.
-                step = max(1, MERGE_PIXELS // (hh * ww))
-                for r0 in range(0, len(chunk), step):
-                    rgb = color.merge_luma_chroma(
-                        yfull[r0:r0 + step], chroma[r0:r0 + step].permute(0, 2, 3, 1).float())
-                    for r, k in enumerate(chunk[r0:r0 + step]):
-                        out[k] = rgb[r]
+        shapes = [(yy.shape, tuple(low.shape)) for yy, low in zip(ys, lowres, strict=True)]
+        for ((hh, ww), _), chunk in batches_by_shape(shapes, batch_size):
+            yfull = torch.from_numpy(np.stack([ys[k] for k in chunk])).to(self.device)
+            yw = yfull[:, None]
+            low = torch.stack([lowres[k] for k in chunk]).to(self.device, self.dtype)
+            if refine and refine_at == "train":
+                s = self.cfg.cond_stride
+                work = (low.shape[-2] * s, low.shape[-1] * s)
+            elif refine_at in ("train", "full"):
+                scale = min(1.0, max_side / max(hh, ww))
+                work = (max(1, round(hh * scale)), max(1, round(ww * scale)))
+            else:
+                raise ValueError(f"refine_at must be 'train' or 'full', got {refine_at!r}")
+            if work != (hh, ww):
+                yw = color.resize(yw, work, antialias=work[0] < hh)
+            if refine:
+                chroma = self.refine_chroma(yw, low)
+            else:
+                chroma = color.upsample_chroma(low, tuple(yw.shape[-2:]))
+            chroma = color.upsample_chroma(chroma, (hh, ww))
+            # Batched on the device, in pieces of about MERGE_PIXELS pixels: the merge
+            # holds a few float64 (N, H, W, 3) arrays.
+            step = max(1, MERGE_PIXELS // (hh * ww))
+            for r0 in range(0, len(chunk), step):
+                rgb = color.merge_luma_chroma(
+                    yfull[r0:r0 + step], chroma[r0:r0 + step].permute(0, 2, 3, 1).float())
+                for r, k in enumerate(chunk[r0:r0 + step]):
+                    out[k] = rgb[r]
         return out
 
     # ------------------------------------------------------------------ user entry point
@@ -282,22 +276,17 @@ class PixColor(nn.Module):
         ys = [color.luma(im) for im in images]
         out: list = [None] * len(ys)
         logps: list = [None] * len(ys)
-        by_size: dict[tuple[int, int], list[int]] = {}
-        for i, yy in enumerate(ys):
-            by_size.setdefault(yy.shape, []).append(i)
-        for idxs in by_size.values():
-            for start in range(0, len(idxs), batch_size):
-                chunk = idxs[start:start + batch_size]
-                y = torch.from_numpy(np.stack([ys[i] for i in chunk]))[:, None].to(self.device)
-                bins, logp = self.sample_lowres(y, num_samples, seed, sampler, temperature)
-                lowres = color.dequantize_chroma(bins, self.cfg.bins)
-                rgb = self.render([ys[i] for i in chunk for _ in range(num_samples)],
-                                  list(lowres.flatten(0, 1)), refine=refine,
-                                  max_side=max_side, batch_size=batch_size * num_samples,
-                                  refine_at=refine_at)
-                for k, i in enumerate(chunk):
-                    out[i] = np.stack(rgb[k * num_samples:(k + 1) * num_samples])
-                    logps[i] = logp[k].cpu().numpy()
+        for _, chunk in batches_by_shape([yy.shape for yy in ys], batch_size):
+            y = torch.from_numpy(np.stack([ys[i] for i in chunk]))[:, None].to(self.device)
+            bins, logp = self.sample_lowres(y, num_samples, seed, sampler, temperature)
+            lowres = color.dequantize_chroma(bins, self.cfg.bins)
+            rgb = self.render([ys[i] for i in chunk for _ in range(num_samples)],
+                              list(lowres.flatten(0, 1)), refine=refine,
+                              max_side=max_side, batch_size=batch_size * num_samples,
+                              refine_at=refine_at)
+            for k, i in enumerate(chunk):
+                out[i] = np.stack(rgb[k * num_samples:(k + 1) * num_samples])
+                logps[i] = logp[k].cpu().numpy()
         return (out, logps) if return_logp else out
 
 

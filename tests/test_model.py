@@ -185,3 +185,13 @@ def test_sample_chroma_and_render_match_colorize_for_mixed_images_and_seeds(tiny
     for (i, seed), out in zip(pairs, rgb, strict=True):
         np.testing.assert_array_equal(out, tiny.colorize([images[i]], num_samples=1,
                                                          seed=seed)[0][0])
+
+
+def test_batches_by_shape_groups_in_first_seen_order_and_chunks():
+    from pixcolor.batching import batches_by_shape
+
+    shapes = [(2, 3), (4, 4), (2, 3), (2, 3), (4, 4), (2, 3)]
+    assert list(batches_by_shape(shapes, 3)) == [((2, 3), [0, 2, 3]), ((2, 3), [5]),
+                                                 ((4, 4), [1, 4])]
+    assert list(batches_by_shape(shapes)) == [((2, 3), [0, 2, 3, 5]), ((4, 4), [1, 4])]
+    assert list(batches_by_shape([], 4)) == []
