@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP) ## create .venv and install the project (only when needed)
 
 demo-data: $(STAMP) ## prepare the embedded demo photos into $(DATA)/demo
-	$(PY) -m pixcolor.demo prepare --out $(DATA)/demo
+	$(PY) -m bench.demo prepare --out $(DATA)/demo
 
 bench: $(STAMP) ## run the benchmark on the demo data (or IMAGENET_VAL=... SPLIT=ctest10k DEVICE=cuda)
 	$(PY) -m bench run --data $(DATA) --split $(SPLIT) --runs $(RUNS) --device $(DEVICE) $(if $(IMAGENET_VAL),--imagenet-val $(IMAGENET_VAL))

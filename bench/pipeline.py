@@ -1,6 +1,6 @@
 """The benchmark end to end: split, generation, metrics, summary (what ``make bench`` runs).
 
-With no data named it uses the embedded demo photos (:mod:`pixcolor.demo`), built into a
+With no data named it uses the embedded demo photos (:mod:`bench.demo`), built into a
 split exactly like ctest10k, so every later step (VTT app, analysis report) treats the
 demo like any other split.
 """
@@ -61,7 +61,7 @@ def build(split: str, out: str | os.PathLike, *, data: str | os.PathLike = "data
     info: dict = {"list": None, "list_sha256": None, "source_root": None}
     if images is not None or (split == "demo" and imagenet_val is None and list_file is None):
         if images is None:
-            from pixcolor.demo import ensure_demo_data
+            from bench.demo import ensure_demo_data
 
             images = Path(ensure_demo_data(Path(data) / "demo")) / "images"
         entries, root = folder_entries(images), Path(images)
@@ -77,7 +77,7 @@ def build(split: str, out: str | os.PathLike, *, data: str | os.PathLike = "data
         root = Path(imagenet_val)
         if not root.is_dir():
             raise SplitError(f"--imagenet-val {root} is not a folder")
-        info.update({"list": str(list_file or f"pixcolor/splits/{split}.txt"),
+        info.update({"list": str(list_file or f"bench/lists/{split}.txt"),
                      "list_sha256": sha})
     info["source_root"] = str(Path(root).resolve())
     if subset:

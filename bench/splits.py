@@ -137,11 +137,11 @@ def parse_list(text: str, origin: str = "<list>") -> list[SplitEntry]:
 
 
 def official_list_text(name: str) -> str:
-    """The shipped list file ``pixcolor/splits/<name>.txt`` as text."""
+    """The shipped list file ``bench/lists/<name>.txt`` as text."""
     if name not in OFFICIAL_SPLITS:
         raise SplitError(f"unknown split {name!r}; choose one of {OFFICIAL_SPLITS}, or pass "
                          "--list FILE")
-    return resources.files("pixcolor").joinpath("splits", f"{name}.txt").read_text()
+    return resources.files("bench").joinpath("lists", f"{name}.txt").read_text()
 
 
 def load_list(name: str | None = None, path: str | os.PathLike | None = None
@@ -154,7 +154,7 @@ def load_list(name: str | None = None, path: str | os.PathLike | None = None
             raise SplitError(f"cannot read split list {path}: {exc}") from exc
         origin = str(path)
     elif name is not None:
-        text, origin = official_list_text(name), f"pixcolor/splits/{name}.txt"
+        text, origin = official_list_text(name), f"bench/lists/{name}.txt"
     else:
         raise SplitError("pass a split name or a list file")
     return parse_list(text, origin), hashlib.sha256(text.encode()).hexdigest()

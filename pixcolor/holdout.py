@@ -11,7 +11,7 @@ and every model card reports on the same unseen photos:
   a slice of it would not be unseen by the models that later runs warm-start from.
 
 The rule depends only on the file names, so it gives the same slice on every machine; the
-resulting list ships as ``pixcolor/splits/photos_holdout.txt`` (paths relative to the data
+resulting list ships as ``pixcolor/photos_holdout.txt`` (paths relative to the data
 folder) and ``check`` verifies that a data folder still gives it.
 
 ``prepare`` builds two folders of symbolic links (nothing is copied), which the trainer and
@@ -35,7 +35,7 @@ from pathlib import Path
 
 from pixcolor.io import atomic_open, is_image_file
 
-HOLDOUT_LIST = Path(__file__).with_name("splits") / "photos_holdout.txt"
+HOLDOUT_LIST = Path(__file__).with_name("photos_holdout.txt")
 SLICED = "photos_17k"  # sliced per source folder
 UNSLICED = ("imagenet_sample_1k",)  # trained on whole (see the module docstring)
 SEED = 0

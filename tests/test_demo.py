@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from pixcolor import demo
+from bench import demo
 from pixcolor.io import load_rgb
 
 

