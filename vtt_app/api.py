@@ -17,15 +17,9 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request, ses
 from sqlalchemy import bindparam, select, update
 
 from . import media
-from .assignment import (
-    expire_if_stale,
-    expire_stale,
-    expiry_due,
-    n_attention,
-    next_trial,
-    session_length,
-)
+from .assignment import n_attention, next_trial, session_length
 from .db import get_engine, get_session
+from .expiry import expire_if_stale, expire_stale, expiry_due
 from .models import Rater, Study, Trial
 from .models import Response as Answer
 from .rater import current_rater, get_study
