@@ -11,8 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from pixcolor import color, data
-from pixcolor.data import ImageFolderDataset, build_index, load_index, random_resized_crop_box
+from pixcolor import color, data, image_index
+from pixcolor.data import ImageFolderDataset, random_resized_crop_box
+from pixcolor.image_index import build_index, load_index
 from pixcolor.io import save_png
 
 
@@ -35,13 +36,13 @@ def folder(tmp_path, photo):
 @pytest.fixture
 def count_loads(monkeypatch):
     calls = []
-    real = data.load_thumbnail
+    real = image_index.load_thumbnail
 
     def counting(path, *a, **kw):
         calls.append(os.fspath(path))
         return real(path, *a, **kw)
 
-    monkeypatch.setattr(data, "load_thumbnail", counting)
+    monkeypatch.setattr(image_index, "load_thumbnail", counting)
     return calls
 
 
