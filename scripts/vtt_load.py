@@ -184,41 +184,13 @@ def make_study(instance: Path, database_url: str, n_images: int, k: int, trials:
 
 def integrity(database_url: str, acked: set[int], study_name: str) -> list[str]:
     """Problems found in the study's rows after the run (empty: all good)."""
-    from sqlalchemy import func, select
     from sqlalchemy.orm import Session
 
-    from vtt_app.assignment import slot_count_mismatches
     from vtt_app.db import make_engine
-    from vtt_app.models import ACTIVE_STATES, Assignment, Pair, Rater, Response, Study, Trial
+    from vtt_app.integrity import study_problems
 
-    problems = []
     with Session(make_engine(database_url)) as db:
-        sid = db.scalar(select(Study.id).where(Study.name == study_name))
-        raters = select(Rater.id).where(Rater.study_id == sid)
-        over = db.execute(
-            select(Pair.id, Pair.raters_needed, func.count(Assignment.id))
-            .join(Assignment, Assignment.pair_id == Pair.id)
-            .where(Assignment.status.in_(ACTIVE_STATES), Pair.study_id == sid)
-            .group_by(Pair.id, Pair.raters_needed)
-            .having(func.count(Assignment.id) > Pair.raters_needed)).all()
-        if over:
-            problems.append(f"{len(over)} pairs over K, e.g. {over[0]}")
-        counters = slot_count_mismatches(db, sid)
-        if counters:
-            problems.append(f"{len(counters)} pair slot counters off, e.g. {counters[0]}")
-        twice = db.execute(
-            select(Trial.rater_id, Trial.image_id, func.count(Trial.id))
-            .where(Trial.rater_id.in_(raters))
-            .group_by(Trial.rater_id, Trial.image_id).having(func.count(Trial.id) > 1)).all()
-        if twice:
-            problems.append(f"{len(twice)} (rater, photo) shown twice, e.g. {twice[0]}")
-        stored = set(db.scalars(select(Response.trial_id).join(Trial, Trial.id == Response.trial_id)
-                                .where(Trial.rater_id.in_(raters))))
-        if acked - stored:
-            problems.append(f"{len(acked - stored)} acknowledged answers not stored")
-        if stored - acked:
-            problems.append(f"{len(stored - acked)} stored answers never acknowledged")
-    return problems
+        return study_problems(db, study_name, acked)
 
 
 def start_server(kind: str, instance: Path, database_url: str, port: int, workers: int,
