@@ -223,18 +223,21 @@ def test_photos_shown_at_their_own_size_and_fit_a_phone(browser, live_large, vie
 def test_page_retries_a_busy_server(browser, live):
     _app, base = live
     page = _consented_page(browser, base, "web", timeout_ms=20_000)
-    failed = []
+    failed: dict[str, list[str]] = {"next": [], "images": []}
 
-    def busy_once(route):
-        if not failed:
-            failed.append(route.request.url)
-            route.fulfill(status=503, content_type="application/json",
-                          body='{"error": "busy", "status": 503}')
-        else:
-            route.continue_()
+    def busy_once(kind):
+        def handle(route):
+            if not failed[kind]:
+                failed[kind].append(route.request.url)
+                route.fulfill(status=503, content_type="application/json",
+                              body='{"error": "busy", "status": 503}')
+            else:
+                route.continue_()
+        return handle
 
-    page.route("**/next", busy_once)
+    page.route("**/next", busy_once("next"))
+    page.route("**/images", busy_once("images"))
     page.goto(f"{base}/s/web/run")
-    _wait_for(page, "ready")  # the first /next got a 503; the page tried again
+    _wait_for(page, "ready")  # the first /next and images got a 503; the page tried again
     page.close()
-    assert len(failed) == 1
+    assert {k: len(v) for k, v in failed.items()} == {"next": 1, "images": 1}

@@ -72,10 +72,22 @@
   }
 
   // Both images of a trial come in one response (the server delivers them once): the two
-  // PNGs one after the other, their byte lengths in X-Image-Lengths.
+  // PNGs one after the other, their byte lengths in X-Image-Lengths. A busy server (503:
+  // nothing was delivered) or a dropped connection is retried as in post().
   async function fetchImages(url) {
-    const r = await fetch(url, { credentials: "same-origin", cache: "no-store" });
-    if (!r.ok) throw new Error("images: HTTP " + r.status);
+    let r = null;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        r = await fetch(url, { credentials: "same-origin", cache: "no-store" });
+      } catch (e) { r = null; }
+      if ((r === null || r.status === 503) && attempt < 6) {
+        status.textContent = "The server is busy; trying again…";
+        await new Promise((res) => setTimeout(res, 500 * 2 ** attempt));
+        continue;
+      }
+      break;
+    }
+    if (r === null || !r.ok) throw new Error("images: HTTP " + (r ? r.status : 0));
     const n = (r.headers.get("X-Image-Lengths") || "").split(",").map(Number);
     const buf = await r.arrayBuffer();
     if (n.length !== 2 || n[0] + n[1] !== buf.byteLength) throw new Error("images: bad lengths");
