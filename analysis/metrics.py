@@ -109,7 +109,7 @@ def auc_from_ab(pred_ab: np.ndarray, gt_ab: np.ndarray,
         Area under the cumulative error curve in [0, 1].
     """
     a, b = _pair(pred_ab, gt_ab)
-    # float32 a, b (as analysis.lab_stats.rgb_to_ab gives) are compared in float32
+    # float32 a, b (as pixcolor.color.rgb_to_ab gives) are compared in float32
     dtype = np.float32 if a.dtype == np.float32 and b.dtype == np.float32 else np.float64
     d = np.subtract(a, b, dtype=dtype)
     d *= d

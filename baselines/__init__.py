@@ -32,7 +32,7 @@ from baselines.common import (
     load_our_checkpoint,
     read_checkpoint,
 )
-from pixcolor.colorizer import file_sha256
+from pixcolor.io import file_sha256
 
 REGISTRY: dict[str, ModuleType] = {"cic": cic, "lrac": lrac, "ltbc": ltbc}
 MODEL_CLASSES: dict[str, type[BaselineModel]] = {"cic": cic.CIC, "lrac": lrac.LRAC,

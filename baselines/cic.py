@@ -39,16 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.common import (
-    AB_NORM,
-    L_CENT,
-    L_NORM,
-    BaselineCheckpointError,
-    BaselineModel,
-    BaselinePreset,
-    lab_from_batch,
-)
+from baselines.common import BaselineCheckpointError, BaselineModel, BaselinePreset
 from pixcolor import color
+from pixcolor.color import AB_NORM, L_CENT, L_NORM, lab_from_batch
 from pixcolor.config import TrainConfig
 from pixcolor.tasks import Task, register_task
 

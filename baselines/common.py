@@ -19,7 +19,6 @@ predict the chrominance of CIE Lab from its lightness L. PixColor's conventions
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -34,8 +33,6 @@ from pixcolor.checkpoint import CheckpointError
 from pixcolor.config import TrainConfig, config_from_dict
 from pixcolor.io import file_sha256
 
-L_CENT, L_NORM, AB_NORM = 50.0, 100.0, 110.0  # richzhang/colorization's Lab normalisation
-
 
 class BaselineCheckpointError(CheckpointError):
     """A baseline checkpoint is missing, unreadable or belongs to another model."""
@@ -47,51 +44,6 @@ class BaselinePreset:
 
     model: object
     train: TrainConfig = field(default_factory=TrainConfig)
-
-
-def lab_from_batch(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lab of a training batch of :class:`pixcolor.data.ImageFolderDataset` items.
-
-    Args:
-        batch: ``y`` (B, 1, S, S) in [0, 1] and ``cbcr`` (B, 2, S, S) centred chroma.
-
-    Returns:
-        L (B, 1, S, S) float in [0, 100] and ab (B, 2, S, S) float, roughly in [-110, 110].
-    """
-    ycc = torch.cat([batch["y"], batch["cbcr"]], 1).float()
-    with torch.autocast(ycc.device.type, enabled=False):  # targets in float32 under bf16
-        lab = color.rgb_to_lab_torch(color.ycbcr_to_rgb(ycc))
-    return lab[:, :1], lab[:, 1:]
-
-
-def to_lightness(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(H, W) or (H, W, 3) uint8 -> (Y, L): (H, W) float32 Y in [0, 1], L in [0, 100]."""
-    im = np.asarray(image)
-    if im.dtype != np.uint8:
-        raise TypeError(f"expected uint8 images, got {im.dtype}")
-    if im.ndim == 2:
-        im = np.repeat(im[..., None], 3, -1)
-    if im.ndim != 3 or im.shape[2] != 3:
-        raise ValueError(f"expected an (H, W) or (H, W, 3) image, got shape {im.shape}")
-    gray = np.repeat(color.to_uint8(color.luminance(im))[..., None], 3, -1)
-    return color.luminance(im), color.rgb_to_lab(gray)[..., 0].astype(np.float32)
-
-
-def recombine(y: np.ndarray, lightness: np.ndarray, ab: np.ndarray) -> np.ndarray:
-    """The input's L + predicted ab -> RGB, then its chroma with the input's exact Y.
-
-    Args:
-        y: (H, W) float Y in [0, 1] of the input.
-        lightness: (H, W) float L in [0, 100] of the input.
-        ab: (H, W, 2) float predicted ab at the input's size.
-
-    Returns:
-        (H, W, 3) uint8 RGB whose Y equals ``y`` up to rounding.
-    """
-    with warnings.catch_warnings():  # predicted ab may leave the gamut (negative Z): clipped
-        warnings.simplefilter("ignore", UserWarning)
-        rgb = color.lab_to_rgb(np.concatenate([lightness[..., None], ab], -1))
-    return color.merge_luma_chroma(y, color.rgb_to_ycbcr(rgb)[..., 1:])
 
 
 class BaselineModel(nn.Module):
@@ -140,7 +92,7 @@ class BaselineModel(nn.Module):
         """
         was_training = self.training
         self.eval()
-        pairs = [to_lightness(im) for im in images]
+        pairs = [color.to_lightness(im) for im in images]
         out: list[np.ndarray | None] = [None] * len(pairs)
         for (h, w), chunk in batches_by_shape([y.shape for y, _ in pairs], batch_size):
             lt = torch.from_numpy(np.stack([pairs[i][1] for i in chunk]))[:, None]
@@ -148,7 +100,7 @@ class BaselineModel(nn.Module):
             ab = self.predict_ab(lt).float()
             ab = color.resize(ab, (h, w), antialias=True).permute(0, 2, 3, 1).cpu().numpy()
             for k, i in enumerate(chunk):
-                out[i] = recombine(pairs[i][0], pairs[i][1], ab[k])
+                out[i] = color.recombine(pairs[i][0], pairs[i][1], ab[k])
         self.train(was_training)
         return out  # type: ignore[return-value]
 

@@ -30,8 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.common import L_CENT, L_NORM, BaselineModel, BaselinePreset, lab_from_batch
+from baselines.common import BaselineModel, BaselinePreset
 from pixcolor.checkpoint import read_weights
+from pixcolor.color import L_CENT, L_NORM, lab_from_batch
 from pixcolor.config import TrainConfig
 from pixcolor.tasks import Task, register_task
 

@@ -24,8 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.common import AB_NORM, BaselineModel, BaselinePreset, lab_from_batch
+from baselines.common import BaselineModel, BaselinePreset
 from pixcolor import color
+from pixcolor.color import AB_NORM, lab_from_batch
 from pixcolor.config import TrainConfig
 from pixcolor.tasks import Task, register_task
 

@@ -9,7 +9,7 @@ from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio
 
 from analysis.evaluate import compute_metrics, evaluate_runs, per_image_metrics
-from analysis.lab_stats import AB_EDGES, ab_counts, image_ab, rgb_to_ab
+from analysis.lab_stats import AB_EDGES, ab_counts, image_ab
 from analysis.metrics import (
     METRICS,
     ab_histograms,
@@ -23,6 +23,7 @@ from analysis.metrics import (
     register_metric,
 )
 from analysis.synthetic import make_image, make_runs
+from pixcolor.color import rgb_to_ab
 
 
 def test_psnr_known_values_and_reference():

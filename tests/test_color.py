@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -139,7 +141,7 @@ def _merge_reference(y: np.ndarray, cbcr: np.ndarray) -> np.ndarray:
     """merge_luma_chroma as first written: numpy, a 3x3 matrix product per pixel."""
     y = np.clip(y.astype(np.float64), 0, 1)[..., None]
     full = np.concatenate([np.zeros_like(y), cbcr.astype(np.float64)], -1)
-    d = full @ np.linalg.inv(color._RGB2YCC).T
+    d = full @ np.linalg.inv(color.ycbcr._RGB2YCC).T
     with np.errstate(divide="ignore", invalid="ignore"):
         room = np.where(d > 0, (1 - y) / d, np.where(d < 0, y / -d, np.inf))
     return color.to_uint8(y + np.clip(room.min(-1, keepdims=True), 0, 1) * d)
@@ -186,3 +188,28 @@ def test_luma_takes_gray_or_rgb_uint8_and_nothing_else():
         color.luma(rgb.astype(np.float32))
     with pytest.raises(ValueError, match="shape"):
         color.luma(rgb[..., :2])
+
+
+def test_light_users_of_colour_and_the_web_app_do_not_import_torch():
+    """pixcolor.color loads its parts on first use: the analysis of output images
+    (``rgb_to_ab``) and the VTT app run without importing torch; everything else is there."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "import analysis.metrics, analysis.lab_stats, vtt_app\n"
+        "from pixcolor.color import rgb_to_ab\n"
+        "vtt_app.create_app({'SECRET_KEY': 'x', 'DATABASE_URL': 'sqlite://', 'ADMIN_TOKEN': 'x'})\n"
+        "rgb_to_ab(np.zeros((2, 2, 3), np.uint8))\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+        "from pixcolor import color\n"
+        "assert color.luminance is color.ycbcr.luminance and 'torch' in sys.modules\n"
+        "assert set(color.__all__) <= set(dir(color))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert res.returncode == 0, res.stderr
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        color.nope  # noqa: B018

@@ -1,19 +1,5 @@
-"""Colour maths for PixColor: YCbCr, chroma quantisation, low-resolution chroma, Lab.
-
-The paper (Sec. 3.1) works in YCbCr "because it is linear, simple and widely used (e.g. by
-JPEG)" and discretises Cb and Cr into 32 bins each. This module is the only place in the
-project where colour conversions, quantisation and chroma resampling happen.
-
-Conventions (shared by every caller):
-
-* RGB floats are in [0, 1]; uint8 RGB is accepted by the helpers that say so.
-* YCbCr is JPEG/JFIF full range, the convention of PIL's ``"YCbCr"`` mode, expressed as
-  floats: Y in [0, 1], Cb and Cr centred in [-0.5, 0.5] (PIL's byte value / 255 - 0.5).
-* Channel axis: numpy arrays are channel-last (``(..., 3)``), torch tensors channel-first
-  (``(..., 3, H, W)``), unless ``axis`` says otherwise.
-* Chroma arrays hold (Cb, Cr) in that order. The PixelCNN predicts Cr before Cb inside a
-  pixel (paper Sec. 3.1); it reorders internally, callers never do.
-"""
+"""YCbCr, chroma quantisation, low-resolution chroma, luminance-keeping merge, colorness
+(see :mod:`pixcolor.color` for the conventions)."""
 
 from __future__ import annotations
 
@@ -233,26 +219,6 @@ def merge_luma_chroma(y: Array, cbcr: Array) -> np.ndarray:
     return rgb.cpu().numpy()
 
 
-def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """CIE Lab (D65) of an RGB image through scikit-image; uint8 or float in [0, 1].
-
-    Returns float64 (..., 3): L in [0, 100], a and b roughly in [-128, 127].
-    """
-    from skimage.color import rgb2lab
-
-    rgb = np.asarray(rgb)
-    if rgb.dtype == np.uint8:
-        rgb = rgb.astype(np.float64) / 255.0
-    return rgb2lab(rgb)
-
-
-def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`rgb_to_lab` (float RGB in [0, 1], clipped)."""
-    from skimage.color import lab2rgb
-
-    return np.clip(lab2rgb(np.asarray(lab, dtype=np.float64)), 0.0, 1.0)
-
-
 def colorness(rgb: np.ndarray, luma_bins: int = 64) -> float:
     """How colourful an image is: chroma variation not explained by luminance, >= 0.
 
@@ -289,33 +255,3 @@ def colorness(rgb: np.ndarray, luma_bins: int = 64) -> float:
         s2 = np.bincount(b, ycc[:, c] ** 2, luma_bins)
         within += float((s2 - s1**2 / np.maximum(count, 1)).sum())
     return float(np.sqrt(max(within, 0.0) / len(ycc)) / 0.2)
-
-
-# sRGB (D65) to CIE XYZ, the matrix and white point scikit-image's rgb2lab uses.
-_RGB2XYZ = np.array([[0.412453, 0.357580, 0.180423],
-                     [0.212671, 0.715160, 0.072169],
-                     [0.019334, 0.119193, 0.950227]])
-_D65 = (0.95047, 1.0, 1.08883)
-
-
-def rgb_to_lab_torch(rgb: torch.Tensor) -> torch.Tensor:
-    """Differentiable CIE Lab (D65) of RGB tensors, matching :func:`rgb_to_lab`.
-
-    For training losses of the Lab-based baselines (``baselines``); the numpy path through
-    scikit-image stays the reference (the tests compare the two).
-
-    Args:
-        rgb: (..., 3, H, W) float in [0, 1] (channel-first, as every torch path here).
-
-    Returns:
-        (..., 3, H, W) float: L in [0, 100], a and b roughly in [-128, 127].
-    """
-    rgb = rgb.float().clamp(0.0, 1.0)
-    lin = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
-    xyz = _apply_matrix(lin, _RGB2XYZ, -3)
-    white = torch.tensor(_D65, dtype=xyz.dtype, device=xyz.device).view(3, 1, 1)
-    t = xyz / white
-    eps = (6.0 / 29.0) ** 3
-    f = torch.where(t > eps, t.clamp_min(eps) ** (1.0 / 3.0), t / (3 * (6.0 / 29.0) ** 2) + 4 / 29)
-    fx, fy, fz = f.unbind(-3)
-    return torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], -3)
