@@ -75,44 +75,14 @@ def create_study(session: Session, opts: StudyOptions, media_dir: Path) -> Study
         StudyError: bad name, missing folders, too few images or a name already taken.
     """
     runs = opts.runs.resolve()
-    for name in [opts.name, *opts.methods]:
-        if not NAME_RE.match(name):
-            raise StudyError(f"invalid name {name!r}: use letters, digits, '_', '.', '-'")
-    if not opts.methods or GT in opts.methods:
-        raise StudyError("--methods must list the compared methods, without gt")
-    if session.scalar(select(Study).where(Study.name == opts.name)) is not None:
-        raise StudyError(f"study {opts.name!r} exists already: choose another --name")
-    gt_stems = _stems(runs / GT)
-    common = set(gt_stems)
-    for m in opts.methods:
-        common &= _stems(runs / m)
-    ids = sorted(common)
-    rng = np.random.default_rng(opts.seed)
-    ids = [ids[i] for i in rng.permutation(len(ids))]
-    if len(ids) < opts.practice + 1:
-        raise StudyError(
-            f"{runs} has {len(ids)} images present in gt/ and every method folder; "
-            f"need at least --practice + 1 = {opts.practice + 1}"
-        )
-    practice = ids[: opts.practice]
-    test = ids[opts.practice : opts.practice + opts.images]
-    used = set(practice) | set(test)
-    # Attention photos: preferably ones outside the test set (they then never compete
-    # with pair balance), the most colourful among a few candidates.
-    spare = sorted(gt_stems - used)
-    spare = [spare[i] for i in rng.permutation(len(spare))][: 4 * opts.attention_images]
-    pool = spare if len(spare) >= opts.attention_images else spare + test
-    pool = pool[: max(4 * opts.attention_images, opts.attention_images)]
-    scored = sorted(pool, key=lambda s: -colourfulness(load_rgb(runs / GT / f"{s}.png")))
-    attention = scored[: opts.attention_images]
-    max_scored = len(test) - len(set(attention) & set(test))
-
+    _check_names(session, opts)
+    practice, test, attention = _choose_images(opts, runs)
     study = Study(
         name=opts.name,
         runs_dir=str(runs),
         raters_per_pair=opts.raters_per_pair,
         trials_per_rater=opts.trials_per_rater,
-        max_scored=max_scored,
+        max_scored=len(test) - len(set(attention) & set(test)),
         attention_images=len(attention),
         n_practice=opts.practice,
         attention_rate=opts.attention_rate,
@@ -127,6 +97,59 @@ def create_study(session: Session, opts: StudyOptions, media_dir: Path) -> Study
     session.flush()
     methods = {m: Method(study_id=study.id, name=m, role="method") for m in opts.methods}
     session.add_all([Method(study_id=study.id, name=GT, role="gt"), *methods.values()])
+    images = _add_images(session, study, opts, runs, media_dir, practice, test, attention)
+    for stem in test:
+        for m in opts.methods:
+            path = runs / m / f"{stem}.png"
+            session.add(Pair(study_id=study.id, image_id=images[stem].id,
+                             method_id=methods[m].id, stage="main", source_method=m,
+                             file_sha256=file_sha256(path),
+                             served=_served_copy(path, images[stem], media_dir),
+                             raters_needed=opts.raters_per_pair))
+    session.flush()
+    return study
+
+
+def _check_names(session: Session, opts: StudyOptions) -> None:
+    for name in [opts.name, *opts.methods]:
+        if not NAME_RE.match(name):
+            raise StudyError(f"invalid name {name!r}: use letters, digits, '_', '.', '-'")
+    if not opts.methods or GT in opts.methods:
+        raise StudyError("--methods must list the compared methods, without gt")
+    if session.scalar(select(Study).where(Study.name == opts.name)) is not None:
+        raise StudyError(f"study {opts.name!r} exists already: choose another --name")
+
+
+def _choose_images(opts: StudyOptions, runs: Path) -> tuple[list[str], list[str], list[str]]:
+    """(practice, test, attention) photo names: a seeded shuffle of the photos present in gt/
+    and every method folder; attention photos preferably outside the test set (they then
+    never compete with pair balance), the most colourful among a few candidates."""
+    gt_stems = _stems(runs / GT)
+    common = set(gt_stems)
+    for m in opts.methods:
+        common &= _stems(runs / m)
+    ids = sorted(common)
+    rng = np.random.default_rng(opts.seed)
+    ids = [ids[i] for i in rng.permutation(len(ids))]
+    if len(ids) < opts.practice + 1:
+        raise StudyError(
+            f"{runs} has {len(ids)} images present in gt/ and every method folder; "
+            f"need at least --practice + 1 = {opts.practice + 1}"
+        )
+    practice = ids[: opts.practice]
+    test = ids[opts.practice : opts.practice + opts.images]
+    spare = sorted(gt_stems - set(practice) - set(test))
+    spare = [spare[i] for i in rng.permutation(len(spare))][: 4 * opts.attention_images]
+    pool = spare if len(spare) >= opts.attention_images else spare + test
+    pool = pool[: max(4 * opts.attention_images, opts.attention_images)]
+    scored = sorted(pool, key=lambda s: -colourfulness(load_rgb(runs / GT / f"{s}.png")))
+    return practice, test, scored[: opts.attention_images]
+
+
+def _add_images(session: Session, study: Study, opts: StudyOptions, runs: Path,
+                media_dir: Path, practice: list[str], test: list[str], attention: list[str]
+                ) -> dict[str, Image]:
+    """The study's Image rows with their served copies (and attention images)."""
     images: dict[str, Image] = {}
     for stem, role in [(s, "practice") for s in practice] + [(s, "test") for s in test]:
         images[stem] = Image(study_id=study.id, name=stem, role=role)
@@ -145,23 +168,7 @@ def create_study(session: Session, opts: StudyOptions, media_dir: Path) -> Study
                 for m in opts.methods})
     session.add_all(images.values())
     session.flush()
-    for stem in test:
-        for m in opts.methods:
-            path = runs / m / f"{stem}.png"
-            session.add(
-                Pair(
-                    study_id=study.id,
-                    image_id=images[stem].id,
-                    method_id=methods[m].id,
-                    stage="main",
-                    source_method=m,
-                    file_sha256=file_sha256(path),
-                    served=_served_copy(path, images[stem], media_dir),
-                    raters_needed=opts.raters_per_pair,
-                )
-            )
-    session.flush()
-    return study
+    return images
 
 
 def _read(path: Path) -> np.ndarray:
