@@ -95,7 +95,39 @@ def run_report(args: argparse.Namespace) -> Path:
     acc = args.attention_min_accuracy
     rules = vtt.ExclusionRules(attention_min_accuracy=None if acc == "off" else
                                acc if acc == "auto" else float(acc))
-    settings = {
+    settings = _settings(args, methods, metric_names, rules)
+    # one pass decodes every image once: metrics, a/b histograms and the sample diversity
+    ev = evaluate_runs(runs.root, methods, metric_names, gt_method=args.gt, ab_bins=AB_EDGES,
+                       progress=not args.no_progress, workers=args.workers,
+                       sample_prefix=args.sample_prefix,
+                       ms_ssim_min_size=args.ms_ssim_min_size)
+    sections = [_metrics_section(ev, methods, metric_names, tab_dir)]
+    _step(f"metrics, histograms and diversity pass: {len(ev.per_image)} image rows, "
+          f"{len(ev.pairs)} pairs, {len(ev.skipped)} skipped", t0)
+    if args.gt in ev.ab_counts:
+        sections.append(_lab_section(ev, args.gt, tab_dir, fig_dir))
+    _step("Lab histogram tables and figures", t0)
+    if len(ev.pairs):
+        sections.append(_diversity_section(ev, runs, args, tab_dir, fig_dir))
+    _step(f"diversity tables and figures: {len(ev.pairs)} pairs", t0)
+    if args.responses:
+        sections += _vtt_sections(args, rules, tab_dir, fig_dir, settings)
+        _step("VTT scores, bootstrap, tables and figures", t0)
+    grid_ids = write_grid(runs, methods, ev.image_ids, out / "grid", args.grid_images,
+                          args.seed, fig_dir)
+    settings["grid_image_ids"] = grid_ids
+    _step("image grid (Table 3)", t0)
+    (out / "settings.json").write_text(json.dumps(settings, indent=2, default=str) + "\n")
+    html = render_html(out, sections, settings, rules.describe() if args.responses else [],
+                       methods, grid_ids)
+    _step(f"report written to {html}", t0)
+    return html
+
+
+def _settings(args: argparse.Namespace, methods: list[str], metric_names: list[str],
+              rules: vtt.ExclusionRules) -> dict:
+    """Everything the report's numbers depend on (written to settings.json)."""
+    return {
         "runs": str(args.runs), "responses": args.responses, "gt_method": args.gt,
         "methods": methods, "metrics": metric_names, "sample_prefix": args.sample_prefix,
         "ab_bin_edges": f"{len(AB_EDGES) - 1} bins of width {AB_EDGES[1] - AB_EDGES[0]:g} "
@@ -108,78 +140,59 @@ def run_report(args: argparse.Namespace) -> Path:
         "python": platform.python_version(), "numpy": np.__version__,
         "pandas": pd.__version__, "matplotlib": matplotlib.__version__,
     }
-    sections: list[Section] = []
-    progress = not args.no_progress
 
-    # one pass decodes every image once: metrics, a/b histograms and the sample diversity
-    ev = evaluate_runs(runs.root, methods, metric_names, gt_method=args.gt, ab_bins=AB_EDGES,
-                       progress=progress, workers=args.workers,
-                       sample_prefix=args.sample_prefix,
-                       ms_ssim_min_size=args.ms_ssim_min_size)
+
+def _metrics_section(ev, methods: list[str], metric_names: list[str], tab_dir: Path
+                     ) -> Section:
     summary = ev.summary()
     tables.write_table(summary, tab_dir, "metrics")
     ev.per_image.to_csv(tab_dir / "metrics_per_image.csv", index=False, lineterminator="\n")
     skipped = skips_frame(ev.skipped)
     skipped.to_csv(tab_dir / "skipped.csv", index=False, lineterminator="\n")
-    sections.append(Section("Automatic metrics", tables=[summary], text=[
+    return Section("Automatic metrics", tables=[summary], text=[
         f"{len(ev.image_ids)} images, {len(methods)} methods; {len(skipped)} skipped image or "
         "metric values (tables/skipped.csv). The paper (Sec. 4) warns these metrics cannot "
         "judge colorization; they are for runs without ratings.",
         "Columns: " + "; ".join(
             f"{m}: {METRICS[m].description} ({'higher' if METRICS[m].higher_is_better else 'lower'}"
-            " is better)" for m in metric_names if m in METRICS) + "."]))
-    _step(f"metrics, histograms and diversity pass: {len(ev.per_image)} image rows, "
-          f"{len(ev.pairs)} pairs, {len(skipped)} skipped", t0)
+            " is better)" for m in metric_names if m in METRICS) + "."])
 
-    if args.gt in ev.ab_counts:
-        hists = ev.ab_histograms()
-        inter = ev.intersections(args.gt)
-        inter = inter[inter["method"] != args.gt].reset_index(drop=True)
-        tables.write_table(inter, tab_dir, "lab_histogram_intersection")
-        counts = pd.DataFrame({"bin_low": AB_EDGES[:-1], "bin_high": AB_EDGES[1:]})
-        for m, c in ev.ab_counts.items():
-            counts[f"{m}_a"], counts[f"{m}_b"] = c[0], c[1]
-        counts.to_csv(tab_dir / "lab_histograms.csv", index=False, lineterminator="\n")
-        figures.save_figure(figures.plot_ab_histograms(hists, AB_EDGES, args.gt), fig_dir,
-                            "fig7_ab_histograms")
-        figures.save_figure(figures.plot_intersections(inter).figure, fig_dir,
-                            "fig7_histogram_intersection")
-        sections.append(Section("Lab colour statistics (Fig. 7)", tables=[inter],
-                                figures=["fig7_ab_histograms", "fig7_histogram_intersection"]))
-    _step("Lab histogram tables and figures", t0)
 
+def _lab_section(ev, gt: str, tab_dir: Path, fig_dir: Path) -> Section:
+    hists = ev.ab_histograms()
+    inter = ev.intersections(gt)
+    inter = inter[inter["method"] != gt].reset_index(drop=True)
+    tables.write_table(inter, tab_dir, "lab_histogram_intersection")
+    counts = pd.DataFrame({"bin_low": AB_EDGES[:-1], "bin_high": AB_EDGES[1:]})
+    for m, c in ev.ab_counts.items():
+        counts[f"{m}_a"], counts[f"{m}_b"] = c[0], c[1]
+    counts.to_csv(tab_dir / "lab_histograms.csv", index=False, lineterminator="\n")
+    figures.save_figure(figures.plot_ab_histograms(hists, AB_EDGES, gt), fig_dir,
+                        "fig7_ab_histograms")
+    figures.save_figure(figures.plot_intersections(inter).figure, fig_dir,
+                        "fig7_histogram_intersection")
+    return Section("Lab colour statistics (Fig. 7)", tables=[inter],
+                   figures=["fig7_ab_histograms", "fig7_histogram_intersection"])
+
+
+def _diversity_section(ev, runs: RunsFolder, args: argparse.Namespace, tab_dir: Path,
+                       fig_dir: Path) -> Section:
     pairs, dskips = ev.pairs, ev.pair_skips
-    if len(pairs):
-        pairs.to_csv(tab_dir / "diversity_pairs.csv", index=False, lineterminator="\n")
-        dsum = diversity.diversity_summary(pairs)
-        tables.write_table(dsum, tab_dir, "diversity_summary")
-        figures.save_figure(figures.plot_msssim_histogram(pairs["ms_ssim"]).figure, fig_dir,
-                            "fig8_ms_ssim_histogram")
-        ex = diversity.example_pairs(pairs)
-        strip = [(runs.load(r.method_a, r.image_id), runs.load(r.method_b, r.image_id),
-                  f"{r.ms_ssim:.3f}") for r in ex.itertuples()]
-        figures.save_figure(figures.plot_pairs(strip), fig_dir, "fig8_example_pairs")
-        n_fb = int((pairs["fallback"] != "").sum())
-        sections.append(Section("Sample diversity (Fig. 8)", tables=[dsum, ex], text=[
-            f"MS-SSIM between every pair of {args.sample_prefix}* samples per image; "
-            f"{n_fb} pairs used the '{args.ms_ssim_min_size}' fallback for images under "
-            f"161 px; {len(dskips)} sample images skipped."],
-            figures=["fig8_ms_ssim_histogram", "fig8_example_pairs"]))
-    _step(f"diversity tables and figures: {len(pairs)} pairs", t0)
-
-    if args.responses:
-        sections += _vtt_sections(args, rules, tab_dir, fig_dir, settings)
-        _step("VTT scores, bootstrap, tables and figures", t0)
-
-    grid_ids = write_grid(runs, methods, ev.image_ids, out / "grid", args.grid_images,
-                          args.seed, fig_dir)
-    settings["grid_image_ids"] = grid_ids
-    _step("image grid (Table 3)", t0)
-    (out / "settings.json").write_text(json.dumps(settings, indent=2, default=str) + "\n")
-    html = render_html(out, sections, settings, rules.describe() if args.responses else [],
-                       methods, grid_ids)
-    _step(f"report written to {html}", t0)
-    return html
+    pairs.to_csv(tab_dir / "diversity_pairs.csv", index=False, lineterminator="\n")
+    dsum = diversity.diversity_summary(pairs)
+    tables.write_table(dsum, tab_dir, "diversity_summary")
+    figures.save_figure(figures.plot_msssim_histogram(pairs["ms_ssim"]).figure, fig_dir,
+                        "fig8_ms_ssim_histogram")
+    ex = diversity.example_pairs(pairs)
+    strip = [(runs.load(r.method_a, r.image_id), runs.load(r.method_b, r.image_id),
+              f"{r.ms_ssim:.3f}") for r in ex.itertuples()]
+    figures.save_figure(figures.plot_pairs(strip), fig_dir, "fig8_example_pairs")
+    n_fb = int((pairs["fallback"] != "").sum())
+    return Section("Sample diversity (Fig. 8)", tables=[dsum, ex], text=[
+        f"MS-SSIM between every pair of {args.sample_prefix}* samples per image; "
+        f"{n_fb} pairs used the '{args.ms_ssim_min_size}' fallback for images under "
+        f"161 px; {len(dskips)} sample images skipped."],
+        figures=["fig8_ms_ssim_histogram", "fig8_example_pairs"])
 
 
 def _vtt_sections(args: argparse.Namespace, rules: vtt.ExclusionRules, tab_dir: Path,
