@@ -232,66 +232,17 @@ def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, re
 
     torch.manual_seed(tcfg.seed)
     rev = git_revision()  # once: the code this process runs, whatever the checkout does later
-    step = 0
-    ckpts = checkpoint.numbered(out) if resume else []
-    state, warm = None, None
-    if warm_start and not ckpts:
-        cfg, warm_weights, warm = read_warm_start(warm_start, stage, task_cls.config_cls)
-        _check_overrides(Path(warm_start), cfg, model_overrides or {}, resuming=False)
-        mcfg = config_from_dict(task_cls.config_cls, cfg)
-    if ckpts:
-        state = checkpoint.read(ckpts[-1])
-        if state.get("stage") != stage:
-            raise ValueError(f"{ckpts[-1]}: a {state.get('stage')!r} checkpoint, not {stage!r}")
-        _check_overrides(ckpts[-1], state["model_config"], model_overrides or {}, resuming=True)
-        mcfg = config_from_dict(task_cls.config_cls, state["model_config"])
-        preset = state.get("preset", preset)
-    if state is None and warm is None:
-        mcfg = task_cls.prepare_config(mcfg, dataset, out=out, overrides=model_overrides or {},
-                                       options=options or {})
-    wrapper = task_cls(mcfg, preset=preset)
+    wrapper, mcfg, preset, state, warm = _start(
+        task_cls, dataset, out, mcfg, preset=preset, resume=resume, warm_start=warm_start,
+        init_from=init_from, model_overrides=model_overrides, options=options)
     model = wrapper.model
-    if state is not None:
-        model.load_state_dict(state["model"])
-        step = int(state["step"])
-        warm = state.get("warm_start")
-        log.info("resuming %s from %s (step %d)", stage, ckpts[-1], step)
-    elif warm is not None:
-        model.load_state_dict(warm_weights)
-        log.info("warm start from %s (%s)", warm_start, warm["steps"])
-    elif init_from:
-        report = wrapper.init_from(init_from)
-        log.info("initialised from %s: %d tensors", init_from, len(report["loaded"]))
-    wrapper.to(device)
+    step = int(state["step"]) if state is not None else 0
     cuda = device.startswith("cuda")
-    if cuda:
-        wrapper = wrapper.to(memory_format=torch.channels_last)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    params = optimizer_parameters(wrapper)
-    for p in params:
-        p.requires_grad_(True)
-    net: nn.Module = wrapper
-    if world > 1:
-        net = nn.parallel.DistributedDataParallel(
-            wrapper, device_ids=[torch.device(device).index] if cuda else None,
-            find_unused_parameters=task_cls.find_unused_parameters)
-    opt = torch.optim.Adam(params, lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2),
-                           weight_decay=tcfg.weight_decay)
-    if state is not None:
-        opt.load_state_dict(state["optimizer"])
-        checkpoint.set_rng_state(state["rng"])
-
+    net, opt, params = _optimizer(wrapper, task_cls, tcfg, device, world, state)
     indexer = StepIndexer(len(dataset), tcfg.batch_size, rank, world, tcfg.seed, step)
     loader = DataLoader(_EpochItems(dataset), batch_sampler=indexer, collate_fn=_collate,
                         num_workers=tcfg.num_workers, pin_memory=cuda)
-    logf = None
-    if rank == 0:
-        new = not (out / "log.csv").exists()
-        logf = open(out / "log.csv", "a", newline="")  # noqa: SIM115
-        writer = csv.writer(logf)
-        if new:
-            writer.writerow(["step", "loss", "lr", "images_per_s", "wall_s"])
+    logf, writer = _open_log(out) if rank == 0 else (None, None)
     bar = None
     if progress and rank == 0:
         from tqdm import tqdm
@@ -364,6 +315,79 @@ def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, re
         dist.barrier()
     return {"stage": stage, "step": step, "loss": last_loss, "checkpoint": last_path,
             "wall_s": time.time() - t0, "model": model}
+
+
+def _start(task_cls: type[Task], dataset, out: Path, mcfg, *, preset, resume, warm_start,
+           init_from, model_overrides, options):
+    """The run's task with its starting weights: (task, model config, preset, resumed state
+    or None, warm-start provenance or None). A resumed run takes its newest checkpoint's
+    config; a warm start its file's; a fresh run the caller's, completed by the stage's
+    ``prepare_config``."""
+    stage = task_cls.name
+    ckpts = checkpoint.numbered(out) if resume else []
+    state, warm = None, None
+    if warm_start and not ckpts:
+        cfg, warm_weights, warm = read_warm_start(warm_start, stage, task_cls.config_cls)
+        _check_overrides(Path(warm_start), cfg, model_overrides or {}, resuming=False)
+        mcfg = config_from_dict(task_cls.config_cls, cfg)
+    if ckpts:
+        state = checkpoint.read(ckpts[-1])
+        if state.get("stage") != stage:
+            raise ValueError(f"{ckpts[-1]}: a {state.get('stage')!r} checkpoint, not {stage!r}")
+        _check_overrides(ckpts[-1], state["model_config"], model_overrides or {}, resuming=True)
+        mcfg = config_from_dict(task_cls.config_cls, state["model_config"])
+        preset = state.get("preset", preset)
+    if state is None and warm is None:
+        mcfg = task_cls.prepare_config(mcfg, dataset, out=out, overrides=model_overrides or {},
+                                       options=options or {})
+    wrapper = task_cls(mcfg, preset=preset)
+    if state is not None:
+        wrapper.model.load_state_dict(state["model"])
+        warm = state.get("warm_start")
+        log.info("resuming %s from %s (step %d)", stage, ckpts[-1], int(state["step"]))
+    elif warm is not None:
+        wrapper.model.load_state_dict(warm_weights)
+        log.info("warm start from %s (%s)", warm_start, warm["steps"])
+    elif init_from:
+        report = wrapper.init_from(init_from)
+        log.info("initialised from %s: %d tensors", init_from, len(report["loaded"]))
+    return wrapper, mcfg, preset, state, warm
+
+
+def _optimizer(wrapper: Task, task_cls: type[Task], tcfg: TrainConfig, device: str, world: int,
+               state: dict | None) -> tuple[nn.Module, torch.optim.Optimizer, list]:
+    """The task on its device (wrapped for DDP), its Adam over the trainable parameters, and
+    those parameters; a resumed run's optimizer and random state restored."""
+    wrapper.to(device)
+    cuda = device.startswith("cuda")
+    if cuda:
+        wrapper = wrapper.to(memory_format=torch.channels_last)
+    for p in wrapper.model.parameters():
+        p.requires_grad_(False)
+    params = optimizer_parameters(wrapper)
+    for p in params:
+        p.requires_grad_(True)
+    net: nn.Module = wrapper
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(
+            wrapper, device_ids=[torch.device(device).index] if cuda else None,
+            find_unused_parameters=task_cls.find_unused_parameters)
+    opt = torch.optim.Adam(params, lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2),
+                           weight_decay=tcfg.weight_decay)
+    if state is not None:
+        opt.load_state_dict(state["optimizer"])
+        checkpoint.set_rng_state(state["rng"])
+    return net, opt, params
+
+
+def _open_log(out: Path):
+    """``log.csv`` of the run folder for appending, with its header when new."""
+    new = not (out / "log.csv").exists()
+    logf = open(out / "log.csv", "a", newline="")  # noqa: SIM115 - closed by the caller
+    writer = csv.writer(logf)
+    if new:
+        writer.writerow(["step", "loss", "lr", "images_per_s", "wall_s"])
+    return logf, writer
 
 
 __all__ = ["train", "RunSetupError", "TrainingDiverged", "StepIndexer"]
