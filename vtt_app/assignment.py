@@ -304,50 +304,14 @@ def next_trial(session: Session, study: Study, rater: Rater,
         finish(rater)
         return None
     rng = rater_rng(study, rater, salt=100 + seq)
-    attention = {int(p) for p in rater.attention_positions.split(",") if p}
     generated_first = bool(rng.integers(2))
-    gt = generated = ""
-    if seq < study.n_practice:
-        image = _pick_image(session, study, rater, "practice", rng)
-        methods = [m.name for m in study.methods if m.role == "method"]
-        if image is not None and methods:
-            method = methods[int(rng.integers(len(methods)))]
-            trial = Trial(kind="practice", image_id=image.id, method_name=method,
-                          source_method=method, stage=current_stage(session, study))
-            gt, generated = image.gt_served, json.loads(image.practice_served or "{}").get(
-                method, "")
-    elif seq in attention:
-        image = _pick_image(session, study, rater, "", rng, attention=True)
-        if image is not None:
-            trial = Trial(kind="attention", image_id=image.id, method_name="attention",
-                          source_method="attention", stage=current_stage(session, study))
-            gt, generated = image.gt_served, image.attention_file or ""
+    trial, gt, generated = _unscored_trial(session, study, rater, seq, rng)
     if trial is None:
-        pair = _take_pair(session, study, rater, rng)
-        if pair is None:
+        taken = _scored_trial(session, study, rater, rng)
+        if taken is None:
             finish(rater)
             return None
-        conn = session.connection()
-        method_name, gt = _method_and_gt(session, study, pair.id)
-        now = utcnow()
-        assignment_id = conn.execute(_INSERT_ASSIGNMENT, dict(
-            pair_id=pair.id,
-            rater_id=rater.id,
-            # A flagged rater goes on as before but no longer fills slots.
-            status="excluded" if rater.flagged else "open",
-            created_at=now,
-            expires_at=now + timedelta(seconds=study.assignment_timeout_s),
-        )).scalar_one()
-        trial = Trial(
-            kind="oracle" if pair.stage == "oracle" else "test",
-            image_id=pair.image_id,
-            method_name=method_name,
-            source_method=pair.source_method,
-            pair_id=pair.id,
-            assignment_id=assignment_id,
-            stage=pair.stage,
-        )
-        generated = pair.served
+        trial, gt, generated = taken
     trial.rater_id = rater.id
     trial.seq = seq
     trial.generated_first = generated_first
@@ -361,6 +325,53 @@ def next_trial(session: Session, study: Study, rater: Rater,
     values = {c.key: getattr(trial, c.key) for c in Trial.__table__.columns if c.key != "id"}
     trial.id = session.connection().execute(_INSERT_TRIAL, values).scalar_one()
     return trial
+
+
+def _unscored_trial(session: Session, study: Study, rater: Rater, seq: int,
+                    rng: np.random.Generator) -> tuple[Trial | None, str, str]:
+    """A practice trial (the first ``n_practice``) or an attention check (at the rater's
+    planned positions), with its ground truth's and other image's served copies; None
+    otherwise, or when no photo is left for it."""
+    attention = {int(p) for p in rater.attention_positions.split(",") if p}
+    if seq < study.n_practice:
+        image = _pick_image(session, study, rater, "practice", rng)
+        methods = [m.name for m in study.methods if m.role == "method"]
+        if image is not None and methods:
+            method = methods[int(rng.integers(len(methods)))]
+            trial = Trial(kind="practice", image_id=image.id, method_name=method,
+                          source_method=method, stage=current_stage(session, study))
+            return trial, image.gt_served, json.loads(image.practice_served or "{}").get(
+                method, "")
+    elif seq in attention:
+        image = _pick_image(session, study, rater, "", rng, attention=True)
+        if image is not None:
+            trial = Trial(kind="attention", image_id=image.id, method_name="attention",
+                          source_method="attention", stage=current_stage(session, study))
+            return trial, image.gt_served, image.attention_file or ""
+    return None, "", ""
+
+
+def _scored_trial(session: Session, study: Study, rater: Rater, rng: np.random.Generator
+                  ) -> tuple[Trial, str, str] | None:
+    """A test (or oracle) trial on a pair whose slot this takes (a flagged rater's takes
+    none), with the served copies; None when no pair is left for the rater."""
+    pair = _take_pair(session, study, rater, rng)
+    if pair is None:
+        return None
+    method_name, gt = _method_and_gt(session, study, pair.id)
+    now = utcnow()
+    assignment_id = session.connection().execute(_INSERT_ASSIGNMENT, dict(
+        pair_id=pair.id,
+        rater_id=rater.id,
+        # A flagged rater goes on as before but no longer fills slots.
+        status="excluded" if rater.flagged else "open",
+        created_at=now,
+        expires_at=now + timedelta(seconds=study.assignment_timeout_s),
+    )).scalar_one()
+    trial = Trial(kind="oracle" if pair.stage == "oracle" else "test", image_id=pair.image_id,
+                  method_name=method_name, source_method=pair.source_method, pair_id=pair.id,
+                  assignment_id=assignment_id, stage=pair.stage)
+    return trial, gt, pair.served
 
 
 def release_rater_slots(session: Session, rater: Rater) -> None:
