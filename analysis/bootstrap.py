@@ -74,28 +74,47 @@ def bootstrap_means(groups: list[Group], resample: Resample, n_resamples: int,
         raise ValueError(f"resample must be one of {RESAMPLE_SCHEMES}, got {resample!r}")
     if any(len(g.y) == 0 for g in groups):
         raise ValueError("cannot bootstrap a method without answers")
+    scheme = {"answers": _boot_answers, "images": _boot_images,
+              "raters_images": _boot_raters_images}[resample]
+    return scheme(groups, n_resamples, rng, n_images, n_raters)
+
+
+def _boot_answers(groups: list[Group], n_resamples: int, rng: np.random.Generator,
+                  n_images: int, n_raters: int) -> np.ndarray:
+    """Answers resampled independently: binomial draws for 0/1 answers, else indices."""
     out = np.empty((len(groups), n_resamples), dtype=np.float64)
-    if resample == "answers":
-        for i, g in enumerate(groups):
-            n = len(g.y)
-            if np.all((g.y == 0) | (g.y == 1)):
-                out[i] = rng.binomial(n, g.y.mean(), size=n_resamples) / n
-            else:  # general values: index resampling
-                for s in range(0, n_resamples, max(1, _CHUNK_CELLS // n)):
-                    e = min(n_resamples, s + max(1, _CHUNK_CELLS // n))
-                    out[i, s:e] = g.y[rng.integers(0, n, size=(e - s, n))].mean(axis=1)
-        return out
-    if resample == "images":
-        sums = [np.bincount(g.image, g.y, minlength=n_images) for g in groups]
-        cnts = [np.bincount(g.image, minlength=n_images).astype(np.float64) for g in groups]
-        step = max(1, _CHUNK_CELLS // max(n_images, 1))
-        for s in range(0, n_resamples, step):
-            e = min(n_resamples, s + step)
-            w = _counts(rng, e - s, n_images).astype(np.float64)
-            for i in range(len(groups)):
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    out[i, s:e] = (w @ sums[i]) / (w @ cnts[i])
-        return out
+    for i, g in enumerate(groups):
+        n = len(g.y)
+        if np.all((g.y == 0) | (g.y == 1)):
+            out[i] = rng.binomial(n, g.y.mean(), size=n_resamples) / n
+        else:  # general values: index resampling
+            for s in range(0, n_resamples, max(1, _CHUNK_CELLS // n)):
+                e = min(n_resamples, s + max(1, _CHUNK_CELLS // n))
+                out[i, s:e] = g.y[rng.integers(0, n, size=(e - s, n))].mean(axis=1)
+    return out
+
+
+def _boot_images(groups: list[Group], n_resamples: int, rng: np.random.Generator,
+                 n_images: int, n_raters: int) -> np.ndarray:
+    """Images resampled as clusters (one draw of image weights shared by every group)."""
+    out = np.empty((len(groups), n_resamples), dtype=np.float64)
+    sums = [np.bincount(g.image, g.y, minlength=n_images) for g in groups]
+    cnts = [np.bincount(g.image, minlength=n_images).astype(np.float64) for g in groups]
+    step = max(1, _CHUNK_CELLS // max(n_images, 1))
+    for s in range(0, n_resamples, step):
+        e = min(n_resamples, s + step)
+        w = _counts(rng, e - s, n_images).astype(np.float64)
+        for i in range(len(groups)):
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[i, s:e] = (w @ sums[i]) / (w @ cnts[i])
+    return out
+
+
+def _boot_raters_images(groups: list[Group], n_resamples: int, rng: np.random.Generator,
+                        n_images: int, n_raters: int) -> np.ndarray:
+    """Raters and images resampled independently (crossed clusters): an answer's weight
+    is its rater's count times its image's count."""
+    out = np.empty((len(groups), n_resamples), dtype=np.float64)
     mats = []
     for g in groups:
         shape = (n_images, n_raters)

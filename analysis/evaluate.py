@@ -196,19 +196,9 @@ def _evaluate_chunk(root: str, methods: list[str], metric_names: list[str], gt_m
                                           f"{gt_method} {gt.shape}", spec.name))
                     continue
                 try:
-                    if not spec.needs_reference:
-                        row[spec.name] = spec.fn(ab if spec.input == "ab" else img)
-                    elif spec.input == "ab":
-                        row[spec.name] = spec.fn(ab, gt_ab)
-                    elif spec.prepare is not None:
-                        if spec.name not in gt_state:
-                            gt_state[spec.name] = spec.prepare(gt)
-                        own = gt_state[spec.name] if img is gt else spec.prepare(img)
-                        if spec.prepare is prepare_ssim and method in samples:
-                            first[method] = own
-                        row[spec.name] = spec.fn_prepared(own, gt_state[spec.name])
-                    else:
-                        row[spec.name] = spec.fn(img, gt)
+                    row[spec.name], own = _metric(spec, img, ab, gt, gt_ab, gt_state)
+                    if own is not None and spec.prepare is prepare_ssim and method in samples:
+                        first[method] = own
                 except ValueError as err:
                     skips.append(Skip(method, image_id, str(err), spec.name))
             rows.append(row)
@@ -223,6 +213,21 @@ def _evaluate_chunk(root: str, methods: list[str], metric_names: list[str], gt_m
             pairs += r
             pair_skips += s
     return rows, skips, counts, pairs, pair_skips
+
+
+def _metric(spec, img: np.ndarray, ab, gt, gt_ab, gt_state: dict) -> tuple[float, object]:
+    """One metric of one output: (value, the output's prepared state, or None where the
+    metric prepares nothing). ``gt_state`` caches the ground truth's prepared states."""
+    if not spec.needs_reference:
+        return spec.fn(ab if spec.input == "ab" else img), None
+    if spec.input == "ab":
+        return spec.fn(ab, gt_ab), None
+    if spec.prepare is None:
+        return spec.fn(img, gt), None
+    if spec.name not in gt_state:
+        gt_state[spec.name] = spec.prepare(gt)
+    own = gt_state[spec.name] if img is gt else spec.prepare(img)
+    return spec.fn_prepared(own, gt_state[spec.name]), own
 
 
 def evaluate_runs(runs_dir: str | Path, methods: Sequence[str] | None = None,

@@ -219,10 +219,28 @@ def generate(split_dir: str | os.PathLike, runs_dir: str | os.PathLike,
         os.replace(runs_dir / ".manifest.csv.tmp", runs_dir / "manifest.csv")
     mine = shard_ids(ids, *shard)
     reports: dict[str, MethodReport] = {}
-    ready: list[Method] = []
     bases: dict[Method, dict] = {}
-    method_kw = dict(method_kw or {})
+    ready = _ready_methods(methods, dict(method_kw or {}), runs_dir, overwrite, reports, bases)
+
+    for why, names in by_reason(reports.values()).items():
+        echo(f"  skip {', '.join(names)}: {why}")
+    groups: dict[object, list[Method]] = {}
+    for m in ready:
+        groups.setdefault(m.batch_key(), []).append(m)
+    for group in groups.values():
+        _run_group(group, bases, mine, ids, split_dir, runs_dir, shard, batch_size, reports,
+                   echo)
+    return [reports[k] for k in reports]
+
+
+def _ready_methods(methods: Sequence[str | Method], method_kw: dict, runs_dir: Path,
+                   overwrite: bool, reports: dict[str, MethodReport],
+                   bases: dict[Method, dict]) -> list[Method]:
+    """The methods that can run: created, available and with a matching output folder (or
+    ``overwrite``, which deletes a mismatched one). Fills ``reports`` (a skipped method's
+    reason) and ``bases`` (each ready method's metadata, its device filled in)."""
     device = method_kw["device"] = rank_device(str(method_kw.get("device", "cpu")))
+    ready = []
     for spec in methods:
         m = spec if isinstance(spec, Method) else create_method(spec, **method_kw)
         try:
@@ -245,16 +263,7 @@ def generate(split_dir: str | os.PathLike, runs_dir: str | os.PathLike,
             shutil.rmtree(folder)
         reports[m.name] = MethodReport(m.name, "done")
         ready.append(m)
-
-    for why, names in by_reason(reports.values()).items():
-        echo(f"  skip {', '.join(names)}: {why}")
-    groups: dict[object, list[Method]] = {}
-    for m in ready:
-        groups.setdefault(m.batch_key(), []).append(m)
-    for group in groups.values():
-        _run_group(group, bases, mine, ids, split_dir, runs_dir, shard, batch_size, reports,
-                   echo)
-    return [reports[k] for k in reports]
+    return ready
 
 
 def _run_group(group: list[Method], bases: dict[Method, dict], mine: list[str],
@@ -275,60 +284,73 @@ def _run_group(group: list[Method], bases: dict[Method, dict], mine: list[str],
              f"({sum(r.existing for r in (reports[n] for n in names))} outputs exist)")
     try:
         for start in range(0, len(todo), batch_size):
-            chunk, items = todo[start:start + batch_size], {}
-            for i in chunk:
-                try:
-                    items[i] = Item(i, load_split_image(split_dir, i))
-                except (OSError, ValueError) as exc:
-                    for m in group:
-                        if i in pend_sets[m]:
-                            failures[m][i] = f"split image unreadable: {exc}"
-            requests = {m: [items[i] for i in chunk if i in items and i in pend_sets[m]]
-                        for m in group}
-            requests = {m: v for m, v in requests.items() if v}
-            if not requests:
-                continue
-            try:
-                results = type(group[0]).generate_group(requests)
-            except Exception as exc:  # noqa: BLE001 - a broken method never stops the run
-                log.exception("%s failed on a batch", names)
-                results = {m: [exc] * len(v) for m, v in requests.items()}
-            for m, its in requests.items():
-                res_list = list(results.get(m, []))
-                if len(res_list) != len(its):
-                    res_list = [RuntimeError(f"{m.name} returned {len(res_list)} outputs for "
-                                             f"{len(its)} images")] * len(its)
-                for it, res in zip(its, res_list, strict=True):
-                    err = _check(res, it.rgb)
-                    if err is None:
-                        save_png(runs_dir / m.name / f"{it.image_id}.png", np.asarray(res))
-                        reports[m.name].generated += 1
-                    else:
-                        failures[m][it.image_id] = err
+            _run_batch(group, todo[start:start + batch_size], pend_sets, split_dir, runs_dir,
+                       reports, failures)
             done = min(start + batch_size, len(todo))
             echo(f"    {done}/{len(todo)} images, {time.perf_counter() - t0:.1f} s")
     finally:
         wall = time.perf_counter() - t0
         for m in group:
-            rep = reports[m.name]
-            rep.wall_time_s = wall
-            rep.failed = [{"image_id": k, "reason": v} for k, v in failures[m].items()]
-            if rep.failed:
-                rep.status = "incomplete"
-                for f in rep.failed[:5]:
-                    echo(f"  {m.name}: {f['image_id']}: {f['reason']}")
-                if len(rep.failed) > 5:
-                    echo(f"  {m.name}: ... and {len(rep.failed) - 5} more failures")
-            folder = runs_dir / m.name
-            folder.mkdir(parents=True, exist_ok=True)
-            base = bases[m]
-            session = {"shard": f"{shard[0]}/{shard[1]}", "started": started,
-                       "finished": now_utc(), "host": socket.gethostname(),
-                       "device": base["device"], "generated": rep.generated,
-                       "existing": rep.existing, "failed": len(rep.failed),
-                       "wall_time_s": round(wall, 3),
-                       "generated_with": names if len(names) > 1 else None}
-            warns = {w["image_id"]: w["warning"] for w in m.warnings}
-            _record_session(folder, shard, _fingerprint(base), session, failures[m], warns)
-            write_meta(folder, m.name, runs_dir.name, ids, base)
+            _finish_method(m, bases[m], names, failures[m], reports[m.name], ids, runs_dir,
+                           shard, started, wall, echo)
 
+
+def _run_batch(group: list[Method], chunk: list[str], pend_sets: dict[Method, set],
+               split_dir: Path, runs_dir: Path, reports: dict[str, MethodReport],
+               failures: dict[Method, dict]) -> None:
+    """Load one batch of split images and run every method of ``group`` that still needs
+    them; outputs are saved, bad images and bad outputs recorded in ``failures``."""
+    items = {}
+    for i in chunk:
+        try:
+            items[i] = Item(i, load_split_image(split_dir, i))
+        except (OSError, ValueError) as exc:
+            for m in group:
+                if i in pend_sets[m]:
+                    failures[m][i] = f"split image unreadable: {exc}"
+    requests = {m: [items[i] for i in chunk if i in items and i in pend_sets[m]] for m in group}
+    requests = {m: v for m, v in requests.items() if v}
+    if not requests:
+        return
+    try:
+        results = type(group[0]).generate_group(requests)
+    except Exception as exc:  # noqa: BLE001 - a broken method never stops the run
+        log.exception("%s failed on a batch", [m.name for m in group])
+        results = {m: [exc] * len(v) for m, v in requests.items()}
+    for m, its in requests.items():
+        res_list = list(results.get(m, []))
+        if len(res_list) != len(its):
+            res_list = [RuntimeError(f"{m.name} returned {len(res_list)} outputs for "
+                                     f"{len(its)} images")] * len(its)
+        for it, res in zip(its, res_list, strict=True):
+            err = _check(res, it.rgb)
+            if err is None:
+                save_png(runs_dir / m.name / f"{it.image_id}.png", np.asarray(res))
+                reports[m.name].generated += 1
+            else:
+                failures[m][it.image_id] = err
+
+
+def _finish_method(m: Method, base: dict, names: list[str], failures: dict,
+                   rep: MethodReport, ids: list[str], runs_dir: Path, shard: tuple[int, int],
+                   started: str, wall: float, echo: Callable[[str], None]) -> None:
+    """Close one method's report and record this session in its folder's metadata."""
+    rep.wall_time_s = wall
+    rep.failed = [{"image_id": k, "reason": v} for k, v in failures.items()]
+    if rep.failed:
+        rep.status = "incomplete"
+        for f in rep.failed[:5]:
+            echo(f"  {m.name}: {f['image_id']}: {f['reason']}")
+        if len(rep.failed) > 5:
+            echo(f"  {m.name}: ... and {len(rep.failed) - 5} more failures")
+    folder = runs_dir / m.name
+    folder.mkdir(parents=True, exist_ok=True)
+    session = {"shard": f"{shard[0]}/{shard[1]}", "started": started,
+               "finished": now_utc(), "host": socket.gethostname(),
+               "device": base["device"], "generated": rep.generated,
+               "existing": rep.existing, "failed": len(rep.failed),
+               "wall_time_s": round(wall, 3),
+               "generated_with": names if len(names) > 1 else None}
+    warns = {w["image_id"]: w["warning"] for w in m.warnings}
+    _record_session(folder, shard, _fingerprint(base), session, failures, warns)
+    write_meta(folder, m.name, runs_dir.name, ids, base)

@@ -130,19 +130,8 @@ def run(*, data: str = "data", split: str = "demo", runs: str = "runs", device: 
     t0 = time.perf_counter()
     name = split_name(split, subset, seed)
     split_dir, runs_dir = Path(data) / "splits" / name, Path(runs) / name
-    echo(f"[1/3] split {name} -> {split_dir}")
-    result = load_built(split_dir) if (split in OFFICIAL_SPLITS and imagenet_val is None
-                                        and list_file is None) else None
-    if result is not None:
-        echo(f"  using the split built earlier in {split_dir} (pass --imagenet-val to rebuild)")
-    else:
-        result = build(split, split_dir, data=data, imagenet_val=imagenet_val,
-                       list_file=list_file, subset=subset, seed=seed, size=size)
-    for p in result.problems[:10]:
-        echo(f"  {p['status']}: {p['image_id']} ({p['detail']})")
-    if len(result.problems) > 10:
-        echo(f"  ... {len(result.problems) - 10} more in {split_dir / 'report.csv'}")
-    echo(f"  {result.summary_line()}")
+    result = _split_step(split, name, split_dir, data=data, imagenet_val=imagenet_val,
+                         list_file=list_file, subset=subset, seed=seed, size=size, echo=echo)
     summary = RunSummary(result)
     if not result.usable:
         echo("no usable images; nothing to generate")
@@ -166,6 +155,27 @@ def run(*, data: str = "data", split: str = "demo", runs: str = "runs", device: 
     summary.seconds = time.perf_counter() - t0
     echo(_closing(summary, runs_dir))
     return summary
+
+
+def _split_step(split: str, name: str, split_dir: Path, *, data: str, imagenet_val: str | None,
+                list_file: str | None, subset: int | None, seed: int, size: int,
+                echo: Callable[[str], None]):
+    """Step 1 of :func:`run`: the split built earlier (an official split, no new source
+    given) or built now, its problems echoed."""
+    echo(f"[1/3] split {name} -> {split_dir}")
+    result = load_built(split_dir) if (split in OFFICIAL_SPLITS and imagenet_val is None
+                                        and list_file is None) else None
+    if result is not None:
+        echo(f"  using the split built earlier in {split_dir} (pass --imagenet-val to rebuild)")
+    else:
+        result = build(split, split_dir, data=data, imagenet_val=imagenet_val,
+                       list_file=list_file, subset=subset, seed=seed, size=size)
+    for p in result.problems[:10]:
+        echo(f"  {p['status']}: {p['image_id']} ({p['detail']})")
+    if len(result.problems) > 10:
+        echo(f"  ... {len(result.problems) - 10} more in {split_dir / 'report.csv'}")
+    echo(f"  {result.summary_line()}")
+    return result
 
 
 def _closing(summary: RunSummary, runs_dir: Path) -> str:

@@ -278,37 +278,46 @@ def build_split(entries: Sequence[SplitEntry], source_root: str | os.PathLike,
     old = {r["image_id"]: r for r in read_manifest(out / "manifest.csv")}
     result = BuildResult(name, out, len(entries))
     for k, e in enumerate(entries):
-        base = {"image_id": e.image_id, "wnid": e.wnid, "label": e.label}
-        src = find_source(root, e)
-        if src is None:
-            result.problems.append({**base, "status": "missing", "source_path": "",
-                                    "detail": f"not found as {root / e.relpath} or "
-                                              f"{root / Path(e.relpath).name}"})
-        else:
-            row = _reuse(old.get(e.image_id), src, images, keep_aspect, size)
-            if row is None:
-                try:
-                    row = _process(e, src, images, size, keep_aspect)
-                except ImageLoadError as exc:
-                    result.problems.append({**base, "status": "unreadable",
-                                            "source_path": str(src), "detail": exc.reason})
-                    row = None
-            if row is not None:
-                gray = float(row["colorness"]) < threshold
-                if gray:
-                    result.problems.append({
-                        **base, "status": "grayscale_dropped" if drop_grayscale else
-                        "grayscale", "source_path": str(src),
-                        "detail": f"colorness {float(row['colorness']):.4f} < {threshold}"})
-                if not (gray and drop_grayscale):
-                    result.rows.append(row)
-                elif (images / f"{e.image_id}.png").exists():
-                    (images / f"{e.image_id}.png").unlink()
+        _build_entry(e, root, images, old.get(e.image_id), result, size=size,
+                     keep_aspect=keep_aspect, drop_grayscale=drop_grayscale,
+                     threshold=threshold)
         if progress is not None:
             progress(k + 1, len(entries))
     _write_outputs(result, size=size, keep_aspect=keep_aspect, threshold=threshold,
                    info=info or {})
     return result
+
+
+def _build_entry(e: SplitEntry, root: Path, images: Path, old_row: dict | None,
+                 result: BuildResult, *, size: int, keep_aspect: bool, drop_grayscale: bool,
+                 threshold: float) -> None:
+    """One entry of :func:`build_split`: its manifest row (reused or processed) or its
+    problem (missing, unreadable, grayscale) added to ``result``."""
+    base = {"image_id": e.image_id, "wnid": e.wnid, "label": e.label}
+    src = find_source(root, e)
+    if src is None:
+        result.problems.append({**base, "status": "missing", "source_path": "",
+                                "detail": f"not found as {root / e.relpath} or "
+                                          f"{root / Path(e.relpath).name}"})
+        return
+    row = _reuse(old_row, src, images, keep_aspect, size)
+    if row is None:
+        try:
+            row = _process(e, src, images, size, keep_aspect)
+        except ImageLoadError as exc:
+            result.problems.append({**base, "status": "unreadable",
+                                    "source_path": str(src), "detail": exc.reason})
+            return
+    gray = float(row["colorness"]) < threshold
+    if gray:
+        result.problems.append({
+            **base, "status": "grayscale_dropped" if drop_grayscale else "grayscale",
+            "source_path": str(src),
+            "detail": f"colorness {float(row['colorness']):.4f} < {threshold}"})
+    if not (gray and drop_grayscale):
+        result.rows.append(row)
+    elif (images / f"{e.image_id}.png").exists():
+        (images / f"{e.image_id}.png").unlink()
 
 
 def _reuse(row: dict | None, src: Path, images: Path, keep_aspect: bool, size: int

@@ -164,15 +164,7 @@ def build_index(root: str | os.PathLike, index_path: str | os.PathLike | None = 
     root = Path(root).resolve()
     index_path = Path(index_path) if index_path is not None else default_index_path(root)
     header = _header(root, max_pixels, colorness_threshold)
-    old: dict[str, tuple] = {}
-    if reuse and index_path.exists():
-        try:
-            prev = load_index(index_path)
-            if _compatible(prev.header, header) is None:
-                old = {p: (prev.bytes[i], prev.mtime_ns[i], prev.height[i], prev.width[i],
-                           prev.colorness[i], prev.errors[i]) for i, p in enumerate(prev.paths)}
-        except ValueError as exc:
-            log.warning("ignoring unusable index: %s", exc)
+    old = _reusable_rows(index_path, header) if reuse else {}
     paths, stats, todo, rows = [], [], [], {}
     for p in iter_images(root):
         rel = p.relative_to(root).as_posix()
@@ -184,20 +176,9 @@ def build_index(root: str | os.PathLike, index_path: str | os.PathLike | None = 
             rows[rel] = prev_row[2:]
         else:
             todo.append(rel)
-    workers = min(8, os.cpu_count() or 1) if workers is None else workers
     log.info("indexing %s: %d image files, %d to read, %d reused", root, len(paths), len(todo),
              len(paths) - len(todo))
-    jobs = [(str(root), rel, max_pixels) for rel in todo]
-    pool = multiprocessing.get_context().Pool(workers) if workers > 1 and len(jobs) > 1 else None
-    try:
-        results = pool.imap(_scan_one, jobs, chunksize=32) if pool else map(_scan_one, jobs)
-        for done, (rel, result) in enumerate(zip(todo, results, strict=True), 1):
-            rows[rel] = result
-            if done % 10_000 == 0:
-                log.info("indexed %d / %d files", done, len(todo))
-    finally:
-        if pool is not None:
-            pool.terminate()
+    rows.update(_scan(root, todo, max_pixels, workers))
     index = ImageIndex(
         root=root, header=header, paths=paths,
         height=np.array([rows[p][0] for p in paths], dtype=np.int64),
@@ -212,6 +193,42 @@ def build_index(root: str | os.PathLike, index_path: str | os.PathLike | None = 
              len(index), int((~index.readable()).sum()), int(index.readable().sum() - keep.sum()),
              colorness_threshold, int(keep.sum()))
     return index
+
+
+def _reusable_rows(index_path: Path, header: dict) -> dict[str, tuple]:
+    """Rows of an existing index compatible with ``header``: ``{relative path: (bytes,
+    mtime_ns, height, width, colorness, error)}``; empty when there is none."""
+    if not index_path.exists():
+        return {}
+    try:
+        prev = load_index(index_path)
+    except ValueError as exc:
+        log.warning("ignoring unusable index: %s", exc)
+        return {}
+    if _compatible(prev.header, header) is not None:
+        return {}
+    return {p: (prev.bytes[i], prev.mtime_ns[i], prev.height[i], prev.width[i],
+                prev.colorness[i], prev.errors[i]) for i, p in enumerate(prev.paths)}
+
+
+def _scan(root: Path, todo: list[str], max_pixels: int | None, workers: int | None
+          ) -> dict[str, tuple]:
+    """``{relative path: (height, width, colorness, error)}`` of the files ``todo``, decoded
+    by ``workers`` processes (``None`` = min(8, CPUs); 0 or 1 = serial)."""
+    workers = min(8, os.cpu_count() or 1) if workers is None else workers
+    jobs = [(str(root), rel, max_pixels) for rel in todo]
+    rows = {}
+    pool = multiprocessing.get_context().Pool(workers) if workers > 1 and len(jobs) > 1 else None
+    try:
+        results = pool.imap(_scan_one, jobs, chunksize=32) if pool else map(_scan_one, jobs)
+        for done, (rel, result) in enumerate(zip(todo, results, strict=True), 1):
+            rows[rel] = result
+            if done % 10_000 == 0:
+                log.info("indexed %d / %d files", done, len(todo))
+    finally:
+        if pool is not None:
+            pool.terminate()
+    return rows
 
 
 def open_index(root: str | os.PathLike, index_path: str | os.PathLike | None = None,

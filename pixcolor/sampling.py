@@ -89,6 +89,49 @@ def sample_naive(net: PixelCNN, cond: torch.Tensor, noise: torch.Tensor,
     return bins.flip(1), logp
 
 
+class _PixelMats:
+    """A PixelCNN's masked weights as matrices for evaluating one pixel at a time: the first
+    horizontal layer over its window of drawn values (``h0``), each block's horizontal conv
+    over its window of activations (``h``), the links from the vertical stack, the blocks'
+    output 1x1s and the two head layers, the last split per channel group."""
+
+    def __init__(self, net: PixelCNN):
+        c, nb, k0 = net.v0.out_channels, net.bins, net.k0
+        blocks = list(net.blocks)
+        self.k = k = blocks[0].k if blocks else 1
+        m = net.masked()
+        kw0, kw = k0 // 2 + 1, k // 2 + 1
+        self.h0 = m["h0"][:, :, 0].permute(2, 1, 0).reshape(kw0 * 2, c)  # (kw0*2, C)
+        self.link0 = net.link0.weight[:, :, 0, 0].t()
+        self.h = [(blk.hconv.weight * blk.hmask)[:, :, 0].permute(2, 1, 0).reshape(kw * c, 2 * c)
+                  for blk in blocks]
+        self.link = [blk.link.weight[:, :, 0, 0].t() for blk in blocks]
+        self.out = [(blk.hout.weight * blk.omask)[:, :, 0, 0].t() for blk in blocks]
+        self.head1 = m["head1"][:, :, 0, 0].t()
+        w_2, b_2 = m["head2"][:, :, 0, 0].t(), net.head2.bias
+        self.head2 = [w_2[:, g * nb:(g + 1) * nb].contiguous() for g in range(2)]
+        self.head2_bias = [b_2[g * nb:(g + 1) * nb] for g in range(2)]
+
+
+def _advance_vertical(net: PixelCNN, xv: torch.Tensor, vpad: list[torch.Tensor],
+                      cv: list[torch.Tensor], i: int, k: int, ww: int
+                      ) -> tuple[torch.Tensor, list]:
+    """Row ``i`` is drawn: run the vertical stack over it. Returns the first layer's output
+    and each block's pre-gate vertical output for that row, channel-last (b, w, C), the
+    links the horizontal stack of row ``i + 1`` reads."""
+    k0 = net.k0
+    v0 = F.conv2d(xv[:, :, i:i + k0 // 2 + 1], net.v0.weight, net.v0.bias)  # (b, C, 1, w)
+    prev_vc = []
+    v = v0
+    for n, blk in enumerate(net.blocks):
+        vp = vpad[n]
+        vp[:, :, i + k // 2, k // 2:k // 2 + ww] = v[:, :, 0]
+        vc = F.conv2d(vp[:, :, i:i + k // 2 + 1], blk.vconv.weight, blk.vconv.bias)
+        prev_vc.append(vc[:, :, 0].transpose(1, 2).contiguous())
+        v = gate(vc + cv[n][:, :, i:i + 1])
+    return v0[:, :, 0].transpose(1, 2).contiguous(), prev_vc
+
+
 @torch.no_grad()
 def sample_cached(net: PixelCNN, cond: torch.Tensor, noise: torch.Tensor,
                   temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,23 +140,9 @@ def sample_cached(net: PixelCNN, cond: torch.Tensor, noise: torch.Tensor,
     dev, dt, nb, k0 = cond.device, cond.dtype, net.bins, net.k0
     c = net.v0.out_channels
     blocks = list(net.blocks)
-    k = blocks[0].k if blocks else 1
-    m = net.masked()
-
-    # Matrices for single-pixel evaluation of the horizontal stack and the head.
-    kw0 = k0 // 2 + 1
-    w_h0 = m["h0"][:, :, 0].permute(2, 1, 0).reshape(kw0 * 2, c)  # (kw0*2, C)
-    w_link0 = net.link0.weight[:, :, 0, 0].t()
-    kw = k // 2 + 1
-    w_h = [(blk.hconv.weight * blk.hmask)[:, :, 0].permute(2, 1, 0).reshape(kw * c, 2 * c)
-           for blk in blocks]
-    w_link = [blk.link.weight[:, :, 0, 0].t() for blk in blocks]
-    w_out = [(blk.hout.weight * blk.omask)[:, :, 0, 0].t() for blk in blocks]
-    w_1 = m["head1"][:, :, 0, 0].t()
-    w_2 = m["head2"][:, :, 0, 0].t()
-    b_2 = net.head2.bias
-    w_2c = [w_2[:, g * nb:(g + 1) * nb].contiguous() for g in range(2)]
-    b_2c = [b_2[g * nb:(g + 1) * nb] for g in range(2)]
+    w = _PixelMats(net)
+    k = w.k
+    kw0, kw = k0 // 2 + 1, k // 2 + 1
     # Conditioning terms, once per image: channel-last for the horizontal stack.
     cv = [blk.vcond(cond) for blk in blocks]
     ch = [blk.hcond(cond).permute(0, 2, 3, 1).contiguous() for blk in blocks]
@@ -133,37 +162,28 @@ def sample_cached(net: PixelCNN, cond: torch.Tensor, noise: torch.Tensor,
 
     for i in range(hh):
         # Row terms of the horizontal stack: link from the row above plus conditioning.
-        rb0 = torch.addmm(net.h0.bias, prev_v0.reshape(-1, c), w_link0).view(b, ww, c)
+        rb0 = torch.addmm(net.h0.bias, prev_v0.reshape(-1, c), w.link0).view(b, ww, c)
         rb = [ch[n][:, i] + torch.addmm(blk.hconv.bias, prev_vc[n].reshape(-1, 2 * c),
-                                        w_link[n]).view(b, ww, 2 * c)
+                                        w.link[n]).view(b, ww, 2 * c)
               for n, blk in enumerate(blocks)]
         for j in range(ww):
             for g in range(2):
                 win = xh[:, i, j:j + kw0].reshape(b, kw0 * 2)
-                h = torch.addmm(rb0[:, j], win, w_h0)
+                h = torch.addmm(rb0[:, j], win, w.h0)
                 hrow[0][:, j + kw - 1] = h
                 for n, blk in enumerate(blocks):
-                    pre = torch.addmm(rb[n][:, j], hrow[n][:, j:j + kw].reshape(b, kw * c), w_h[n])
-                    h = h + torch.addmm(blk.hout.bias, gate(pre), w_out[n])
+                    pre = torch.addmm(rb[n][:, j], hrow[n][:, j:j + kw].reshape(b, kw * c), w.h[n])
+                    h = h + torch.addmm(blk.hout.bias, gate(pre), w.out[n])
                     hrow[n + 1][:, j + kw - 1] = h
-                z = F.relu(torch.addmm(net.head1.bias, F.relu(h), w_1))
-                logits = torch.addmm(b_2c[g], z, w_2c[g])
+                z = F.relu(torch.addmm(net.head1.bias, F.relu(h), w.head1))
+                logits = torch.addmm(w.head2_bias[g], z, w.head2[g])
                 idx, lp = draw(logits, noise[:, g, i, j], temperature)
                 bins[:, g, i, j] = idx
                 val = bins_to_input(idx, nb).to(dt)
                 xh[:, i, j + kw0 - 1, g] = val
                 xv[:, g, i + k0 // 2, j + k0 // 2] = val
                 logp += lp.double()
-        # The row is complete: advance the vertical stack by one row.
-        v0 = F.conv2d(xv[:, :, i:i + k0 // 2 + 1], net.v0.weight, net.v0.bias)  # (b, C, 1, w)
-        prev_v0 = v0[:, :, 0].transpose(1, 2).contiguous()
-        v = v0
-        for n, blk in enumerate(blocks):
-            vp = vpad[n]
-            vp[:, :, i + k // 2, k // 2:k // 2 + ww] = v[:, :, 0]
-            vc = F.conv2d(vp[:, :, i:i + k // 2 + 1], blk.vconv.weight, blk.vconv.bias)
-            prev_vc[n] = vc[:, :, 0].transpose(1, 2).contiguous()
-            v = gate(vc + cv[n][:, :, i:i + 1])
+        prev_v0, prev_vc = _advance_vertical(net, xv, vpad, cv, i, k, ww)
     return bins.flip(1), logp
 
 

@@ -242,12 +242,6 @@ def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, re
     indexer = StepIndexer(len(dataset), tcfg.batch_size, rank, world, tcfg.seed, step)
     loader = DataLoader(_EpochItems(dataset), batch_sampler=indexer, collate_fn=_collate,
                         num_workers=tcfg.num_workers, pin_memory=cuda)
-    logf, writer = _open_log(out) if rank == 0 else (None, None)
-    bar = None
-    if progress and rank == 0:
-        from tqdm import tqdm
-
-        bar = tqdm(total=tcfg.steps, initial=step, desc=f"train {stage}", unit="step")
 
     def save(at: int) -> Path | None:
         if rank != 0:
@@ -260,9 +254,8 @@ def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, re
         return checkpoint.save_numbered(out, st, at, tcfg.keep_last)
 
     t0 = time.time()
-    t_last, n_last = t0, 0
+    run_log = _RunLog(out, stage, tcfg, step, t0, bar=progress) if rank == 0 else None
     last_loss, last_path = float("nan"), None
-    loss_sum, loss_n = 0.0, 0  # since the last log row: the row holds their mean
     wrapper.set_modes()
     if freeze_bn:
         set_bn_frozen(model, True)
@@ -270,36 +263,10 @@ def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, re
     try:
         while step < tcfg.steps:
             batch = {k: v.to(device, non_blocking=True) for k, v in next(it).items()}
-            wrapper.before_step(step, tcfg)
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step, tcfg)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-                loss = net(batch)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"{stage}: loss is {loss.item()} at step {step}; stopping. The last good "
-                    f"checkpoint is kept in {out} (lower --lr or enable --grad-clip).")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if tcfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, tcfg.grad_clip)
-            opt.step()
+            last_loss = _step(net, wrapper, opt, params, batch, step, tcfg, cuda, out)
             step += 1
-            n_last += tcfg.batch_size
-            last_loss = float(loss.detach())
-            loss_sum, loss_n = loss_sum + last_loss, loss_n + 1
-            if bar is not None:
-                bar.update(1)
-            if rank == 0 and (step % tcfg.log_every == 0 or step == tcfg.steps):
-                now = time.time()
-                ips = n_last / max(now - t_last, 1e-9)
-                mean_loss = loss_sum / max(loss_n, 1)
-                writer.writerow([step, f"{mean_loss:.6f}", f"{lr_at(step - 1, tcfg):.3g}",
-                                 f"{ips:.2f}", f"{now - t0:.1f}"])
-                logf.flush()
-                if bar is not None:
-                    bar.set_postfix(loss=f"{mean_loss:.4f}", img_s=f"{ips:.1f}")
-                t_last, n_last, loss_sum, loss_n = now, 0, 0.0, 0
+            if run_log is not None:
+                run_log.update(step, last_loss)
             timed_out = max_minutes is not None and (time.time() - t0) / 60 > max_minutes
             if step % tcfg.ckpt_every == 0 or step == tcfg.steps or timed_out:
                 last_path = save(step)
@@ -307,14 +274,74 @@ def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, re
                 log.info("stopping after %.1f minutes at step %d", max_minutes, step)
                 break
     finally:
-        if bar is not None:
-            bar.close()
-        if logf is not None:
-            logf.close()
+        if run_log is not None:
+            run_log.close()
     if world > 1:
         dist.barrier()
     return {"stage": stage, "step": step, "loss": last_loss, "checkpoint": last_path,
             "wall_s": time.time() - t0, "model": model}
+
+
+def _step(net: nn.Module, wrapper: Task, opt: torch.optim.Optimizer, params: list, batch: dict,
+          step: int, tcfg: TrainConfig, cuda: bool, out: Path) -> float:
+    """One optimizer step at ``step``'s learning rate; returns the batch's loss."""
+    wrapper.before_step(step, tcfg)
+    for g in opt.param_groups:
+        g["lr"] = lr_at(step, tcfg)
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+        loss = net(batch)
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(
+            f"{wrapper.name}: loss is {loss.item()} at step {step}; stopping. The last good "
+            f"checkpoint is kept in {out} (lower --lr or enable --grad-clip).")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if tcfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(params, tcfg.grad_clip)
+    opt.step()
+    return float(loss.detach())
+
+
+class _RunLog:
+    """Rank 0's record of a run: ``log.csv`` rows every ``log_every`` steps and at the last
+    (the mean loss since the previous row, the lr of the row's last step, images/s, wall
+    seconds since ``t0``) and an optional progress bar."""
+
+    def __init__(self, out: Path, stage: str, tcfg: TrainConfig, step: int, t0: float,
+                 bar: bool):
+        self.tcfg, self.t0 = tcfg, t0
+        self.t_last, self.n_last = t0, 0
+        self.loss_sum, self.loss_n = 0.0, 0
+        self.logf, self.writer = _open_log(out)
+        self.bar = None
+        if bar:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=tcfg.steps, initial=step, desc=f"train {stage}", unit="step")
+
+    def update(self, step: int, loss: float) -> None:
+        """Count the step just taken (``step`` is the number of steps done)."""
+        tcfg = self.tcfg
+        self.n_last += tcfg.batch_size
+        self.loss_sum, self.loss_n = self.loss_sum + loss, self.loss_n + 1
+        if self.bar is not None:
+            self.bar.update(1)
+        if step % tcfg.log_every and step != tcfg.steps:
+            return
+        now = time.time()
+        ips = self.n_last / max(now - self.t_last, 1e-9)
+        mean_loss = self.loss_sum / max(self.loss_n, 1)
+        self.writer.writerow([step, f"{mean_loss:.6f}", f"{lr_at(step - 1, tcfg):.3g}",
+                              f"{ips:.2f}", f"{now - self.t0:.1f}"])
+        self.logf.flush()
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{mean_loss:.4f}", img_s=f"{ips:.1f}")
+        self.t_last, self.n_last, self.loss_sum, self.loss_n = now, 0, 0.0, 0
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.logf.close()
 
 
 def _start(task_cls: type[Task], dataset, out: Path, mcfg, *, preset, resume, warm_start,
@@ -333,7 +360,8 @@ def _start(task_cls: type[Task], dataset, out: Path, mcfg, *, preset, resume, wa
     if ckpts:
         state = checkpoint.read(ckpts[-1])
         if state.get("stage") != stage:
-            raise ValueError(f"{ckpts[-1]}: a {state.get('stage')!r} checkpoint, not {stage!r}")
+            raise RunSetupError(f"--resume {ckpts[-1]}: a {state.get('stage')!r} checkpoint, "
+                                f"not {stage!r}; use another --out folder")
         _check_overrides(ckpts[-1], state["model_config"], model_overrides or {}, resuming=True)
         mcfg = config_from_dict(task_cls.config_cls, state["model_config"])
         preset = state.get("preset", preset)

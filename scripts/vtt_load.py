@@ -44,6 +44,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -154,10 +155,14 @@ class Rater:
                         self.stats.acked.add(int(trial["trial_id"]))
 
 
-def good_answer(choice: int) -> dict:
-    from vtt_app.testing import good_answer as ga
-
-    return ga(choice)
+def good_answer(choice: int, exposure_ms: float = 1000.0, start: float = 5000.0) -> dict:
+    """A well-formed answer as the page sends it: both exposures exactly on time at 60 Hz."""
+    frames = round(exposure_ms * 60 / 1000)
+    return {"choice": choice, "response_ms": 640.0, "onset_1": start,
+            "offset_1": start + exposure_ms, "onset_2": start + exposure_ms,
+            "offset_2": start + 2 * exposure_ms, "frames_1": frames, "frames_2": frames,
+            "refresh_hz": 60.0, "window_w": 1280, "window_h": 800, "device_pixel_ratio": 1.0,
+            "events": []}
 
 
 def free_port() -> int:
@@ -166,20 +171,40 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def make_study(instance: Path, database_url: str, n_images: int, k: int, trials: int) -> str:
-    from vtt_app import create_app
-    from vtt_app.db import create_all
-    from vtt_app.testing import add_study, make_runs
+def synthetic_runs(root: Path, methods: list[str], n_images: int, size: int = 64) -> Path:
+    """``root/{gt,<method>}/img_XXXX.png``: smooth colour gradients as ground truths, each
+    method's output the truth with its own colour cast (every file differs)."""
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    for i in range(n_images):
+        phase = 2 * np.pi * i / max(n_images, 1)
+        gt = np.stack([np.sin(3 * xx + phase), np.cos(4 * yy + phase), np.sin(5 * (xx - yy))], -1)
+        gt = ((gt * 0.5 + 0.5) * 220).astype(np.int64)
+        for k, m in enumerate(["gt", *methods]):
+            (root / m).mkdir(parents=True, exist_ok=True)
+            out = np.clip(gt + 9 * k, 0, 255).astype(np.uint8)
+            Image.fromarray(out).save(root / m / f"img_{i:04d}.png")
+    return root
 
-    runs = make_runs(instance / "runs", ["m1", "m2", "m3"], n_images=n_images, size=64)
+
+def make_study(instance: Path, database_url: str, n_images: int, k: int, trials: int) -> str:
+    """A study over generated photos in a fresh app database; returns its name."""
+    from vtt_app import create_app
+    from vtt_app.db import create_all, get_session
+    from vtt_app.study import StudyOptions, create_study
+
+    methods = ["m1", "m2", "m3"]
+    runs = synthetic_runs(instance / "runs", methods, n_images)
     app = create_app({"SECRET_KEY": "load-test", "DATABASE_URL": database_url,
                       "INSTANCE_PATH": str(instance), "ADMIN_TOKEN": "x"})
+    opts = StudyOptions(name=f"load-{int(time.time())}", runs=runs, methods=methods,
+                        images=n_images - 10, practice=2, attention_images=4,
+                        attention_rate=0.1, trials_per_rater=trials, raters_per_pair=k)
     with app.app_context():
         create_all()
-    return add_study(app, runs, ["m1", "m2", "m3"], name=f"load-{int(time.time())}",
-                     images=n_images - 10,
-                     practice=2, attention_images=4, attention_rate=0.1,
-                     trials_per_rater=trials, raters_per_pair=k)
+        db = get_session()
+        create_study(db, opts, Path(app.config["MEDIA_DIR"]) / opts.name)
+        db.commit()
+    return opts.name
 
 
 def integrity(database_url: str, acked: set[int], study_name: str) -> list[str]:
@@ -189,8 +214,12 @@ def integrity(database_url: str, acked: set[int], study_name: str) -> list[str]:
     from vtt_app.db import make_engine
     from vtt_app.integrity import study_problems
 
-    with Session(make_engine(database_url)) as db:
-        return study_problems(db, study_name, acked)
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as db:
+            return study_problems(db, study_name, acked)
+    finally:
+        engine.dispose()
 
 
 def start_server(kind: str, instance: Path, database_url: str, port: int, workers: int,
@@ -318,7 +347,7 @@ def report(stats: Stats, wall: float, cpu: float) -> int:
     return n_err
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--raters", type=int, default=50)
     ap.add_argument("--pace", type=float, default=3.5, help="seconds per trial (0: full speed)")
@@ -336,7 +365,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images", type=int, default=300, help="photos of the generated study")
     ap.add_argument("--k", type=int, default=5, help="raters per pair")
     ap.add_argument("--trials", type=int, default=50, help="scored trials per rater")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def run_raters(base: str, study: str, args: argparse.Namespace, stats: Stats) -> None:
+    """``args.raters`` raters started over ``args.ramp`` seconds, run to the deadline."""
+    t0 = time.time()
+    deadline = t0 + args.duration
+    threads = []
+    for i in range(args.raters):
+        r = Rater(base, study, f"load-{i}", stats, args.pace)
+        t = threading.Thread(target=r.run, args=(deadline,), daemon=True)
+        threads.append(t)
+        time.sleep(max(0.0, t0 + args.ramp * i / max(1, args.raters) - time.time()))
+        t.start()
+    for t in threads:
+        t.join(timeout=max(0.0, deadline - time.time()) + 65)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     proc = None
     tmp = tempfile.TemporaryDirectory(prefix="vtt-load-")
     instance = Path(tmp.name)
@@ -360,16 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         m0 = pg_maintenance(db_url)
         c0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.time()
-        deadline = t0 + args.duration
-        raters = [Rater(base, study, f"load-{i}", stats, args.pace) for i in range(args.raters)]
-        threads = []
-        for i, r in enumerate(raters):
-            t = threading.Thread(target=r.run, args=(deadline,), daemon=True)
-            threads.append(t)
-            time.sleep(max(0.0, t0 + args.ramp * i / max(1, args.raters) - time.time()))
-            t.start()
-        for t in threads:
-            t.join(timeout=max(0.0, deadline - time.time()) + 65)
+        run_raters(base, study, args, stats)
         wall = time.time() - t0
         c1 = resource.getrusage(resource.RUSAGE_SELF)
         cpu = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)

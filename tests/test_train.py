@@ -14,7 +14,7 @@ from PIL import Image
 from pixcolor.checkpoint import combine
 from pixcolor.config import config_with_overrides, get_preset
 from pixcolor.data import ImageFolderDataset
-from pixcolor.train import TrainingDiverged, lr_at, train
+from pixcolor.train import RunSetupError, TrainingDiverged, lr_at, train
 
 TINY = get_preset("tiny")
 
@@ -333,3 +333,11 @@ def test_warm_start_refuses_another_models_checkpoint(folder, tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="--warm-start .*junk.pt: not a readable"):
         _run("refine", ds, tmp_path / "o", steps=1, warm_start=str(tmp_path / "junk.pt"))
+
+
+def test_resume_refuses_another_stages_run_folder(folder, tmp_path):
+    ds = _ds(folder, tmp_path)
+    _run("pixelcnn", ds, tmp_path / "run", steps=1, ckpt_every=1)
+    with pytest.raises(RunSetupError, match="--resume .*ckpt_00000001.pt: a 'pixelcnn' "
+                                            "checkpoint, not 'refine'"):
+        _run("refine", ds, tmp_path / "run", steps=2, resume=True)

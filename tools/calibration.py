@@ -78,26 +78,14 @@ def calibrate(model: PixColor, images: Iterable[np.ndarray], num_samples: int = 
     centres = torch.from_numpy(color.dequantize_chroma(np.arange(nb), nb)).double()
     cast, grey = [], []
 
-    def nll_with(feats: torch.Tensor, gt: torch.Tensor) -> float:
-        feats = F.interpolate(feats, size=tuple(gt.shape[-2:]), mode="bilinear",
-                              align_corners=False)
-        logits = model.pixelcnn(gt, feats).double()
-        return float(F.cross_entropy(logits.transpose(1, 2), gt, reduction="sum"))
-
     for rgb in images:
-        ycc = color.rgb_to_ycbcr(rgb.astype(np.float32) / 255)
-        y = torch.from_numpy(np.ascontiguousarray(ycc[..., :1])).permute(2, 0, 1)[None]
-        cbcr = torch.from_numpy(np.ascontiguousarray(ycc[..., 1:])).permute(2, 0, 1)[None]
-        h, w = model.lowres_size(*rgb.shape[:2])
-        low = color.resize(cbcr, (h, w), antialias=True)
-        gt = color.quantize_chroma(low, nb).to(model.device)  # (1, 2, h, w)
-        y = y.to(model.device, model.dtype)
-        feats = model.conditioning(y, (h, w))
+        y, gt = _truth(model, rgb)
+        feats = model.conditioning(y, tuple(gt.shape[-2:]))
         logits = model.pixelcnn(gt, feats).double()  # (1, 2, nb, h, w)
         if prev_feats is None:
             first = (gt, feats)
         else:
-            other_sum += nll_with(prev_feats, gt)
+            other_sum += _nll_with(model, prev_feats, gt)
         prev_feats = feats
         nll_sum += float(F.cross_entropy(logits.transpose(1, 2), gt, reduction="sum"))
         n_values += gt.numel()
@@ -117,14 +105,32 @@ def calibrate(model: PixColor, images: Iterable[np.ndarray], num_samples: int = 
         raise ValueError("no readable images to calibrate on")
     nll_other = None
     if n_images > 1:
-        nll_other = (other_sum + nll_with(prev_feats, first[0])) / n_values
-    centres = centres.numpy()
+        nll_other = (other_sum + _nll_with(model, prev_feats, first[0])) / n_values
     hist = {k: v / v.sum(1, keepdims=True) for k, v in hist.items()}
     return {"n_images": n_images, "nll": nll_sum / n_values, "nll_other_cond": nll_other,
             "hist": hist, "cast": {"per_sample": np.stack(cast), "grey": np.array(grey)},
-            "mean": {k: v @ centres for k, v in hist.items()},
+            "mean": {k: v @ centres.numpy() for k, v in hist.items()},
             "intersection": {k: np.array([_intersection(v[c], hist["gt"][c]) for c in range(2)])
                              for k, v in hist.items()}}
+
+
+def _nll_with(model: PixColor, feats: torch.Tensor, gt: torch.Tensor) -> float:
+    """Summed cross-entropy of ``gt`` under ``feats`` (another photo's, resized to fit)."""
+    feats = F.interpolate(feats, size=tuple(gt.shape[-2:]), mode="bilinear",
+                          align_corners=False)
+    logits = model.pixelcnn(gt, feats).double()
+    return float(F.cross_entropy(logits.transpose(1, 2), gt, reduction="sum"))
+
+
+def _truth(model: PixColor, rgb: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """A photo's Y plane (1, 1, H, W) on the model's device and dtype and its true
+    low-resolution chroma bins (1, 2, h, w) at the model's low resolution."""
+    ycc = color.rgb_to_ycbcr(rgb.astype(np.float32) / 255)
+    y = torch.from_numpy(np.ascontiguousarray(ycc[..., :1])).permute(2, 0, 1)[None]
+    cbcr = torch.from_numpy(np.ascontiguousarray(ycc[..., 1:])).permute(2, 0, 1)[None]
+    low = color.resize(cbcr, model.lowres_size(*rgb.shape[:2]), antialias=True)
+    gt = color.quantize_chroma(low, model.cfg.bins).to(model.device)
+    return y.to(model.device, model.dtype), gt
 
 
 def format_report(res: dict) -> str:

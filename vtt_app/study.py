@@ -253,13 +253,7 @@ def create_oracle_stage(
     Raises:
         StudyError: unknown seeds, an oracle stage already there, or an incomplete stage.
     """
-    group = group or [g for g in study.oracle_group.split(",") if g]
-    names = {m.name: m for m in study.methods}
-    missing = [g for g in group if g not in names or names[g].role != "method"]
-    if len(group) < 2 or missing:
-        raise StudyError(f"oracle group {group} needs >= 2 methods of the study; unknown {missing}")
-    if session.scalar(select(Pair.id).where(Pair.study_id == study.id, Pair.stage == "oracle")):
-        raise StudyError(f"study {study.name!r} already has an oracle stage")
+    group = _oracle_group(session, study, group)
     prefs = seed_preferences(session, study, group)
     main_pairs = session.scalars(
         select(Pair).where(
@@ -282,13 +276,7 @@ def create_oracle_stage(
     session.flush()
     chosen: dict[str, str] = {}
     for image_pk, seeds in sorted(by_image.items()):
-        counts = prefs.get(image_pk, {})
-
-        def score(m: str, counts: dict = counts) -> float:
-            n_gen, n_valid = counts.get(m, (0, 0))
-            return n_gen / n_valid if n_valid else 0.0
-
-        best = max((g for g in group if g in seeds), key=lambda m: (score(m), -group.index(m)))
+        best = _best_seed(group, seeds, prefs.get(image_pk, {}))
         pair = seeds[best]
         session.add(
             Pair(
@@ -305,3 +293,28 @@ def create_oracle_stage(
         chosen[pair.image.name] = best
     session.flush()
     return chosen
+
+
+def _oracle_group(session: Session, study: Study, group: list[str] | None) -> list[str]:
+    """The seed methods of the oracle stage (default the study's ``oracle_group``), checked:
+    two or more of the study's methods, and no oracle stage yet."""
+    group = group or [g for g in study.oracle_group.split(",") if g]
+    names = {m.name: m for m in study.methods}
+    missing = [g for g in group if g not in names or names[g].role != "method"]
+    if len(group) < 2 or missing:
+        raise StudyError(f"oracle group {group} needs >= 2 methods of the study; unknown {missing}")
+    if session.scalar(select(Pair.id).where(Pair.study_id == study.id, Pair.stage == "oracle")):
+        raise StudyError(f"study {study.name!r} already has an oracle stage")
+    return group
+
+
+def _best_seed(group: list[str], seeds: dict, counts: dict) -> str:
+    """The seed of ``group`` (present in ``seeds``) with the highest fraction of raters
+    choosing it (``counts``: method -> (n_chose_generated, n_valid)); ties go to the seed
+    listed first."""
+
+    def score(m: str) -> float:
+        n_gen, n_valid = counts.get(m, (0, 0))
+        return n_gen / n_valid if n_valid else 0.0
+
+    return max((g for g in group if g in seeds), key=lambda m: (score(m), -group.index(m)))
