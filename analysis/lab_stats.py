@@ -8,7 +8,7 @@ b in [-108, 95]); values outside are counted in the end bins. Lab of uint8 image
 :func:`pixcolor.color.rgb_to_ab`: scikit-image's ``rgb2lab`` formulas and constants (D65,
 the reference of :func:`pixcolor.color.rgb_to_lab`) evaluated in float32 from 256-entry
 tables; it agrees with scikit-image to within 1e-3 in a and b
-(tests/test_analysis_metrics.py).
+(tests/analysis/test_metrics.py).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 # first, each under its own time limit so that one slow phase cannot eat the lease:
 #   1. the 10,000-image throughput target (paper preset, 3 samples, 224x224): 3 batches timed
 #      and extrapolated; then, if the projection is under TARGET_FULL s, the whole 10,000;
-#   2. the GPU tests (tests/test_gpu.py);
+#   2. the GPU tests (tests/pixcolor/test_gpu.py);
 #   3. naive vs cached sampling speed and end-to-end seconds (tools.sampling_speed);
 #   4. training speed probes (paper and small presets, bf16 + channels-last) on real photos,
 #      when DATA holds an image folder (e.g. data/imagenet_sample_1k, passed with carry).
@@ -42,7 +42,7 @@ if ((! QUICK)) && [[ -n $proj ]] && (($(printf '%.0f' "$proj") <= TARGET_FULL));
   phase throughput_full 220 throughput.log "$PY" -m tools.throughput --device "$DEVICE" \
       --preset paper --images 10000 --batch-size 1024
 fi
-phase gpu_tests 120 gpu_tests.log "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py
+phase gpu_tests 120 gpu_tests.log "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/pixcolor/test_gpu.py
 if ((QUICK)); then sp=(--quick); else sp=(--batches 1,16,64); fi
 phase sampling_speed 120 speed.log "$PY" -m tools.sampling_speed --device "$DEVICE" "${sp[@]}"
 if [[ -d $DATA ]]; then

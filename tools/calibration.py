@@ -11,7 +11,8 @@ per channel (Cb, Cr), pooled over all low-resolution pixels:
 
 A model that fits well has teacher ~ gt. If teacher ~ gt but the samples drift (for example
 towards red Cr), the error compounds along the raster order: an under-trained model, not a
-sampler bug (the samplers' log-likelihoods equal teacher forcing, ``tests/test_pixelcnn.py``).
+sampler bug (the samplers' log-likelihoods equal teacher forcing,
+``tests/pixcolor/test_pixelcnn.py``).
 It also prints the held-out cross-entropy (nats per chroma value) and, per channel, the mean
 chroma and the histogram intersection with gt (1 = identical marginals).
 

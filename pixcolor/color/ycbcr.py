@@ -234,7 +234,7 @@ def colorness(rgb: np.ndarray, luma_bins: int = 64) -> float:
     * A grayscale image has Cb = Cr = 0 and scores exactly 0.
     * A toned monochrome image (sepia, cyanotype, duotone) has a chroma that is a function
       of its luminance, so it scores low however strong its tint (a sepia-toned photo
-      measures about 0.04; see ``tests/test_color.py``).
+      measures about 0.04; see ``tests/pixcolor/test_color.py``).
     * Natural photos show several colours at the same brightness. On the 1,000-photo
       ImageNet sample the median is about 0.2 and the 5th percentile about 0.05; the
       images under the threshold are the grayscale and nearly grayscale ones

@@ -15,21 +15,12 @@ from bench.__main__ import main
 from bench.generate import generate, parse_shard, shard_ids
 from bench.methods import METHODS, Item, Method, create_method, register_method
 from bench.pipeline import build
-from bench.testing import fake_photo as _photo
-from bench.testing import make_fake_val
 from pixcolor import PixColor
 from pixcolor.color import luminance
+from tests.fakes import fake_photo as _photo
 
 N_IMAGES = 6
 SIZE = 24
-
-
-@pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory) -> Path:
-    """A random ``tiny`` PixColor checkpoint."""
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    PixColor.from_preset("tiny").save(path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -180,9 +171,8 @@ def test_external_method_reports_missing_and_resizes(split_dir, tmp_path):
     assert np.asarray(Image.open(runs / "mine" / f"{ids[1]}.png")).shape == (SIZE, SIZE, 3)
 
 
-def test_cli_run_end_to_end(tmp_path, tiny_ckpt, capsys):
-    val = tmp_path / "val"
-    list_file, _ = make_fake_val(val, "ctest10k", 5, "flat", missing=(1,), corrupt=None)
+def test_cli_run_end_to_end(tmp_path, fake_val, tiny_ckpt, capsys):
+    val, list_file, _ = fake_val("ctest10k", 5, "flat", missing=(1,), corrupt=None)
     rc = main(["run", "--data", str(tmp_path / "data"), "--split", "ctest10k", "--list",
                str(list_file), "--imagenet-val", str(val), "--runs", str(tmp_path / "runs"),
                "--size", str(SIZE), "--methods", "gt,grayscale,gt28_unrefined,pixcolor_s1",

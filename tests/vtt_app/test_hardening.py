@@ -12,11 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from vtt_app.db import get_session
-from vtt_app.export import export_study, spreadsheet_safe
-from vtt_app.ids import clean_external_id, external_key
-from vtt_app.models import Rater, Study
-from vtt_app.testing import (
+from tests.vtt_app.helpers import (
     CSRF,
     add_study,
     answer,
@@ -27,6 +23,10 @@ from vtt_app.testing import (
     rater_client,
     run_session,
 )
+from vtt_app.db import get_session
+from vtt_app.export import export_study, spreadsheet_safe
+from vtt_app.ids import clean_external_id, external_key
+from vtt_app.models import Rater, Study
 
 
 @pytest.fixture

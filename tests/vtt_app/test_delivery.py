@@ -16,11 +16,7 @@ from PIL.PngImagePlugin import PngInfo
 from sqlalchemy import select
 
 from analysis.vtt import read_responses
-from vtt_app.attention import load_rgb
-from vtt_app.db import get_session
-from vtt_app.export import export_study
-from vtt_app.models import Assignment, Response, Study, Trial
-from vtt_app.testing import (
+from tests.vtt_app.helpers import (
     add_study,
     answer,
     good_answer,
@@ -29,6 +25,10 @@ from vtt_app.testing import (
     post_json,
     rater_client,
 )
+from vtt_app.attention import load_rgb
+from vtt_app.db import get_session
+from vtt_app.export import export_study
+from vtt_app.models import Assignment, Response, Study, Trial
 
 
 @pytest.fixture
@@ -100,8 +100,7 @@ def _all_served(db) -> list[str]:
     return paths
 
 
-def test_each_image_is_delivered_once(app):
-    client = rater_client(app, "s1", "b1")
+def test_each_image_is_delivered_once(app, client):
     nxt = post_json(client, "/api/s/s1/next").get_json()
     assert post_json(client, "/api/s/s1/next").get_json()["trial_id"] == nxt["trial_id"]
     assert client.get(nxt["images"][0]).status_code == 200
@@ -112,8 +111,7 @@ def test_each_image_is_delivered_once(app):
     assert post_json(client, nxt["answer_url"], good_answer(1)).get_json()["valid"] is True
 
 
-def test_reload_mid_trial_records_it_interrupted_and_requeues_its_slot(app, tmp_path):
-    client = rater_client(app, "s1", "b1")
+def test_reload_mid_trial_records_it_interrupted_and_requeues_its_slot(app, client, tmp_path):
     answer(client, post_json(client, "/api/s/s1/next").get_json(), 1)  # practice
     nxt = post_json(client, "/api/s/s1/next").get_json()
     assert client.get(nxt["images"][0]).status_code == 200  # the presentation started...
@@ -142,8 +140,7 @@ def test_reload_mid_trial_records_it_interrupted_and_requeues_its_slot(app, tmp_
     assert answer(client, new, 2).get_json()["valid"] is True
 
 
-def test_answer_without_the_images_is_invalid(app):
-    client = rater_client(app, "s1", "b1")
+def test_answer_without_the_images_is_invalid(app, client):
     nxt = post_json(client, "/api/s/s1/next").get_json()
     assert post_json(client, nxt["answer_url"], good_answer(1)).get_json()["valid"] is False
     with app.app_context():
@@ -242,10 +239,9 @@ def test_the_page_gets_both_images_in_one_response_once(app, runs):
     assert other.get(nxt["images_url"]).status_code == 404
 
 
-def test_the_answer_brings_the_next_trial(app):
+def test_the_answer_brings_the_next_trial(app, client):
     """An answer returns the rater's next trial (what the page shows next without asking
     /next); /next returns that same trial while it is not shown, and ``done`` at the end."""
-    client = rater_client(app, "s1", "b1")
     trial = post_json(client, "/api/s/s1/next").get_json()
     n = 0
     while True:

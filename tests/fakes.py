@@ -1,9 +1,6 @@
-"""Generated test data for the harness: fake photos and fake ImageNet validation trees.
-
-Used by ``tests/test_bench_*.py`` and handy for a smoke test of ``python -m bench`` without
-ImageNet: tiny JPEGs under the real names of the shipped ctest10k/cval1k lists, in the flat
-or the ``<wnid>/`` layout, with chosen entries missing, truncated or grayscale.
-"""
+"""Generated test data: smooth colourful photos, and fake ImageNet validation trees (tiny
+JPEGs under the real names of the shipped ctest10k/cval1k lists, in the flat or the
+``<wnid>/`` layout, with chosen entries missing, truncated or grayscale)."""
 
 from __future__ import annotations
 

@@ -150,14 +150,6 @@ def test_registry():
         METRICS.update(saved)
 
 
-@pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    make_runs(root, n_images=3, size=(24, 28), methods=("cic", "pixcolor_s1", "grayscale"))
-    (root / "cic" / "img0001.png").unlink()  # missing
-    (root / "pixcolor_s1" / "img0002.png").write_bytes(b"not a png")  # unreadable
-    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(root / "grayscale" / "img0002.png")
-    return root
 
 
 def test_compute_metrics_skips_and_reports(runs_dir, caplog):

@@ -9,33 +9,17 @@ from sqlalchemy import event, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from vtt_app.db import get_engine, get_session
-from vtt_app.models import Base, Rater, Response, TimingEvent, Trial
-from vtt_app.study import StudyError, StudyOptions, create_study
-from vtt_app.testing import (
+from tests.vtt_app.helpers import (
     CSRF,
-    add_study,
     answer,
     good_answer,
-    make_app,
-    make_runs,
     post_json,
     rater_client,
     run_session,
 )
-
-
-@pytest.fixture
-def runs(tmp_path: Path) -> Path:
-    return make_runs(tmp_path / "runs", ["cic", "lrac"], n_images=8)
-
-
-@pytest.fixture
-def app(tmp_path: Path, runs: Path):
-    app = make_app(tmp_path / "inst")
-    add_study(app, runs, ["cic", "lrac"], images=4, practice=1, attention_images=2,
-              attention_rate=0.0, trials_per_rater=3, raters_per_pair=2)
-    return app
+from vtt_app.db import get_engine, get_session
+from vtt_app.models import Base, Rater, Response, TimingEvent, Trial
+from vtt_app.study import StudyError, StudyOptions, create_study
 
 
 def _snapshot(app) -> list[tuple]:
@@ -60,8 +44,7 @@ def _snapshot(app) -> list[tuple]:
     ({"events": [{"kind": "explode", "t": 1}]}, "event"),
     ({"events": [{"kind": "blur", "t": 1, "slot": 7}]}, "slot"),
 ])  # fmt: skip
-def test_malformed_answer_is_400_and_loses_nothing(app, body, field):
-    client = rater_client(app, "s1", "b1")
+def test_malformed_answer_is_400_and_loses_nothing(app, client, body, field):
     nxt = post_json(client, "/api/s/s1/next").get_json()
     assert answer(client, nxt, 1).status_code == 200
     before = _snapshot(app)
@@ -77,8 +60,7 @@ def test_malformed_answer_is_400_and_loses_nothing(app, body, field):
     assert answer(client, nxt, 2).get_json()["valid"] is True
 
 
-def test_repeat_submission_is_idempotent(app):
-    client = rater_client(app, "s1", "b1")
+def test_repeat_submission_is_idempotent(app, client):
     nxt = post_json(client, "/api/s/s1/next").get_json()
     first = answer(client, nxt, 1).get_json()
     before = _snapshot(app)
@@ -104,8 +86,7 @@ def test_only_own_open_trial(app):
     assert post_json(fresh, "/api/s/nope/next").status_code == 404
 
 
-def test_csrf_is_required(app):
-    client = rater_client(app, "s1", "b1")
+def test_csrf_is_required(app, client):
     nxt = client.post("/api/s/s1/next", json={})
     assert nxt.status_code == 403 and "CSRF" in nxt.get_json()["error"]
     other = app.test_client()
@@ -142,8 +123,7 @@ def test_unfinished_session_resumes(app):
     assert post_json(client, "/api/s/s1/next").get_json()["trial_id"] == nxt["trial_id"]
 
 
-def test_admin_is_not_reachable_by_raters(app):
-    client = rater_client(app, "s1", "b1")
+def test_admin_is_not_reachable_by_raters(app, client):
     assert client.get("/admin/s/s1").status_code == 302
     assert client.get("/admin/s/s1/export.zip").status_code == 302
     assert client.get("/admin/s/s1", headers={"Authorization": "Bearer nope"}).status_code == 302
@@ -161,8 +141,7 @@ def test_names_cannot_escape_runs_folder(app, runs: Path, tmp_path: Path):
         db.rollback()
 
 
-def test_served_copies_are_checked_and_the_runs_folder_no_longer_matters(app, runs: Path):
-    client = rater_client(app, "s1", "b1")
+def test_served_copies_are_checked_and_the_runs_folder_no_longer_matters(app, client, runs: Path):
     answer(client, post_json(client, "/api/s/s1/next").get_json(), 1)  # practice
     nxt = post_json(client, "/api/s/s1/next").get_json()
     for png in runs.glob("*/*.png"):  # rewriting the benchmark's files changes nothing shown
@@ -180,7 +159,7 @@ SQLITE_ONLY = (
 )  # fmt: skip
 
 
-def test_portable_sql(app):
+def test_portable_sql(app, runner):
     """No SQLite-only SQL: the schema compiles for PostgreSQL, the flow's SQL is plain."""
     for table in Base.metadata.sorted_tables:
         str(CreateTable(table).compile(dialect=postgresql.dialect()))
@@ -196,7 +175,7 @@ def test_portable_sql(app):
     event.listen(engine, "before_cursor_execute", log)
     try:
         run_session(rater_client(app, "s1", "b1"), "s1")
-        app.test_cli_runner().invoke(args=["export", "--study", "s1", "--out", "/dev/null/x"])
+        runner.invoke(args=["export", "--study", "s1", "--out", "/dev/null/x"])
     finally:
         event.remove(engine, "before_cursor_execute", log)
     assert len(statements) > 20

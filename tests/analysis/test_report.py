@@ -15,7 +15,7 @@ from analysis.html import pick_grid_ids
 from analysis.synthetic import make_responses, make_runs
 from analysis.tables import to_markdown
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 METHODS = ("cic", "pixcolor_s1", "pixcolor_s2")
 
 

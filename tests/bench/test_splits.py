@@ -17,9 +17,8 @@ from bench.splits import (
     preprocess,
     select_subset,
 )
-from bench.testing import fake_photo as _photo
-from bench.testing import make_fake_val
 from pixcolor.io import file_sha256
+from tests.fakes import fake_photo as _photo
 
 SIZE = 32
 
@@ -31,9 +30,8 @@ def _csv(path: Path) -> list[dict]:
 
 @pytest.mark.parametrize("split", ["ctest10k", "cval1k"])
 @pytest.mark.parametrize("layout", ["flat", "sorted"])
-def test_build_split_from_fake_val(tmp_path, split, layout, capsys):
-    val = tmp_path / "val"
-    list_file, lines = make_fake_val(val, split, 8, layout)
+def test_build_split_from_fake_val(tmp_path, fake_val, split, layout, capsys):
+    val, list_file, lines = fake_val(split, 8, layout)
     out = tmp_path / "split"
     rc = main(["build-split", "--split", split, "--imagenet-val", str(val), "--list",
                str(list_file), "--out", str(out), "--size", str(SIZE)])
@@ -71,9 +69,8 @@ def test_build_split_from_fake_val(tmp_path, split, layout, capsys):
     assert meta["protocol"]["size"] == SIZE and meta["list_sha256"]
 
 
-def test_rebuild_is_incremental_and_picks_up_new_files(tmp_path):
-    val = tmp_path / "val"
-    list_file, lines = make_fake_val(val, "ctest10k", 6, "sorted", corrupt=None, gray=None)
+def test_rebuild_is_incremental_and_picks_up_new_files(tmp_path, fake_val):
+    val, list_file, lines = fake_val("ctest10k", 6, "sorted", corrupt=None, gray=None)
     out = tmp_path / "split"
     args = ["build-split", "--split", "ctest10k", "--imagenet-val", str(val), "--list",
             str(list_file), "--out", str(out), "--size", str(SIZE)]
@@ -88,9 +85,8 @@ def test_rebuild_is_incremental_and_picks_up_new_files(tmp_path):
     assert len(second) == len(first) + 1
 
 
-def test_drop_grayscale_and_keep_aspect(tmp_path):
-    val = tmp_path / "val"
-    list_file, lines = make_fake_val(val, "cval1k", 6, "flat", missing=(), corrupt=None)
+def test_drop_grayscale_and_keep_aspect(tmp_path, fake_val):
+    val, list_file, lines = fake_val("cval1k", 6, "flat", missing=(), corrupt=None)
     out = tmp_path / "split"
     rc = main(["build-split", "--split", "cval1k", "--imagenet-val", str(val), "--list",
                str(list_file), "--out", str(out), "--size", str(SIZE), "--keep-aspect",

@@ -17,12 +17,6 @@ from pixcolor.models.conditioning import (
 )
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    torch.manual_seed(0)
-    return PixColor.from_preset("tiny")
-
-
 @pytest.mark.parametrize("hw,low", [((16, 16), (8, 8)), ((16, 40), (8, 20)), ((30, 17), (14, 8))])
 def test_sample_lowres_shapes(tiny, hw, low):
     y = torch.rand(2, 1, *hw)

@@ -10,12 +10,6 @@ from pixcolor import PixColor, color
 from tools.calibration import calibrate, format_report, grey_ratio, main, worse_than_grey
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    torch.manual_seed(0)
-    return PixColor.from_preset("tiny").eval()
-
-
 def _gt_bins(model, rgb):
     ycc = color.rgb_to_ycbcr(rgb.astype(np.float32) / 255)
     cbcr = torch.from_numpy(np.ascontiguousarray(ycc[..., 1:])).permute(2, 0, 1)[None]

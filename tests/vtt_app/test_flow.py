@@ -10,11 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from vtt_app.assignment import n_attention, session_length
-from vtt_app.db import get_session
-from vtt_app.export import RESPONSE_COLUMNS
-from vtt_app.models import Assignment, Rater, Response, Study, Trial
-from vtt_app.testing import (
+from tests.vtt_app.helpers import (
     CSRF,
     add_study,
     answer,
@@ -25,6 +21,10 @@ from vtt_app.testing import (
     rater_client,
     run_session,
 )
+from vtt_app.assignment import n_attention, session_length
+from vtt_app.db import get_session
+from vtt_app.export import RESPONSE_COLUMNS
+from vtt_app.models import Assignment, Rater, Response, Study, Trial
 
 METHODS = ["pixcolor_s1", "pixcolor_s2", "pixcolor_s3", "cic"]
 #: Columns the analysis reads (plus timing) — the export contract.
@@ -193,7 +193,7 @@ def test_plain_flask_from_the_project_root_finds_the_vtt_app(tmp_path):
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     env = {k: v for k, v in os.environ.items() if k not in ("FLASK_APP", "FLASK_DEBUG")}
     env["VTT_INSTANCE_PATH"] = str(tmp_path / "instance")
     flask = Path(sys.executable).with_name("flask")

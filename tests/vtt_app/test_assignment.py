@@ -15,13 +15,7 @@ import pytest
 from PIL import Image as PILImage
 from sqlalchemy import func, select, update
 
-from vtt_app.assignment import slot_count_mismatches
-from vtt_app.attention import load_rgb
-from vtt_app.db import get_engine, get_session, make_engine
-from vtt_app.models import Assignment, Base, Pair, Rater, Response, Trial, utcnow
-from vtt_app.responses import Answer, timing_problems
-from vtt_app.study import oracle_method_name
-from vtt_app.testing import (
+from tests.vtt_app.helpers import (
     add_study,
     answer,
     chooser,
@@ -32,6 +26,12 @@ from vtt_app.testing import (
     rater_client,
     run_session,
 )
+from vtt_app.assignment import slot_count_mismatches
+from vtt_app.attention import load_rgb
+from vtt_app.db import get_engine, get_session, make_engine
+from vtt_app.models import Assignment, Base, Pair, Rater, Response, Trial, utcnow
+from vtt_app.responses import Answer, timing_problems
+from vtt_app.study import oracle_method_name
 
 SEEDS = ["pixcolor_s1", "pixcolor_s2", "pixcolor_s3"]
 
@@ -177,7 +177,7 @@ def test_abandoned_assignment_is_reclaimed(tmp_path: Path):
 
 
 @pytest.mark.parametrize("database_url", _database_urls())
-def test_slot_counters_follow_every_transition(tmp_path: Path, database_url):
+def test_slot_counters_follow_every_transition(tmp_path: Path, database_url, seeded_tokens):
     """Claim, answer, invalid answer, interruption, expiry and a flagged rater's release
     each keep ``Pair.n_active`` equal to a recount of the pair's active assignments."""
     runs = make_runs(tmp_path / "runs", ["cic", "lrac"], n_images=9)
@@ -186,10 +186,17 @@ def test_slot_counters_follow_every_transition(tmp_path: Path, database_url):
               attention_images=3, attention_rate=0.5, trials_per_rater=4, raters_per_pair=2,
               timeout_s=60)
     rng = np.random.default_rng(0)
-    clients = [rater_client(app, "mix", f"b{i}") for i in range(6)]
+    by_browser = {f"b{i}": rater_client(app, "mix", f"b{i}") for i in range(6)}
+    with app.app_context():
+        last_check = {r.browser_id: max(int(p) for p in r.attention_positions.split(","))
+                      for r in get_session().scalars(select(Rater))}
+    # clients[0] fails every attention check: flagged at its second, which must come before
+    # its last trial for the flag to exclude a slot
+    first = min(sorted(last_check), key=last_check.get)
+    clients = [by_browser[first], *(c for b, c in by_browser.items() if b != first)]
     careless = chooser(app, lambda t: t.kind == "attention")
-    # the raters' trial orders come from their random tokens, so the first scored trials
-    # take each slot-releasing action once for sure; the rest are drawn
+    # the first scored trials take each slot-releasing action once for sure, the rest are
+    # drawn (the raters' plans come from their tokens: seeded, so every run is the same)
     forced = [2, 0, 1]
     for _ in range(80):
         client = clients[int(rng.integers(len(clients)))]
@@ -206,9 +213,11 @@ def test_slot_counters_follow_every_transition(tmp_path: Path, database_url):
         elif action == 1:  # walked away: its slot times out
             with app.app_context():
                 db = get_session()
-                db.execute(update(Assignment).where(Assignment.status == "open")
+                rater_id = db.get(Trial, trial["trial_id"]).rater_id
+                db.execute(update(Assignment)
+                           .where(Assignment.status == "open", Assignment.rater_id == rater_id)
                            .values(expires_at=utcnow() - timedelta(seconds=1)))
-                db.execute(update(Trial).where(Trial.status == "open")
+                db.execute(update(Trial).where(Trial.status == "open", Trial.rater_id == rater_id)
                            .values(created_at=utcnow() - timedelta(seconds=61)))
                 db.commit()
         elif action == 2:  # an invalid answer gives the slot back
@@ -216,6 +225,12 @@ def test_slot_counters_follow_every_transition(tmp_path: Path, database_url):
         else:
             answer(client, trial, int(rng.integers(1, 3)))
         _slots(app)  # asserts the counters after every step
+    for _ in range(10):  # the careless rater finishes its session
+        trial = post_json(clients[0], "/api/s/mix/next").get_json()
+        if trial["done"]:
+            break
+        answer(clients[0], trial, careless(trial))
+        _slots(app)
     with app.app_context():
         statuses = set(get_session().scalars(select(Assignment.status)))
         flagged = get_session().scalar(select(func.count()).where(Rater.flagged.is_(True)))

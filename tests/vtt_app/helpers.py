@@ -1,7 +1,5 @@
-"""Helpers for the VTT tests: tiny runs folders, apps, raters and well-formed answers.
-
-Used by ``tests/test_vtt_*.py``; nothing here is needed to run the app.
-"""
+"""Helpers of the VTT tests: tiny runs folders, apps, studies, raters and well-formed answers
+(the fixtures built from them are in ``conftest.py``)."""
 
 from __future__ import annotations
 
@@ -13,9 +11,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image as PILImage
 
-from . import create_app
-from .db import create_all, get_session
-from .study import StudyOptions, create_study
+from vtt_app import create_app
+from vtt_app.db import create_all, get_session
+from vtt_app.study import StudyOptions, create_study
 
 CSRF = "test-csrf-token"
 
@@ -131,7 +129,7 @@ def chooser(app: Flask, pick_generated=lambda trial: False):
         app: the app.
         pick_generated: ``Trial -> bool``; True chooses the generated image, else the truth.
     """
-    from .models import Trial
+    from vtt_app.models import Trial
 
     def choose(data: dict) -> int:
         with app.app_context():

@@ -209,7 +209,7 @@ def test_light_users_of_colour_and_the_web_app_do_not_import_torch():
         "assert set(color.__all__) <= set(dir(color))\n"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[1], timeout=120)
+                         cwd=Path(__file__).resolve().parents[2], timeout=120)
     assert res.returncode == 0, res.stderr
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         color.nope  # noqa: B018

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +12,6 @@ from PIL import Image
 
 import baselines
 from baselines.__main__ import main
-from bench.testing import fake_photo
 from pixcolor.data import ImageFolderDataset
 from pixcolor.train import train
 
@@ -21,17 +19,6 @@ NAMES = ("cic", "lrac", "ltbc")
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-
-
-@pytest.fixture(scope="module")
-def photo_dir(tmp_path_factory) -> Path:
-    """Four generated colourful photos in two class folders (labels 0 and 1)."""
-    root = tmp_path_factory.mktemp("photos")
-    rng = np.random.default_rng(0)
-    for k in range(4):
-        (root / f"class{k % 2}").mkdir(exist_ok=True)
-        Image.fromarray(fake_photo(rng, 40, 48)).save(root / f"class{k % 2}" / f"p{k}.png")
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,9 @@ import pytest
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
+from tests.vtt_app.helpers import add_study, make_app, make_runs
 from vtt_app.db import get_session
 from vtt_app.models import Rater, Response, TimingEvent, Trial
-from vtt_app.testing import add_study, make_app, make_runs
 
 pytestmark = pytest.mark.browser
 

@@ -1,0 +1,15 @@
+"""Fixtures of the model tests."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pixcolor import PixColor
+
+
+@pytest.fixture(scope="module")
+def tiny() -> PixColor:
+    """A random ``tiny`` PixColor (seed 0): 8x8 chroma from 16x16 crops."""
+    torch.manual_seed(0)
+    return PixColor.from_preset("tiny")
