@@ -259,6 +259,19 @@ class CICTask(Task):
     """Multinomial cross-entropy on soft-encoded ab, class-rebalanced (Sec. 2.1-2.2, Eq. 2)."""
 
     config_cls = CICConfig
+    model_cls = CIC
+
+    def __init__(self, model_config: CICConfig, preset: str = "custom") -> None:
+        super().__init__(model_config, preset)
+        if model_config.prior_file and not Path(model_config.prior_file).is_file():
+            log.warning("%s is missing; the prior comes from the checkpoint being resumed",
+                        model_config.prior_file)
+        elif model_config.prior_file:
+            counts = np.load(model_config.prior_file)
+            if counts.shape != (NUM_BINS,):
+                raise ValueError(f"{model_config.prior_file}: expected ({NUM_BINS},) bin "
+                                 f"counts, got {counts.shape}")
+            self.model.ab_counts.copy_(torch.from_numpy(counts))
 
     @classmethod
     def prepare_config(cls, model_config: CICConfig, dataset, *, out, overrides, options
@@ -270,19 +283,6 @@ class CICTask(Task):
             return model_config
         path = cic_prior(str(dataset.root), Path(out), images, options.get("index"))
         return dataclasses.replace(model_config, prior_file=str(path))
-
-    def __init__(self, model_config: CICConfig, preset: str = "custom") -> None:
-        super().__init__(model_config, preset)
-        self.model = CIC(model_config, preset)
-        if model_config.prior_file and not Path(model_config.prior_file).is_file():
-            log.warning("%s is missing; the prior comes from the checkpoint being resumed",
-                        model_config.prior_file)
-        elif model_config.prior_file:
-            counts = np.load(model_config.prior_file)
-            if counts.shape != (NUM_BINS,):
-                raise ValueError(f"{model_config.prior_file}: expected ({NUM_BINS},) bin "
-                                 f"counts, got {counts.shape}")
-            self.model.ab_counts.copy_(torch.from_numpy(counts))
 
     def trainable(self) -> list[nn.Module]:
         return [getattr(self.model, f"model{i}") for i in range(1, 9)]

@@ -172,10 +172,7 @@ class LRACTask(Task):
     """Sparse hue/chroma histogram loss (Sec. 3.2, 3.4)."""
 
     config_cls = LRACConfig
-
-    def __init__(self, model_config: LRACConfig, preset: str = "custom") -> None:
-        super().__init__(model_config, preset)
-        self.model = LRAC(model_config, preset)
+    model_cls = LRAC
 
     def init_from(self, path: str) -> dict:
         """Initialise the VGG-16 part from torchvision's ImageNet ``vgg16`` weights (Sec. 4).

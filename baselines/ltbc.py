@@ -54,9 +54,9 @@ class LTBC(BaselineModel):
 
     def __init__(self, cfg: LTBCConfig, preset: str = "custom") -> None:
         super().__init__(cfg, preset)
-        w = cfg.width
         if cfg.global_size % 32:
             raise ValueError(f"global_size must be a multiple of 32, got {cfg.global_size}")
+        w = cfg.width
         self.low = nn.Sequential(*_conv(1, w, 2), *_conv(w, 2 * w), *_conv(2 * w, 2 * w, 2),
                                  *_conv(2 * w, 4 * w), *_conv(4 * w, 4 * w, 2),
                                  *_conv(4 * w, 8 * w))
@@ -111,10 +111,7 @@ class LTBCTask(Task):
     """MSE on normalised ab + alpha * classification cross-entropy (Eq. 4)."""
 
     config_cls = LTBCConfig
-
-    def __init__(self, model_config: LTBCConfig, preset: str = "custom") -> None:
-        super().__init__(model_config, preset)
-        self.model = LTBC(model_config, preset)
+    model_cls = LTBC
 
     @classmethod
     def prepare_config(cls, model_config: LTBCConfig, dataset, *, out, overrides, options

@@ -25,7 +25,8 @@ from bench import metrics as bench_metrics
 from bench.generate import GenerateError, generate, parse_shard
 from bench.methods import DEFAULT_METHODS, METHODS
 from bench.pipeline import build, run, split_name
-from bench.splits import DEFAULT_SIZE, SplitError
+from bench.split_lists import SplitError
+from bench.splits import DEFAULT_SIZE
 
 PARTIAL = 3
 

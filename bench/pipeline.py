@@ -17,17 +17,14 @@ from pathlib import Path
 from bench import metrics as bench_metrics
 from bench.generate import GenerateError, MethodReport, by_reason, generate, parse_shard
 from bench.methods import DEFAULT_METHODS
-from bench.splits import (
-    DEFAULT_SIZE,
+from bench.split_lists import (
     OFFICIAL_SPLITS,
-    BuildResult,
     SplitError,
-    build_split,
     folder_entries,
-    load_built,
     load_list,
     select_subset,
 )
+from bench.splits import DEFAULT_SIZE, BuildResult, build_split, load_built
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +115,7 @@ def run(*, data: str = "data", split: str = "demo", runs: str = "runs", device: 
 
     Returns:
         A :class:`RunSummary`; problems are reported, not raised (except a split that
-        cannot be built at all, :class:`~bench.splits.SplitError`).
+        cannot be built at all, :class:`~bench.split_lists.SplitError`).
 
     Raises:
         GenerateError: called under torchrun (build the split once, then run

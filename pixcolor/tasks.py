@@ -45,15 +45,19 @@ def get_task(name: str) -> type[Task]:
 
 
 class Task(nn.Module):
-    """Base class: subclasses set ``config_cls`` and build ``self.model``."""
+    """Base class: subclasses set ``config_cls`` and ``model_cls`` (``self.model`` is
+    ``model_cls(model_config, preset=preset)``) or build ``self.model`` themselves."""
 
     name: ClassVar[str] = "task"
     config_cls: ClassVar[type] = ModelConfig
+    model_cls: ClassVar[type[nn.Module] | None] = None
     find_unused_parameters: ClassVar[bool] = False
 
     def __init__(self, model_config, preset: str = "custom"):
         super().__init__()
         self.model_config, self.preset = model_config, preset
+        if self.model_cls is not None:
+            self.model = self.model_cls(model_config, preset=preset)
 
     @classmethod
     def prepare_config(cls, model_config, dataset, *, out: Path, overrides: dict,
@@ -90,10 +94,7 @@ class Task(nn.Module):
 
 class _PixColorStage(Task):
     config_cls = ModelConfig
-
-    def __init__(self, model_config: ModelConfig, preset: str = "custom"):
-        super().__init__(model_config, preset)
-        self.model = PixColor(model_config, preset=preset)
+    model_cls = PixColor
 
 
 @register_task("pixelcnn")

@@ -30,9 +30,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from pixcolor import checkpoint
-from pixcolor.config import TrainConfig, config_from_dict
-from pixcolor.io import file_sha256
+from pixcolor.config import TrainConfig
 from pixcolor.provenance import git_revision
+from pixcolor.run_start import RunSetupError, start_run
 from pixcolor.tasks import Task, get_task, optimizer_parameters
 
 log = logging.getLogger(__name__)
@@ -176,53 +176,6 @@ def train(stage: str, dataset, out: str | Path, mcfg, tcfg: TrainConfig, *,
         torch.use_deterministic_algorithms(was_deterministic)
 
 
-class RunSetupError(ValueError):
-    """A run cannot start as asked (a warm start from another model's checkpoint, a resume
-    with other architecture flags); the message says what to change. The CLIs print it and
-    exit with status 2."""
-
-
-def _check_overrides(ref: Path, saved: dict, overrides: dict, resuming: bool) -> None:
-    """Refuse model fields set by the caller that differ from those ``ref`` was trained with:
-    a resumed or warm-started run keeps its architecture."""
-    def norm(v):
-        return tuple(v) if isinstance(v, list | tuple) else v
-
-    changed = [k for k, v in overrides.items() if norm(saved.get(k)) != norm(v)]
-    if changed:
-        raise RunSetupError(
-            f"{ref} was trained with "
-            + ", ".join(f"{k}={norm(saved.get(k))!r}" for k in changed)
-            + "; a resumed or warm-started run keeps its architecture (drop those flags"
-            + (" or use a new --out)" if resuming else ")"))
-
-
-def read_warm_start(path: str | Path, stage: str, config_cls) -> tuple[dict, dict, dict]:
-    """(model config dict, model state dict, provenance) of a warm-start checkpoint.
-
-    Raises:
-        RunSetupError: unreadable, or not a checkpoint of ``stage``'s model (the message names
-            it).
-    """
-    path = Path(path)
-    try:
-        st = checkpoint.read(path)
-        cfg, weights = st["model_config"], st["model"]
-        config_from_dict(config_cls, cfg)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
-        raise RunSetupError(f"--warm-start {path}: not a readable model checkpoint ({exc})"
-                            ) from exc
-    kind = st.get("stage") or ("pixcolor" if "stages" in st else None)
-    pixcolor = ("pixelcnn", "refine", "pixcolor")  # every PixColor file holds the whole model
-    model_of = {k: "pixcolor" for k in pixcolor}
-    if model_of.get(kind, kind) != model_of.get(stage, stage):
-        raise RunSetupError(
-            f"--warm-start {path}: a {kind!r} checkpoint cannot start a {stage!r} run")
-    tr = st.get("training") or {}
-    steps = {k: v for k, v in tr.items() if k.endswith("step")} or {"step": st.get("step")}
-    return cfg, weights, {"file": path.name, "sha256": file_sha256(path), "steps": steps}
-
-
 def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, resume, init_from,
            warm_start, freeze_bn, max_minutes, progress, world, rank, model_overrides,
            options) -> dict:
@@ -232,7 +185,7 @@ def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, re
 
     torch.manual_seed(tcfg.seed)
     rev = git_revision()  # once: the code this process runs, whatever the checkout does later
-    wrapper, mcfg, preset, state, warm = _start(
+    wrapper, mcfg, preset, state, warm = start_run(
         task_cls, dataset, out, mcfg, preset=preset, resume=resume, warm_start=warm_start,
         init_from=init_from, model_overrides=model_overrides, options=options)
     model = wrapper.model
@@ -342,44 +295,6 @@ class _RunLog:
         if self.bar is not None:
             self.bar.close()
         self.logf.close()
-
-
-def _start(task_cls: type[Task], dataset, out: Path, mcfg, *, preset, resume, warm_start,
-           init_from, model_overrides, options):
-    """The run's task with its starting weights: (task, model config, preset, resumed state
-    or None, warm-start provenance or None). A resumed run takes its newest checkpoint's
-    config; a warm start its file's; a fresh run the caller's, completed by the stage's
-    ``prepare_config``."""
-    stage = task_cls.name
-    ckpts = checkpoint.numbered(out) if resume else []
-    state, warm = None, None
-    if warm_start and not ckpts:
-        cfg, warm_weights, warm = read_warm_start(warm_start, stage, task_cls.config_cls)
-        _check_overrides(Path(warm_start), cfg, model_overrides or {}, resuming=False)
-        mcfg = config_from_dict(task_cls.config_cls, cfg)
-    if ckpts:
-        state = checkpoint.read(ckpts[-1])
-        if state.get("stage") != stage:
-            raise RunSetupError(f"--resume {ckpts[-1]}: a {state.get('stage')!r} checkpoint, "
-                                f"not {stage!r}; use another --out folder")
-        _check_overrides(ckpts[-1], state["model_config"], model_overrides or {}, resuming=True)
-        mcfg = config_from_dict(task_cls.config_cls, state["model_config"])
-        preset = state.get("preset", preset)
-    if state is None and warm is None:
-        mcfg = task_cls.prepare_config(mcfg, dataset, out=out, overrides=model_overrides or {},
-                                       options=options or {})
-    wrapper = task_cls(mcfg, preset=preset)
-    if state is not None:
-        wrapper.model.load_state_dict(state["model"])
-        warm = state.get("warm_start")
-        log.info("resuming %s from %s (step %d)", stage, ckpts[-1], int(state["step"]))
-    elif warm is not None:
-        wrapper.model.load_state_dict(warm_weights)
-        log.info("warm start from %s (%s)", warm_start, warm["steps"])
-    elif init_from:
-        report = wrapper.init_from(init_from)
-        log.info("initialised from %s: %d tensors", init_from, len(report["loaded"]))
-    return wrapper, mcfg, preset, state, warm
 
 
 def _optimizer(wrapper: Task, task_cls: type[Task], tcfg: TrainConfig, device: str, world: int,

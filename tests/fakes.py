@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.splits import load_list
+from bench.split_lists import load_list
 
 
 def fake_photo(rng: np.random.Generator, h: int, w: int) -> np.ndarray:

@@ -50,6 +50,19 @@ class Base(DeclarativeBase):
     """Declarative base of all VTT tables."""
 
 
+class _InStudy:
+    """Columns of a row that belongs to one study: its key and the study's (indexed)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+
+
+class _NamedInStudy(_InStudy):
+    """A row of a study with a ``name`` unique within the study."""
+
+    __table_args__ = (UniqueConstraint("study_id", "name"),)
+
+
 class Study(Base):
     """A Visual Turing Test study over one runs folder."""
 
@@ -77,28 +90,22 @@ class Study(Base):
     methods: Mapped[list[Method]] = relationship(back_populates="study")
 
 
-class Method(Base):
+class Method(_NamedInStudy, Base):
     """A method of a study; ``role`` is gt | method | oracle | attention."""
 
     __tablename__ = "methods"
-    __table_args__ = (UniqueConstraint("study_id", "name"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
     name: Mapped[str] = mapped_column(String(100))
     role: Mapped[str] = mapped_column(String(20), default="method")
 
     study: Mapped[Study] = relationship(back_populates="methods")
 
 
-class Image(Base):
+class Image(_NamedInStudy, Base):
     """A photo of a study; ``name`` is the file stem in ``runs/<split>/<method>/``."""
 
     __tablename__ = "images"
-    __table_args__ = (UniqueConstraint("study_id", "name"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(20), default="test")  # test|practice|attention
     gt_sha256: Mapped[str] = mapped_column(String(64))
@@ -108,14 +115,12 @@ class Image(Base):
     practice_served: Mapped[str] = mapped_column(Text, default="")
 
 
-class Pair(Base):
+class Pair(_InStudy, Base):
     """An (image, method) pair of one stage that needs ``raters_needed`` distinct raters."""
 
     __tablename__ = "pairs"
     __table_args__ = (UniqueConstraint("study_id", "image_id", "method_id", "stage"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
     method_id: Mapped[int] = mapped_column(ForeignKey("methods.id"))
     stage: Mapped[str] = mapped_column(String(20), default="main")  # main | oracle
@@ -131,7 +136,7 @@ class Pair(Base):
     method: Mapped[Method] = relationship()
 
 
-class Rater(Base):
+class Rater(_InStudy, Base):
     """One person taking one study."""
 
     __tablename__ = "raters"
@@ -140,8 +145,6 @@ class Rater(Base):
         UniqueConstraint("study_id", "browser_id"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
     token: Mapped[str] = mapped_column(String(64), unique=True)  # secret, session credential
     public_id: Mapped[str] = mapped_column(String(32), unique=True)  # exported rater_id
     external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -255,17 +255,7 @@ def create_oracle_stage(
     """
     group = _oracle_group(session, study, group)
     prefs = seed_preferences(session, study, group)
-    main_pairs = session.scalars(
-        select(Pair).where(
-            Pair.study_id == study.id, Pair.stage == "main", Pair.source_method.in_(group)
-        )
-    ).all()
-    by_image: dict[int, dict[str, Pair]] = {}
-    short = 0
-    for p in main_pairs:
-        by_image.setdefault(p.image_id, {})[p.source_method] = p
-        if prefs.get(p.image_id, {}).get(p.source_method, (0, 0))[1] < study.raters_per_pair:
-            short += 1
+    by_image, short = _seed_pairs(session, study, group, prefs)
     if short and not force:
         raise StudyError(
             f"{short} pairs of {group} have fewer than {study.raters_per_pair} valid ratings: "
@@ -293,6 +283,24 @@ def create_oracle_stage(
         chosen[pair.image.name] = best
     session.flush()
     return chosen
+
+
+def _seed_pairs(session: Session, study: Study, group: list[str], prefs: dict
+                ) -> tuple[dict[int, dict[str, Pair]], int]:
+    """The main stage's pairs of the seeds in ``group`` by image and seed, and how many of
+    them have fewer than K valid ratings in ``prefs``."""
+    main_pairs = session.scalars(
+        select(Pair).where(
+            Pair.study_id == study.id, Pair.stage == "main", Pair.source_method.in_(group)
+        )
+    ).all()
+    by_image: dict[int, dict[str, Pair]] = {}
+    short = 0
+    for p in main_pairs:
+        by_image.setdefault(p.image_id, {})[p.source_method] = p
+        if prefs.get(p.image_id, {}).get(p.source_method, (0, 0))[1] < study.raters_per_pair:
+            short += 1
+    return by_image, short
 
 
 def _oracle_group(session: Session, study: Study, group: list[str] | None) -> list[str]:

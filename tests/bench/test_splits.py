@@ -11,12 +11,8 @@ import pytest
 from PIL import Image
 
 from bench.__main__ import main
-from bench.splits import (
-    MANIFEST_COLUMNS,
-    load_list,
-    preprocess,
-    select_subset,
-)
+from bench.split_lists import load_list, select_subset
+from bench.splits import MANIFEST_COLUMNS, preprocess
 from pixcolor.io import file_sha256
 from tests.fakes import fake_photo as _photo
 
