@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.runs import ImageLoadError, RunsFolder, Skip, map_chunks
+from analysis.runs import RunsFolder, Skip, map_chunks
 from analysis.ssim import (
     MIN_SIDE,
     MS_SSIM_WEIGHTS,
@@ -30,6 +30,7 @@ from analysis.ssim import (
     ms_ssim_prepared,
 )
 from analysis.ssim import prepare_ms_ssim as _prepare
+from pixcolor.io import ImageLoadError
 
 log = logging.getLogger(__name__)
 

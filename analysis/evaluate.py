@@ -26,13 +26,13 @@ from analysis.metrics import DEFAULT_METRICS, get_metric, grey_ratio, worse_than
 from analysis.runs import (
     GREY_METHOD,
     GT_METHOD,
-    ImageLoadError,
     RunsFolder,
     Skip,
     map_chunks,
     order_methods,
 )
 from analysis.ssim import MinSize, _Moments, prepare_ssim
+from pixcolor.io import ImageLoadError
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,8 @@ import pandas as pd
 from PIL import Image
 
 from analysis import figures
-from analysis.runs import GT_METHOD, ImageLoadError, RunsFolder
+from analysis.runs import GT_METHOD, RunsFolder
+from pixcolor.io import ImageLoadError
 
 THUMB_SIDE = 160  # longest side of a grid thumbnail, px
 

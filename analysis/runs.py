@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 from tqdm.auto import tqdm
+
+from pixcolor.io import ImageLoadError, load_rgb
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,6 @@ class Skip:
     image_id: str
     reason: str
     metric: str = ""  # empty: the whole image was unusable; else only this metric
-
-
-class ImageLoadError(OSError):
-    """A method image is missing, unreadable or of the wrong shape."""
 
 
 class RunsFolder:
@@ -104,12 +101,8 @@ class RunsFolder:
         """
         path = self.path(method, image_id)
         if not path.exists():
-            raise ImageLoadError(f"missing {path}")
-        try:
-            with Image.open(path) as im:
-                return np.asarray(im.convert("RGB"))
-        except (OSError, ValueError, SyntaxError) as err:
-            raise ImageLoadError(f"unreadable {path}: {err}") from err
+            raise ImageLoadError(path, "missing", f"generate {method}'s outputs first")
+        return load_rgb(path)
 
     def meta(self, method: str) -> dict:
         """``<method>/meta.json`` as a dict ({} when absent or invalid)."""

@@ -34,7 +34,7 @@ import numpy as np
 
 from bench.methods import Item, Method, create_method
 from bench.splits import load_split_image, read_manifest
-from pixcolor.io import atomic_write_text, save_png
+from pixcolor.io import atomic_open, atomic_write_text, save_png
 from pixcolor.provenance import now_utc, software_versions
 
 log = logging.getLogger(__name__)
@@ -215,8 +215,8 @@ def generate(split_dir: str | os.PathLike, runs_dir: str | os.PathLike,
     ids = [r["image_id"] for r in rows]
     runs_dir.mkdir(parents=True, exist_ok=True)
     if not (runs_dir / "manifest.csv").exists() or shard[0] == 0:
-        shutil.copyfile(split_dir / "manifest.csv", runs_dir / ".manifest.csv.tmp")
-        os.replace(runs_dir / ".manifest.csv.tmp", runs_dir / "manifest.csv")
+        with atomic_open(runs_dir / "manifest.csv") as f:
+            f.write((split_dir / "manifest.csv").read_bytes())
     mine = shard_ids(ids, *shard)
     reports: dict[str, MethodReport] = {}
     bases: dict[Method, dict] = {}

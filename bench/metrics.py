@@ -17,6 +17,7 @@ import pandas as pd
 from analysis.evaluate import compute_metrics
 from analysis.metrics import DEFAULT_METRICS
 from analysis.runs import order_methods
+from pixcolor.io import atomic_open
 
 
 def method_folders(runs_dir: Path) -> list[str]:
@@ -44,9 +45,8 @@ def compute(runs_dir: str | os.PathLike, methods: Sequence[str] | None = None,
     df = compute_metrics(runs_dir, methods=methods, metrics=list(metrics), workers=workers)
     rank = {m: i for i, m in enumerate(methods)}
     df = df.sort_values("method", key=lambda s: s.map(rank)).reset_index(drop=True)
-    tmp = runs_dir / f".metrics.csv.{os.getpid()}.tmp"
-    df.to_csv(tmp, index=False, float_format="%.4f")
-    os.replace(tmp, runs_dir / "metrics.csv")
+    with atomic_open(runs_dir / "metrics.csv", "w", newline="") as f:
+        df.to_csv(f, index=False, float_format="%.4f")
     return df
 
 

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from bench.split_lists import SplitEntry, find_source
 from pixcolor import color
@@ -280,7 +279,5 @@ def load_built(out: str | os.PathLike) -> BuildResult | None:
 
 def load_split_image(split_dir: str | os.PathLike, image_id: str) -> np.ndarray:
     """A preprocessed ground-truth image of a split as (H, W, 3) uint8."""
-    path = Path(split_dir) / "images" / f"{image_id}.png"
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB")).copy()
+    return load_rgb(Path(split_dir) / "images" / f"{image_id}.png")
 

@@ -9,24 +9,9 @@ the rotated image as the one with "true colours" fails the check.
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
-from PIL import Image as PILImage
 from skimage import color
-
-
-def load_rgb(path: Path) -> np.ndarray:
-    """Read an image as RGB.
-
-    Args:
-        path: image file.
-
-    Returns:
-        (H, W, 3) uint8 array.
-    """
-    with PILImage.open(path) as im:
-        return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
 
 def rotate_hue_lab(rgb: np.ndarray) -> np.ndarray:

@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image as PILImage
 
+from pixcolor.io import atomic_open
+
 SERVED_DIR = "served"
 
 
@@ -48,10 +50,8 @@ def store(rgb: np.ndarray, media_dir: Path) -> tuple[Path, str]:
     sha = hashlib.sha256(data).hexdigest()
     out = media_dir / SERVED_DIR / f"{sha}.png"
     if not out.is_file():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, out)
+        with atomic_open(out) as f:
+            f.write(data)
     return out.resolve(), sha
 
 

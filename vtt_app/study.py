@@ -19,10 +19,10 @@ import numpy as np
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from pixcolor.io import file_sha256
+from pixcolor.io import ImageLoadError, file_sha256, load_rgb
 
 from . import media
-from .attention import colourfulness, load_rgb, rotate_hue_lab
+from .attention import colourfulness, rotate_hue_lab
 from .models import Image, Method, Pair, Rater, Response, Study, Trial
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -142,7 +142,7 @@ def _choose_images(opts: StudyOptions, runs: Path) -> tuple[list[str], list[str]
     spare = [spare[i] for i in rng.permutation(len(spare))][: 4 * opts.attention_images]
     pool = spare if len(spare) >= opts.attention_images else spare + test
     pool = pool[: max(4 * opts.attention_images, opts.attention_images)]
-    scored = sorted(pool, key=lambda s: -colourfulness(load_rgb(runs / GT / f"{s}.png")))
+    scored = sorted(pool, key=lambda s: -colourfulness(_read(runs / GT / f"{s}.png")))
     return practice, test, scored[: opts.attention_images]
 
 
@@ -174,9 +174,9 @@ def _add_images(session: Session, study: Study, opts: StudyOptions, runs: Path,
 def _read(path: Path) -> np.ndarray:
     try:
         return load_rgb(path)
-    except OSError as exc:
-        raise StudyError(f"{path} cannot be read ({exc}): regenerate it or leave out its "
-                         "method") from exc
+    except ImageLoadError as exc:
+        raise StudyError(f"{path} cannot be read ({exc.reason}): regenerate it or leave out "
+                         "its method") from exc
 
 
 def _served_copy(path: Path, image: Image, media_dir: Path) -> str:

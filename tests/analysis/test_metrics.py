@@ -167,7 +167,7 @@ def test_compute_metrics_skips_and_reports(runs_dir, caplog):
     assert row.loc["gt", "global_ab"] == 0.0 and row.loc["cic", "global_ab"] > 0
     reasons = {(s["method"], s["image_id"]): s for s in df.attrs["skipped"]}
     assert "missing" in reasons[("cic", "img0001")]["reason"]
-    assert "unreadable" in reasons[("pixcolor_s1", "img0002")]["reason"]
+    assert "not an image file" in reasons[("pixcolor_s1", "img0002")]["reason"]
     assert reasons[("grayscale", "img0002")]["metric"]  # wrong size: only reference metrics
     assert "skipped" in caplog.text
     per = per_image_metrics(runs_dir, ["cic"], ["psnr"])

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image as PILImage
 from sqlalchemy import func, select, update
 
+from pixcolor.io import load_rgb
 from tests.vtt_app.helpers import (
     add_study,
     answer,
@@ -27,7 +28,6 @@ from tests.vtt_app.helpers import (
     run_session,
 )
 from vtt_app.assignment import slot_count_mismatches
-from vtt_app.attention import load_rgb
 from vtt_app.db import get_engine, get_session, make_engine
 from vtt_app.models import Assignment, Base, Pair, Rater, Response, Trial, utcnow
 from vtt_app.responses import Answer, timing_problems

@@ -16,6 +16,7 @@ from PIL.PngImagePlugin import PngInfo
 from sqlalchemy import select
 
 from analysis.vtt import read_responses
+from pixcolor.io import load_rgb
 from tests.vtt_app.helpers import (
     add_study,
     answer,
@@ -25,7 +26,6 @@ from tests.vtt_app.helpers import (
     post_json,
     rater_client,
 )
-from vtt_app.attention import load_rgb
 from vtt_app.db import get_session
 from vtt_app.export import export_study
 from vtt_app.models import Assignment, Response, Study, Trial
