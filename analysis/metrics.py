@@ -36,6 +36,7 @@ import numpy as np
 
 from analysis.lab_stats import ab_histograms, histogram_intersection, image_ab
 from analysis.ssim import ms_ssim, prepare_ssim, ssim, ssim_prepared
+from pixcolor.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +203,7 @@ class Metric:
     fn_prepared: Callable[[Any, Any], float] | None = None
 
 
-METRICS: dict[str, Metric] = {}
+METRICS: Registry[Metric] = Registry("metric")
 
 
 def register_metric(name: str, fn: Callable[..., float] | None = None, *,
@@ -222,9 +223,7 @@ def register_metric(name: str, fn: Callable[..., float] | None = None, *,
         ValueError: the name is taken and ``overwrite`` is False.
     """
     def deco(f: Callable[..., float]) -> Callable[..., float]:
-        if name in METRICS and not overwrite:
-            raise ValueError(f"metric {name!r} is already registered; pass overwrite=True")
-        METRICS[name] = Metric(name=name, fn=f, **fields)
+        METRICS.add(name, Metric(name=name, fn=f, **fields), overwrite=overwrite)
         return f
 
     return deco if fn is None else deco(fn)
@@ -236,10 +235,7 @@ def get_metric(name: str) -> Metric:
     Raises:
         KeyError: unknown name (the message lists the registered ones).
     """
-    try:
-        return METRICS[name]
-    except KeyError:
-        raise KeyError(f"unknown metric {name!r}; registered: {sorted(METRICS)}") from None
+    return METRICS[name]
 
 
 register_metric("psnr", psnr, description="PSNR on RGB (dB, data range 255)")

@@ -12,8 +12,8 @@ A registry in the style of timm's ``create_model``::
     model = baselines.load("cic", "colorization_release_v2-9b330a0b.pth")  # authors' weights
     rgb = model.colorize([gray_uint8])[0]                  # (H, W, 3) uint8
 
-Importing this package registers the training tasks ``cic``, ``lrac`` and ``ltbc`` with
-:mod:`pixcolor.tasks`, so ``python -m baselines train NAME`` reuses :func:`pixcolor.train.train`.
+Importing this package registers the training stages ``cic``, ``lrac`` and ``ltbc`` with
+:mod:`pixcolor.stages`, so ``python -m baselines train NAME`` reuses :func:`pixcolor.train.train`.
 The benchmark harness (``bench.methods``) reaches them through :func:`available` and
 :func:`load`.
 """
@@ -25,7 +25,7 @@ from pathlib import Path
 from types import ModuleType
 
 from baselines import cic, lrac, ltbc
-from baselines.common import (
+from baselines.base import (
     BaselineCheckpointError,
     BaselineModel,
     build,
@@ -33,23 +33,22 @@ from baselines.common import (
     read_checkpoint,
 )
 from pixcolor.io import file_sha256
+from pixcolor.registry import Registry
 
-REGISTRY: dict[str, ModuleType] = {"cic": cic, "lrac": lrac, "ltbc": ltbc}
-MODEL_CLASSES: dict[str, type[BaselineModel]] = {"cic": cic.CIC, "lrac": lrac.LRAC,
-                                                  "ltbc": ltbc.LTBC}
+REGISTRY: Registry[ModuleType] = Registry("baseline")  # name -> module (PRESETS, the model)
+MODEL_CLASSES: Registry[type[BaselineModel]] = Registry("baseline")
+for _module, _cls in ((cic, cic.CIC), (lrac, lrac.LRAC), (ltbc, ltbc.LTBC)):
+    REGISTRY.add(_cls.name, _module)
+    MODEL_CLASSES.add(_cls.name, _cls)
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 INFERENCE_FIELDS = {"temperature", "decode", "infer_size", "max_side"}  # safe to change on load
 
 
 def _module(name: str) -> ModuleType:
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown baseline {name!r}; choose one of {sorted(REGISTRY)}") from None
+    return REGISTRY[name]
 
 
 def _cls(name: str) -> type[BaselineModel]:
-    _module(name)
     return MODEL_CLASSES[name]
 
 

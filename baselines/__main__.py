@@ -51,7 +51,7 @@ def _train(args) -> int:
 
 
 def _export(args) -> int:
-    from baselines.common import read_checkpoint, save_inference_checkpoint
+    from baselines.base import read_checkpoint, save_inference_checkpoint
 
     ckpt = read_checkpoint(args.checkpoint)
     name = ckpt.get("stage")

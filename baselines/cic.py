@@ -22,7 +22,7 @@ radius 13.5 reproduces exactly 313 bins with a margin on both sides (tested).
 
 Test time follows the authors' demo: the lightness is resized to ``infer_size`` squared
 (256), the ab prediction is upsampled back to the image size and joined with the original L
-(:mod:`baselines.common`). The demo resizes the RGB image bicubically before taking L; we
+(:mod:`baselines.base`). The demo resizes the RGB image bicubically before taking L; we
 resize L itself (antialiased bilinear), as every baseline here does.
 """
 
@@ -39,11 +39,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.common import BaselineCheckpointError, BaselineModel, BaselinePreset
+from baselines.base import BaselineCheckpointError, BaselineModel, BaselinePreset
 from pixcolor import color
 from pixcolor.color import AB_NORM, L_CENT, L_NORM, lab_from_batch
 from pixcolor.config import TrainConfig
-from pixcolor.tasks import Task, register_task
+from pixcolor.stages import Stage, register_stage
 
 log = logging.getLogger(__name__)
 
@@ -254,8 +254,8 @@ def cic_prior(data: str, out: Path, images: int, index: str | None) -> Path:
     return path.resolve()
 
 
-@register_task("cic")
-class CICTask(Task):
+@register_stage("cic")
+class CICStage(Stage):
     """Multinomial cross-entropy on soft-encoded ab, class-rebalanced (Sec. 2.1-2.2, Eq. 2)."""
 
     config_cls = CICConfig
@@ -328,5 +328,5 @@ PRESETS: dict[str, BaselinePreset] = {
         log_every=1, num_workers=0)),
 }
 
-__all__ = ["CIC", "CICConfig", "CICTask", "PRESETS", "ab_bins", "annealed_mean", "bin_counts",
+__all__ = ["CIC", "CICConfig", "CICStage", "PRESETS", "ab_bins", "annealed_mean", "bin_counts",
            "rebalance_weights", "soft_encode"]

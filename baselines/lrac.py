@@ -30,11 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.common import BaselineModel, BaselinePreset
+from baselines.base import BaselineModel, BaselinePreset
 from pixcolor.checkpoint import read_weights
 from pixcolor.color import L_CENT, L_NORM, lab_from_batch
 from pixcolor.config import TrainConfig
-from pixcolor.tasks import Task, register_task
+from pixcolor.stages import Stage, register_stage
 
 TAPS = ("conv1_1", "conv2_2", "conv3_3", "conv4_3", "conv5_3", "fc6", "fc7")
 
@@ -167,8 +167,8 @@ def decode_chroma(logits: torch.Tensor, chroma_max: float) -> torch.Tensor:
     return ((j.float() + frac) * (chroma_max / k)).squeeze(1)
 
 
-@register_task("lrac")
-class LRACTask(Task):
+@register_stage("lrac")
+class LRACStage(Stage):
     """Sparse hue/chroma histogram loss (Sec. 3.2, 3.4)."""
 
     config_cls = LRACConfig
@@ -242,5 +242,5 @@ PRESETS: dict[str, BaselinePreset] = {
         log_every=1, num_workers=0)),
 }
 
-__all__ = ["LRAC", "LRACConfig", "LRACTask", "PRESETS", "decode_chroma", "decode_hue",
+__all__ = ["LRAC", "LRACConfig", "LRACStage", "PRESETS", "decode_chroma", "decode_hue",
            "hue_chroma"]

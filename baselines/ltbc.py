@@ -24,11 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.common import BaselineModel, BaselinePreset
+from baselines.base import BaselineModel, BaselinePreset
 from pixcolor import color
 from pixcolor.color import AB_NORM, lab_from_batch
 from pixcolor.config import TrainConfig
-from pixcolor.tasks import Task, register_task
+from pixcolor.stages import Stage, register_stage
 
 
 @dataclass(frozen=True)
@@ -106,8 +106,8 @@ class LTBC(BaselineModel):
         return F.interpolate(ab, scale_factor=2, mode="bilinear", align_corners=False)
 
 
-@register_task("ltbc")
-class LTBCTask(Task):
+@register_stage("ltbc")
+class LTBCStage(Stage):
     """MSE on normalised ab + alpha * classification cross-entropy (Eq. 4)."""
 
     config_cls = LTBCConfig
@@ -154,4 +154,4 @@ PRESETS: dict[str, BaselinePreset] = {
                                        num_workers=0)),
 }
 
-__all__ = ["LTBC", "LTBCConfig", "LTBCTask", "PRESETS"]
+__all__ = ["LTBC", "LTBCConfig", "LTBCStage", "PRESETS"]

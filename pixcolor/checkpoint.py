@@ -23,7 +23,7 @@ from pixcolor.config import ModelConfig, config_from_dict
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, unreadable or not the kind expected; the message names
-    the file. The baselines' :class:`~baselines.common.BaselineCheckpointError` is one."""
+    the file. The baselines' :class:`~baselines.base.BaselineCheckpointError` is one."""
 
 
 def read(path: str | Path, error: type[CheckpointError] = CheckpointError,
@@ -157,7 +157,7 @@ def add_global_branch(src: str | Path, dst: str | Path) -> list[str]:
     parameters start without state), so ``pixcolor train pixelcnn --resume`` in its folder
     continues the run with the branch. Returns the new parameter names.
     """
-    from pixcolor.tasks import PixelCNNStage, optimizer_parameters
+    from pixcolor.stages import PixelCNNStage, optimizer_parameters
 
     st = read(src)
     if st.get("stage") != "pixelcnn":
@@ -172,9 +172,9 @@ def add_global_branch(src: str | Path, dst: str | Path) -> list[str]:
     if unexpected or any(not k.startswith("cond.global_fc.") for k in missing):
         raise ValueError(f"{src}: unexpected keys {unexpected}, missing {missing}")
 
-    def order(task) -> list[str]:
-        names = {id(p): n for n, p in task.model.named_parameters()}
-        return [names[id(p)] for p in optimizer_parameters(task)]
+    def order(stage) -> list[str]:
+        names = {id(p): n for n, p in stage.model.named_parameters()}
+        return [names[id(p)] for p in optimizer_parameters(stage)]
 
     old_names, new_names = order(old), order(new)
     opt = st["optimizer"]

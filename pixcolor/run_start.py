@@ -10,7 +10,7 @@ from pathlib import Path
 from pixcolor import checkpoint
 from pixcolor.config import config_from_dict
 from pixcolor.io import file_sha256
-from pixcolor.tasks import Task
+from pixcolor.stages import Stage
 
 log = logging.getLogger(__name__)
 
@@ -62,31 +62,31 @@ def read_warm_start(path: str | Path, stage: str, config_cls) -> tuple[dict, dic
     return cfg, weights, {"file": path.name, "sha256": file_sha256(path), "steps": steps}
 
 
-def start_run(task_cls: type[Task], dataset, out: Path, mcfg, *, preset, resume, warm_start,
+def start_run(stage_cls: type[Stage], dataset, out: Path, mcfg, *, preset, resume, warm_start,
            init_from, model_overrides, options):
-    """The run's task with its starting weights: (task, model config, preset, resumed state
+    """The run's stage with its starting weights: (stage, model config, preset, resumed state
     or None, warm-start provenance or None). A resumed run takes its newest checkpoint's
     config; a warm start its file's; a fresh run the caller's, completed by the stage's
     ``prepare_config``."""
-    stage = task_cls.name
+    stage = stage_cls.name
     ckpts = checkpoint.numbered(out) if resume else []
     state, warm = None, None
     if warm_start and not ckpts:
-        cfg, warm_weights, warm = read_warm_start(warm_start, stage, task_cls.config_cls)
+        cfg, warm_weights, warm = read_warm_start(warm_start, stage, stage_cls.config_cls)
         _check_overrides(Path(warm_start), cfg, model_overrides or {}, resuming=False)
-        mcfg = config_from_dict(task_cls.config_cls, cfg)
+        mcfg = config_from_dict(stage_cls.config_cls, cfg)
     if ckpts:
         state = checkpoint.read(ckpts[-1])
         if state.get("stage") != stage:
             raise RunSetupError(f"--resume {ckpts[-1]}: a {state.get('stage')!r} checkpoint, "
                                 f"not {stage!r}; use another --out folder")
         _check_overrides(ckpts[-1], state["model_config"], model_overrides or {}, resuming=True)
-        mcfg = config_from_dict(task_cls.config_cls, state["model_config"])
+        mcfg = config_from_dict(stage_cls.config_cls, state["model_config"])
         preset = state.get("preset", preset)
     if state is None and warm is None:
-        mcfg = task_cls.prepare_config(mcfg, dataset, out=out, overrides=model_overrides or {},
+        mcfg = stage_cls.prepare_config(mcfg, dataset, out=out, overrides=model_overrides or {},
                                        options=options or {})
-    wrapper = task_cls(mcfg, preset=preset)
+    wrapper = stage_cls(mcfg, preset=preset)
     if state is not None:
         wrapper.model.load_state_dict(state["model"])
         warm = state.get("warm_start")

@@ -33,7 +33,7 @@ from pixcolor import checkpoint
 from pixcolor.config import TrainConfig
 from pixcolor.provenance import git_revision
 from pixcolor.run_start import RunSetupError, start_run
-from pixcolor.tasks import Task, get_task, optimizer_parameters
+from pixcolor.stages import Stage, get_stage, optimizer_parameters
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +128,8 @@ def train(stage: str, dataset, out: str | Path, mcfg, tcfg: TrainConfig, *,
 
     Args:
         stage: a registered task: "pixelcnn", "refine" (or a baseline's, see
-            :mod:`pixcolor.tasks`).
-        mcfg: the task's model config (:class:`ModelConfig` for PixColor).
+            :mod:`pixcolor.stages`).
+        mcfg: the stage's model config (:class:`ModelConfig` for PixColor).
         dataset: an :class:`~pixcolor.data.ImageFolderDataset` (``__len__``, ``set_epoch``,
             items with tensors ``y``
             (1, S, S), ``bins`` (2, h, w), ``lowres`` (2, h, w), ``cbcr`` (2, S, S).
@@ -147,13 +147,13 @@ def train(stage: str, dataset, out: str | Path, mcfg, tcfg: TrainConfig, *,
         model_overrides: the model fields the caller set explicitly (command-line flags); a
             resumed or warm-started run takes its architecture from its checkpoint and is
             refused (:class:`RunSetupError`) when these differ from it.
-        options: the stage's own options for its :meth:`~pixcolor.tasks.Task.prepare_config`
+        options: the stage's own options for its :meth:`~pixcolor.stages.Stage.prepare_config`
             hook (a fresh run's config completed from its data).
     """
     if not 0 <= tcfg.decay_steps <= tcfg.steps:
         raise ValueError(f"decay_steps={tcfg.decay_steps} must lie in [0, steps={tcfg.steps}] "
                          "(--decay-steps counts the last steps of --steps)")
-    task_cls = get_task(stage)
+    stage_cls = get_stage(stage)
     out = Path(out)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -167,7 +167,7 @@ def train(stage: str, dataset, out: str | Path, mcfg, tcfg: TrainConfig, *,
     if deterministic:
         torch.use_deterministic_algorithms(True)
     try:
-        return _train(task_cls, dataset, out, mcfg, tcfg, preset=preset, device=device,
+        return _train(stage_cls, dataset, out, mcfg, tcfg, preset=preset, device=device,
                       resume=resume, init_from=init_from, warm_start=warm_start,
                       freeze_bn=freeze_bn, max_minutes=max_minutes, progress=progress,
                       world=world, rank=rank, model_overrides=model_overrides,
@@ -176,22 +176,22 @@ def train(stage: str, dataset, out: str | Path, mcfg, tcfg: TrainConfig, *,
         torch.use_deterministic_algorithms(was_deterministic)
 
 
-def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, resume, init_from,
+def _train(stage_cls: type[Stage], dataset, out, mcfg, tcfg, *, preset, device, resume, init_from,
            warm_start, freeze_bn, max_minutes, progress, world, rank, model_overrides,
            options) -> dict:
-    stage = task_cls.name
+    stage = stage_cls.name
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(tcfg.seed)
     rev = git_revision()  # once: the code this process runs, whatever the checkout does later
     wrapper, mcfg, preset, state, warm = start_run(
-        task_cls, dataset, out, mcfg, preset=preset, resume=resume, warm_start=warm_start,
+        stage_cls, dataset, out, mcfg, preset=preset, resume=resume, warm_start=warm_start,
         init_from=init_from, model_overrides=model_overrides, options=options)
     model = wrapper.model
     step = int(state["step"]) if state is not None else 0
     cuda = device.startswith("cuda")
-    net, opt, params = _optimizer(wrapper, task_cls, tcfg, device, world, state)
+    net, opt, params = _optimizer(wrapper, stage_cls, tcfg, device, world, state)
     indexer = StepIndexer(len(dataset), tcfg.batch_size, rank, world, tcfg.seed, step)
     loader = DataLoader(_EpochItems(dataset), batch_sampler=indexer, collate_fn=_collate,
                         num_workers=tcfg.num_workers, pin_memory=cuda)
@@ -235,7 +235,7 @@ def _train(task_cls: type[Task], dataset, out, mcfg, tcfg, *, preset, device, re
             "wall_s": time.time() - t0, "model": model}
 
 
-def _step(net: nn.Module, wrapper: Task, opt: torch.optim.Optimizer, params: list, batch: dict,
+def _step(net: nn.Module, wrapper: Stage, opt: torch.optim.Optimizer, params: list, batch: dict,
           step: int, tcfg: TrainConfig, cuda: bool, out: Path) -> float:
     """One optimizer step at ``step``'s learning rate; returns the batch's loss."""
     wrapper.before_step(step, tcfg)
@@ -297,9 +297,9 @@ class _RunLog:
         self.logf.close()
 
 
-def _optimizer(wrapper: Task, task_cls: type[Task], tcfg: TrainConfig, device: str, world: int,
+def _optimizer(wrapper: Stage, stage_cls: type[Stage], tcfg: TrainConfig, device: str, world: int,
                state: dict | None) -> tuple[nn.Module, torch.optim.Optimizer, list]:
-    """The task on its device (wrapped for DDP), its Adam over the trainable parameters, and
+    """The stage on its device (wrapped for DDP), its Adam over the trainable parameters, and
     those parameters; a resumed run's optimizer and random state restored."""
     wrapper.to(device)
     cuda = device.startswith("cuda")
@@ -314,7 +314,7 @@ def _optimizer(wrapper: Task, task_cls: type[Task], tcfg: TrainConfig, device: s
     if world > 1:
         net = nn.parallel.DistributedDataParallel(
             wrapper, device_ids=[torch.device(device).index] if cuda else None,
-            find_unused_parameters=task_cls.find_unused_parameters)
+            find_unused_parameters=stage_cls.find_unused_parameters)
     opt = torch.optim.Adam(params, lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2),
                            weight_decay=tcfg.weight_decay)
     if state is not None:

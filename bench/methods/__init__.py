@@ -67,12 +67,7 @@ def create_method(name: str, **kw: Any) -> Method:
             raise ValueError(f"external method name {ext_name!r} is a registered method; "
                              "choose another NAME so its outputs stay apart")
         return ExternalMethod(ext_name, folder, **kw)
-    try:
-        factory = METHODS[name]
-    except KeyError:
-        raise KeyError(f"unknown method {name!r}; registered: {sorted(METHODS)}; or "
-                       "external:NAME=DIR") from None
-    method = factory(**kw)
+    method = METHODS[name](**kw)
     method.name = name
     return method
 

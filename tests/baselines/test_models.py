@@ -109,7 +109,7 @@ def test_ltbc_global_path_sees_the_whole_image():
 
 def test_lrac_init_from_torchvision_vgg16(tmp_path):
     """conv1_1 on L equals torchvision's conv1_1 on the normalised grey RGB image."""
-    from baselines.lrac import LRACTask
+    from baselines.lrac import LRACStage
 
     cfg = baselines.presets("lrac")["tiny"].model
     w = cfg.width
@@ -125,7 +125,7 @@ def test_lrac_init_from_torchvision_vgg16(tmp_path):
     sd["classifier.3.weight"] = torch.randn(cfg.fc_width, cfg.fc_width)
     sd["classifier.3.bias"] = torch.randn(cfg.fc_width)
     torch.save(sd, tmp_path / "vgg16.pth")
-    task = LRACTask(cfg)
+    task = LRACStage(cfg)
     assert len(task.init_from(str(tmp_path / "vgg16.pth"))["loaded"]) == 30
     assert torch.equal(task.model.fc7.weight[:, :, 0, 0], sd["classifier.3.weight"])
     grey = torch.rand(1, 1, 12, 12)

@@ -125,11 +125,11 @@ def test_ltbc_classification_branch_follows_the_class_folders_unless_set():
     """LTBC's training-stage hook: one class output per class folder of a fresh run's data."""
     from types import SimpleNamespace
 
-    from baselines.ltbc import LTBCConfig, LTBCTask
+    from baselines.ltbc import LTBCConfig, LTBCStage
 
     data = SimpleNamespace(classes=["cat", "dog", "sky"])
-    cfg = LTBCTask.prepare_config(LTBCConfig(), data, out=None, overrides={}, options={})
+    cfg = LTBCStage.prepare_config(LTBCConfig(), data, out=None, overrides={}, options={})
     assert cfg.num_classes == 3
     set_by_flag = dataclasses.replace(LTBCConfig(), num_classes=7)
-    assert LTBCTask.prepare_config(set_by_flag, data, out=None, overrides={"num_classes": 7},
+    assert LTBCStage.prepare_config(set_by_flag, data, out=None, overrides={"num_classes": 7},
                                    options={}).num_classes == 7

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from baselines.common import BaselineCheckpointError, read_checkpoint
+from baselines.base import BaselineCheckpointError, read_checkpoint
 from pixcolor import checkpoint
 from pixcolor.checkpoint import CheckpointError
 

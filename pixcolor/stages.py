@@ -1,6 +1,6 @@
-"""Training tasks: what the shared trainer (``pixcolor.train``) optimises.
+"""Training stages: what the shared trainer (``pixcolor.train``) optimises.
 
-A task owns a ``model`` (the module saved in checkpoints) and turns a batch into a loss.
+A stage owns a ``model`` (the module saved in checkpoints) and turns a batch into a loss.
 PixColor registers its two independently trained stages (paper Table 2: "The PixelCNN and
 Refinement networks were trained independently"); the baselines register theirs
 (``baselines``) and reuse the same trainer, data pipeline, checkpoints, resume and DDP.
@@ -21,34 +21,34 @@ from torch import nn
 from pixcolor import color
 from pixcolor.colorizer import PixColor
 from pixcolor.config import ModelConfig, TrainConfig
+from pixcolor.registry import Registry
 
-TASKS: dict[str, type[Task]] = {}
+STAGES: Registry[type[Stage]] = Registry(
+    "training stage", hint=" (the baselines register theirs when `baselines` is imported)")
 
 
-def register_task(name: str):
-    """Class decorator adding a :class:`Task` to the registry under ``name``."""
+def register_stage(name: str):
+    """Class decorator adding a :class:`Stage` to :data:`STAGES` under ``name`` (its
+    ``name`` attribute)."""
 
     def deco(cls):
         cls.name = name
-        TASKS[name] = cls
-        return cls
+        return STAGES.add(name, cls)
 
     return deco
 
 
-def get_task(name: str) -> type[Task]:
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise ValueError(f"unknown training task {name!r}; choose one of {sorted(TASKS)} "
-                         "(baselines register theirs when `baselines` is imported)") from None
+def get_stage(name: str) -> type[Stage]:
+    """The stage class registered as ``name`` (:class:`~pixcolor.registry.UnknownNameError`,
+    a ValueError, names the registered ones otherwise)."""
+    return STAGES[name]
 
 
-class Task(nn.Module):
+class Stage(nn.Module):
     """Base class: subclasses set ``config_cls`` and ``model_cls`` (``self.model`` is
     ``model_cls(model_config, preset=preset)``) or build ``self.model`` themselves."""
 
-    name: ClassVar[str] = "task"
+    name: ClassVar[str] = "stage"
     config_cls: ClassVar[type] = ModelConfig
     model_cls: ClassVar[type[nn.Module] | None] = None
     find_unused_parameters: ClassVar[bool] = False
@@ -86,18 +86,18 @@ class Task(nn.Module):
         self.train()
 
     def init_from(self, path: str) -> dict:
-        raise ValueError(f"task {self.name!r} does not support --init-from")
+        raise ValueError(f"stage {self.name!r} does not support --init-from")
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
 
-class _PixColorStage(Task):
+class _PixColorStage(Stage):
     config_cls = ModelConfig
     model_cls = PixColor
 
 
-@register_task("pixelcnn")
+@register_stage("pixelcnn")
 class PixelCNNStage(_PixColorStage):
     """Conditioning network + PixelCNN, teacher-forced cross-entropy (Sec. 3.1)."""
 
@@ -125,7 +125,7 @@ class PixelCNNStage(_PixColorStage):
         return m.pixelcnn.loss(bins, feats)
 
 
-@register_task("refine")
+@register_stage("refine")
 class RefineStage(_PixColorStage):
     """Refinement network on ground-truth low-resolution chroma, L1 loss (Sec. 3.2)."""
 
@@ -143,6 +143,6 @@ class RefineStage(_PixColorStage):
         return self.model.refine.loss(y, up, batch["cbcr"])
 
 
-def optimizer_parameters(task: Task) -> list[nn.Parameter]:
-    """The parameters a task's optimizer holds, in its order (its state is indexed by it)."""
-    return [p for mod in task.trainable() for p in mod.parameters()]
+def optimizer_parameters(stage: Stage) -> list[nn.Parameter]:
+    """The parameters a stage's optimizer holds, in its order (its state is indexed by it)."""
+    return [p for mod in stage.trainable() for p in mod.parameters()]

@@ -1,5 +1,5 @@
-"""What the three baselines share: Lab tensors from training batches, the ``colorize`` entry
-point, presets and checkpoint loading.
+"""The base of every baseline: the model class with the shared ``colorize`` entry point, its
+presets, and its checkpoint files (read, load, save for inference).
 
 CIC (Zhang et al. 2016), LRAC (Larsson et al. 2016) and LTBC (Iizuka et al. 2016) all
 predict the chrominance of CIE Lab from its lightness L. PixColor's conventions
