@@ -10,7 +10,7 @@ Modules (import them directly; this package imports nothing heavy on its own):
 * :mod:`analysis.vtt`, :mod:`analysis.bootstrap`: VTT scores with bootstrap intervals,
   paired comparisons, oracle score and the refinement ablation (Figs. 5, 6).
 * :mod:`analysis.diversity`: MS-SSIM between samples of the same image (Fig. 8).
-* :mod:`analysis.figures`, :mod:`analysis.tables`, :mod:`analysis.html`: report output.
+* :mod:`analysis.figures`, :mod:`analysis.tables`, :mod:`analysis.report_html`: report output.
 * :mod:`analysis.report`: ``python analysis/report.py --runs runs/<split> --out DIR``.
 * :mod:`analysis.synthetic`: generated runs folders and VTT exports for tests.
 """

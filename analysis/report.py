@@ -15,13 +15,7 @@ refinement ablation (Fig. 5) and paired comparisons. Writes ``figures/*.png|pdf`
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script: make the project root importable
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
-
-import os  # noqa: E402
+import os
 
 # One BLAS thread: the image passes use worker processes, and an idle OpenBLAS thread
 # spin-waits on a busy core (it made a plain dot product 7 ms here). Only effective when
@@ -32,7 +26,9 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import matplotlib  # noqa: E402
 
@@ -43,9 +39,9 @@ import pandas as pd  # noqa: E402
 
 from analysis import diversity, figures, tables, vtt  # noqa: E402
 from analysis.evaluate import evaluate_runs  # noqa: E402
-from analysis.html import Section, render_html, write_grid  # noqa: E402
 from analysis.lab_stats import AB_EDGES  # noqa: E402
 from analysis.metrics import DEFAULT_METRICS, METRICS  # noqa: E402
+from analysis.report_html import Section, render_html, write_grid  # noqa: E402
 from analysis.runs import GT_METHOD, RunsFolder, skips_frame  # noqa: E402
 
 BASELINES = ("ltbc", "cic", "lrac")

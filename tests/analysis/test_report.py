@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from analysis import report
-from analysis.html import pick_grid_ids
+from analysis.report_html import pick_grid_ids
 from analysis.synthetic import make_responses, make_runs
 from analysis.tables import to_markdown
 
