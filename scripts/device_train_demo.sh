@@ -20,7 +20,12 @@
 #   python scripts/pack_photos.py data/photos/train runs/photos_train_128.tar.gz   # check: under 64 MiB
 #   device run: PACK=runs/photos_train_128.tar.gz STEPS=... bash scripts/device_train_demo.sh
 #               (carry: runs/photos_train_128.tar.gz; EXTRA="--batch-size 64" adds training
-#               flags to all five jobs, so only flags every trainer takes)
+#               flags to all five jobs, so only flags every trainer takes; PIX_EXTRA adds
+#               flags to PixColor's two jobs only, e.g. "--cond-width 32" for a fresh run)
+#   WARM=1 warm-starts every job from the shipped checkpoint of its system (the last
+#   release: equal budgets, so the comparison stays fair; a fresh schedule from step 0)
+# Smoke-tested on the 2-core CPU machine (2026-12-02, a 48-photo pack, DEVICE=cpu STEPS=2
+# WORKERS=0: 2 min 41 s, every file above written).
 set -uo pipefail
 OUT=${OUT:-out}
 DATA=${DATA:-data/imagenet_sample_1k}
@@ -33,16 +38,25 @@ PY=${PYTHON:-python3}  # the device machine has torch preinstalled
 PACK=${PACK:-}
 if [[ -n $PACK ]]; then mkdir -p data/packed && tar -xf "$PACK" -C data/packed && DATA=data/packed; fi
 read -r -a EXTRA <<<"${EXTRA:-}"
+read -r -a PIX_EXTRA <<<"${PIX_EXTRA:-}"
+warm() {  # the warm-start flag of system $1 when WARM=1
+  [[ ${WARM:-0} == 1 ]] || return 0
+  if [[ $1 == pixcolor ]]; then echo --warm-start pixcolor/checkpoints/pixcolor_small.pt
+  else echo --warm-start "baselines/checkpoints/$1_small.pt"; fi
+}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1 || true
 common=(--preset small --data "$DATA" --device "$DEVICE" --steps "$STEPS" --decay-steps "$DECAY" --max-minutes "$MINUTES"
         --num-workers "$WORKERS" --ckpt-every 1000 --keep-last 2 --resume "${EXTRA[@]}")
 for stage in pixelcnn refine; do
-  "$PY" -m pixcolor train "$stage" --out "$OUT/$stage" "${common[@]}" >"$OUT/$stage.log" 2>&1 &
+  # shellcheck disable=SC2046  # warm prints nothing or two words
+  "$PY" -m pixcolor train "$stage" --out "$OUT/$stage" "${common[@]}" "${PIX_EXTRA[@]}" \
+      $(warm pixcolor) >"$OUT/$stage.log" 2>&1 &
 done
 for m in cic lrac ltbc; do
-  "$PY" -m baselines train "$m" --out "$OUT/$m" "${common[@]}" >"$OUT/$m.log" 2>&1 &
+  # shellcheck disable=SC2046
+  "$PY" -m baselines train "$m" --out "$OUT/$m" "${common[@]}" $(warm "$m") >"$OUT/$m.log" 2>&1 &
 done
 wait
 for j in pixelcnn refine cic lrac ltbc; do
