@@ -127,7 +127,7 @@ def train(stage: str, dataset, out: str | Path, mcfg, tcfg: TrainConfig, *,
     """Train one stage; returns a summary dict (final step, last loss, checkpoint path).
 
     Args:
-        stage: a registered task: "pixelcnn", "refine" (or a baseline's, see
+        stage: a registered stage: "pixelcnn", "refine" (or a baseline's, see
             :mod:`pixcolor.stages`).
         mcfg: the stage's model config (:class:`ModelConfig` for PixColor).
         dataset: an :class:`~pixcolor.data.ImageFolderDataset` (``__len__``, ``set_epoch``,
@@ -191,7 +191,7 @@ def _train(stage_cls: type[Stage], dataset, out, mcfg, tcfg, *, preset, device, 
     model = wrapper.model
     step = int(state["step"]) if state is not None else 0
     cuda = device.startswith("cuda")
-    net, opt, params = _optimizer(wrapper, stage_cls, tcfg, device, world, state)
+    net, opt, params = _optimizer(wrapper, tcfg, device, world, state)
     indexer = StepIndexer(len(dataset), tcfg.batch_size, rank, world, tcfg.seed, step)
     loader = DataLoader(_EpochItems(dataset), batch_sampler=indexer, collate_fn=_collate,
                         num_workers=tcfg.num_workers, pin_memory=cuda)
@@ -265,7 +265,11 @@ class _RunLog:
         self.tcfg, self.t0 = tcfg, t0
         self.t_last, self.n_last = t0, 0
         self.loss_sum, self.loss_n = 0.0, 0
-        self.logf, self.writer = _open_log(out)
+        new = not (out / "log.csv").exists()  # appended to by a resumed run
+        self.logf = open(out / "log.csv", "a", newline="")  # noqa: SIM115 - see close()
+        self.writer = csv.writer(self.logf)
+        if new:
+            self.writer.writerow(["step", "loss", "lr", "images_per_s", "wall_s"])
         self.bar = None
         if bar:
             from tqdm import tqdm
@@ -297,7 +301,7 @@ class _RunLog:
         self.logf.close()
 
 
-def _optimizer(wrapper: Stage, stage_cls: type[Stage], tcfg: TrainConfig, device: str, world: int,
+def _optimizer(wrapper: Stage, tcfg: TrainConfig, device: str, world: int,
                state: dict | None) -> tuple[nn.Module, torch.optim.Optimizer, list]:
     """The stage on its device (wrapped for DDP), its Adam over the trainable parameters, and
     those parameters; a resumed run's optimizer and random state restored."""
@@ -314,23 +318,13 @@ def _optimizer(wrapper: Stage, stage_cls: type[Stage], tcfg: TrainConfig, device
     if world > 1:
         net = nn.parallel.DistributedDataParallel(
             wrapper, device_ids=[torch.device(device).index] if cuda else None,
-            find_unused_parameters=stage_cls.find_unused_parameters)
+            find_unused_parameters=wrapper.find_unused_parameters)
     opt = torch.optim.Adam(params, lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2),
                            weight_decay=tcfg.weight_decay)
     if state is not None:
         opt.load_state_dict(state["optimizer"])
         checkpoint.set_rng_state(state["rng"])
     return net, opt, params
-
-
-def _open_log(out: Path):
-    """``log.csv`` of the run folder for appending, with its header when new."""
-    new = not (out / "log.csv").exists()
-    logf = open(out / "log.csv", "a", newline="")  # noqa: SIM115 - closed by the caller
-    writer = csv.writer(logf)
-    if new:
-        writer.writerow(["step", "loss", "lr", "images_per_s", "wall_s"])
-    return logf, writer
 
 
 __all__ = ["train", "RunSetupError", "TrainingDiverged", "StepIndexer"]
