@@ -69,15 +69,17 @@ def calibrate(model: PixColor, images: Iterable[np.ndarray], num_samples: int = 
         features replaced by another image's (None for a single image); ``cast`` the
         global colour error of single samples: per sample, the distance between its mean
         (Cb, Cr) and the gt's (dequantised bins, Euclidean, in chroma units where one bin is
-        1 / bins), as ``{"per_sample": (n_images, num_samples), "grey": (n_images,)}``
-        (``grey``: the same distance for a colourless output, a reference scale).
+        1 / bins), as ``{"per_sample": (n_images, num_samples), "grey": (n_images,),
+        "sample_mean": (n_images,)}`` (``grey``: the same distance for a colourless output,
+        a reference scale; ``sample_mean``: for the average of a photo's samples' mean
+        chroma, the sampler's own estimate of its posterior mean).
     """
     nb = model.cfg.bins
     hist = {k: np.zeros((2, nb)) for k in ("gt", "teacher", "sample")}
     nll_sum, n_values, n_images = 0.0, 0, 0
     other_sum, first, prev_feats = 0.0, None, None
     centres = torch.from_numpy(color.dequantize_chroma(np.arange(nb), nb)).double()
-    cast, grey = [], []
+    cast, grey, cast_of_mean = [], [], []
 
     for rgb in images:
         y, gt = _truth(model, rgb)
@@ -96,6 +98,7 @@ def calibrate(model: PixColor, images: Iterable[np.ndarray], num_samples: int = 
         gt_mean = centres[gt[0].cpu()].mean((-1, -2))  # (2,)
         s_mean = centres[bins[0].cpu()].mean((-1, -2))  # (S, 2)
         cast.append((s_mean - gt_mean).norm(dim=-1).numpy())
+        cast_of_mean.append(float((s_mean.mean(0) - gt_mean).norm()))
         grey.append(float(gt_mean.norm()))
         for c in range(2):
             hist["gt"][c] += np.bincount(gt[0, c].flatten().cpu().numpy(), minlength=nb)
@@ -109,7 +112,8 @@ def calibrate(model: PixColor, images: Iterable[np.ndarray], num_samples: int = 
         nll_other = (other_sum + _nll_with(model, prev_feats, first[0])) / n_values
     hist = {k: v / v.sum(1, keepdims=True) for k, v in hist.items()}
     return {"n_images": n_images, "nll": nll_sum / n_values, "nll_other_cond": nll_other,
-            "hist": hist, "cast": {"per_sample": np.stack(cast), "grey": np.array(grey)},
+            "hist": hist, "cast": {"per_sample": np.stack(cast), "grey": np.array(grey),
+                     "sample_mean": np.array(cast_of_mean)},
             "mean": {k: v @ centres.numpy() for k, v in hist.items()},
             "intersection": {k: np.array([_intersection(v[c], hist["gt"][c]) for c in range(2)])
                              for k, v in hist.items()}}
@@ -154,6 +158,13 @@ def format_report(res: dict) -> str:
         lines.append(f"against grey on the same photos: mean error {grey_ratio(c, g):.2f}x "
                      f"grey's; {worse_than_grey(c, g):.0%} of samples further from the truth's "
                      "mean colour than grey")
+        if c.shape[1] > 1:
+            m = res["cast"]["sample_mean"]
+            lines.append(f"the mean of each photo's {c.shape[1]} samples (the sampler's estimate "
+                         f"of its posterior mean): {grey_ratio(m, g):.2f}x grey's, "
+                         f"{worse_than_grey(m, g):.0%} further than grey. Single draws from a "
+                         "calibrated sampler land about 1.4x as far from the truth as its "
+                         "posterior mean does")
     d = res["mean"]["sample"] - res["mean"]["gt"]
     lines.append(f"sample - gt mean chroma: Cb {d[0]:+.4f}, Cr {d[1]:+.4f} "
                  "(Cr > 0 and Cb < 0 = a warm cast)")

@@ -68,16 +68,20 @@ def test_marginals_and_cross_entropy(tiny, photo, one_torch_thread):
 
     # single samples' global colour error, recomputed from the samples themselves
     centres = color.dequantize_chroma(np.arange(tiny.cfg.bins), tiny.cfg.bins)
-    want, grey = [], []
+    want, grey, of_mean = [], [], []
     for im in images:
         gt, ycc = _gt_bins(tiny, im)
         y = torch.from_numpy(np.ascontiguousarray(ycc[..., :1])).permute(2, 0, 1)[None]
         bins, _ = tiny.sample_lowres(y, num_samples=2, seed=3)
         g = centres[gt[0].numpy()].reshape(2, -1).mean(1)
-        want.append([np.hypot(*(centres[b.numpy()].reshape(2, -1).mean(1) - g)) for b in bins[0]])
+        means = [centres[b.numpy()].reshape(2, -1).mean(1) for b in bins[0]]
+        want.append([np.hypot(*(m - g)) for m in means])
+        of_mean.append(np.hypot(*(np.mean(means, 0) - g)))
         grey.append(np.hypot(*g))
     np.testing.assert_allclose(res["cast"]["per_sample"], want, rtol=1e-6)
     np.testing.assert_allclose(res["cast"]["grey"], grey, rtol=1e-6)
+    np.testing.assert_allclose(res["cast"]["sample_mean"], of_mean, rtol=1e-6, atol=1e-12)
+    assert "posterior mean" in format_report(res)
     assert res["cast"]["per_sample"].max() > 0 and "global colour error" in format_report(res)
     want, grey = np.array(want), np.array(grey)
     assert grey_ratio(want, grey) == pytest.approx(want.mean() / grey.mean())
