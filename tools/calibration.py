@@ -47,6 +47,38 @@ from pixcolor.io import ImageLoadError, expand_inputs, load_rgb
 
 CHANNELS = ("Cb", "Cr")
 CAST = 0.05  # a sample's mean chroma this far from the photo's is a visible global cast
+PROBE_FOLDS = 5
+
+
+def feature_probe(features: np.ndarray, targets: np.ndarray, folds: int = PROBE_FOLDS,
+                  ridge: float = 1e-2, seed: int = 0) -> np.ndarray | None:
+    """Out-of-fold ridge-regression predictions of ``targets`` from ``features``.
+
+    With each photo's spatially averaged conditioning features and its true mean chroma,
+    this measures how much of a photo's overall colour the features carry, whatever the
+    PixelCNN makes of them: a linear read-out, fitted on the other folds' photos (photos
+    split into ``folds`` by a seeded permutation), with an intercept column and ``ridge``
+    times the identity added to the normal equations.
+
+    Args:
+        features: (N, F) float.
+        targets: (N, T) float.
+
+    Returns:
+        (N, T) predictions, or None when there are fewer than ``2 * folds`` photos.
+    """
+    n = len(features)
+    if n < 2 * folds:
+        return None
+    x = np.c_[np.asarray(features, np.float64), np.ones(n)]
+    y = np.asarray(targets, np.float64)
+    order = np.random.default_rng(seed).permutation(n)
+    pred = np.empty_like(y)
+    for held in np.array_split(order, folds):
+        train = np.setdiff1d(order, held)
+        a = x[train].T @ x[train] + ridge * np.eye(x.shape[1])
+        pred[held] = x[held] @ np.linalg.solve(a, x[train].T @ y[train])
+    return pred
 
 
 def _intersection(p: np.ndarray, q: np.ndarray) -> float:
@@ -72,14 +104,16 @@ def calibrate(model: PixColor, images: Iterable[np.ndarray], num_samples: int = 
         1 / bins), as ``{"per_sample": (n_images, num_samples), "grey": (n_images,),
         "sample_mean": (n_images,)}`` (``grey``: the same distance for a colourless output,
         a reference scale; ``sample_mean``: for the average of a photo's samples' mean
-        chroma, the sampler's own estimate of its posterior mean).
+        chroma, the sampler's own estimate of its posterior mean; ``probe``: for
+        :func:`feature_probe`'s read-out of the photo's averaged conditioning features,
+        None under ``2 * PROBE_FOLDS`` photos).
     """
     nb = model.cfg.bins
     hist = {k: np.zeros((2, nb)) for k in ("gt", "teacher", "sample")}
     nll_sum, n_values, n_images = 0.0, 0, 0
     other_sum, first, prev_feats = 0.0, None, None
     centres = torch.from_numpy(color.dequantize_chroma(np.arange(nb), nb)).double()
-    cast, grey, cast_of_mean = [], [], []
+    cast = _GlobalColour(centres)
 
     for rgb in images:
         y, gt = _truth(model, rgb)
@@ -95,11 +129,7 @@ def calibrate(model: PixColor, images: Iterable[np.ndarray], num_samples: int = 
         hist["teacher"] += logits.softmax(2)[0].sum((-1, -2)).cpu().numpy()
         bins, _ = model.sample_lowres(y, num_samples=num_samples, seed=seed,
                                       temperature=temperature)
-        gt_mean = centres[gt[0].cpu()].mean((-1, -2))  # (2,)
-        s_mean = centres[bins[0].cpu()].mean((-1, -2))  # (S, 2)
-        cast.append((s_mean - gt_mean).norm(dim=-1).numpy())
-        cast_of_mean.append(float((s_mean.mean(0) - gt_mean).norm()))
-        grey.append(float(gt_mean.norm()))
+        cast.add(gt, bins, feats)
         for c in range(2):
             hist["gt"][c] += np.bincount(gt[0, c].flatten().cpu().numpy(), minlength=nb)
             hist["sample"][c] += np.bincount(bins[0, :, c].flatten().cpu().numpy(),
@@ -112,11 +142,35 @@ def calibrate(model: PixColor, images: Iterable[np.ndarray], num_samples: int = 
         nll_other = (other_sum + _nll_with(model, prev_feats, first[0])) / n_values
     hist = {k: v / v.sum(1, keepdims=True) for k, v in hist.items()}
     return {"n_images": n_images, "nll": nll_sum / n_values, "nll_other_cond": nll_other,
-            "hist": hist, "cast": {"per_sample": np.stack(cast), "grey": np.array(grey),
-                     "sample_mean": np.array(cast_of_mean)},
+            "hist": hist, "cast": cast.result(),
             "mean": {k: v @ centres.numpy() for k, v in hist.items()},
             "intersection": {k: np.array([_intersection(v[c], hist["gt"][c]) for c in range(2)])
                              for k, v in hist.items()}}
+
+
+class _GlobalColour:
+    """Collects :func:`calibrate`'s ``cast`` entry photo by photo."""
+
+    def __init__(self, centres: torch.Tensor):
+        self.centres = centres  # (bins,) float64 chroma of each bin
+        self.per_sample, self.of_mean, self.grey, self.truth, self.pooled = [], [], [], [], []
+
+    def add(self, gt: torch.Tensor, bins: torch.Tensor, feats: torch.Tensor) -> None:
+        """gt (1, 2, h, w) and sampled bins (1, S, 2, h, w); feats (1, C, h, w)."""
+        gt_mean = self.centres[gt[0].cpu()].mean((-1, -2))  # (2,)
+        s_mean = self.centres[bins[0].cpu()].mean((-1, -2))  # (S, 2)
+        self.per_sample.append((s_mean - gt_mean).norm(dim=-1).numpy())
+        self.of_mean.append(float((s_mean.mean(0) - gt_mean).norm()))
+        self.grey.append(float(gt_mean.norm()))
+        self.truth.append(gt_mean.numpy())
+        self.pooled.append(feats[0].double().mean((-1, -2)).cpu().numpy())
+
+    def result(self) -> dict:
+        truth = np.stack(self.truth)
+        probe = feature_probe(np.stack(self.pooled), truth)
+        return {"per_sample": np.stack(self.per_sample), "grey": np.array(self.grey),
+                "sample_mean": np.array(self.of_mean),
+                "probe": None if probe is None else np.linalg.norm(probe - truth, axis=1)}
 
 
 def _nll_with(model: PixColor, feats: torch.Tensor, gt: torch.Tensor) -> float:
@@ -165,6 +219,12 @@ def format_report(res: dict) -> str:
                          f"{worse_than_grey(m, g):.0%} further than grey. Single draws from a "
                          "calibrated sampler land about 1.4x as far from the truth as its "
                          "posterior mean does")
+        if res["cast"].get("probe") is not None:
+            pr = res["cast"]["probe"]
+            lines.append(f"a linear read-out of the averaged conditioning features "
+                         f"({PROBE_FOLDS}-fold cross-validated ridge): {grey_ratio(pr, g):.2f}x "
+                         f"grey's, {worse_than_grey(pr, g):.0%} further than grey (what the "
+                         "features know of the overall colour)")
     d = res["mean"]["sample"] - res["mean"]["gt"]
     lines.append(f"sample - gt mean chroma: Cb {d[0]:+.4f}, Cr {d[1]:+.4f} "
                  "(Cr > 0 and Cb < 0 = a warm cast)")

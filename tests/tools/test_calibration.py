@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from pixcolor import PixColor, color
-from tools.calibration import calibrate, format_report, grey_ratio, main, worse_than_grey
+from tools.calibration import (
+    calibrate,
+    feature_probe,
+    format_report,
+    grey_ratio,
+    main,
+    worse_than_grey,
+)
 
 
 def _gt_bins(model, rgb):
@@ -104,3 +111,35 @@ def test_cli_skips_unreadable_files(tmp_path, photo, capsys, one_torch_thread):
     out, err = capsys.readouterr()
     assert "1 images" in out and "broken.jpg" in err
     assert (tmp_path / "cal.json").is_file()
+
+
+def test_feature_probe_is_out_of_fold():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 6))
+    w, b = rng.normal(size=(6, 2)), np.array([0.3, -0.1])
+    np.testing.assert_allclose(feature_probe(x, x @ w + b, ridge=1e-12), x @ w + b, atol=1e-8)
+    # 30 noise features for 32 training photos per fold: an in-sample fit would be nearly
+    # exact; predictions for photos left out of the fit are not
+    noise, y = rng.normal(size=(40, 30)), rng.normal(size=(40, 2))
+    x1 = np.c_[noise, np.ones(40)]
+    in_sample = x1 @ np.linalg.lstsq(x1, y, rcond=None)[0]
+    assert np.abs(in_sample - y).mean() < 0.5 * np.abs(y).mean()
+    assert np.abs(feature_probe(noise, y) - y).mean() > np.abs(y).mean()
+    assert feature_probe(x[:9], y[:9]) is None
+
+
+def test_probe_reads_the_pooled_conditioning_features(tiny, photo, one_torch_thread):
+    images = [photo[16 * i:16 * i + 48, 20 * i:20 * i + 64] for i in range(10)]
+    res = calibrate(tiny, images, num_samples=1, seed=0)
+    centres = color.dequantize_chroma(np.arange(tiny.cfg.bins), tiny.cfg.bins)
+    pooled, means = [], []
+    for im in images:
+        gt, ycc = _gt_bins(tiny, im)
+        y = torch.from_numpy(np.ascontiguousarray(ycc[..., :1])).permute(2, 0, 1)[None]
+        with torch.no_grad():
+            pooled.append(tiny.conditioning(y, tuple(gt.shape[-2:]))[0].double().mean((1, 2)))
+        means.append(centres[gt[0].numpy()].reshape(2, -1).mean(1))
+    want = np.linalg.norm(feature_probe(np.stack(pooled), np.stack(means)) - means, axis=1)
+    np.testing.assert_allclose(res["cast"]["probe"], want, rtol=1e-6)
+    assert "read-out of the averaged conditioning features" in format_report(res)
+    assert calibrate(tiny, images[:3], num_samples=1)["cast"]["probe"] is None
