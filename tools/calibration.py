@@ -102,11 +102,11 @@ def calibrate(model: PixColor, images: Iterable[np.ndarray], num_samples: int = 
         global colour error of single samples: per sample, the distance between its mean
         (Cb, Cr) and the gt's (dequantised bins, Euclidean, in chroma units where one bin is
         1 / bins), as ``{"per_sample": (n_images, num_samples), "grey": (n_images,),
-        "sample_mean": (n_images,)}`` (``grey``: the same distance for a colourless output,
-        a reference scale; ``sample_mean``: for the average of a photo's samples' mean
-        chroma, the sampler's own estimate of its posterior mean; ``probe``: for
-        :func:`feature_probe`'s read-out of the photo's averaged conditioning features,
-        None under ``2 * PROBE_FOLDS`` photos).
+        "sample_mean": (n_images,), "probe": (n_images,) or None}`` (``grey``: the same
+        distance for a colourless output, a reference scale; ``sample_mean``: for the
+        average of a photo's samples' mean chroma, the sampler's own estimate of its
+        posterior mean; ``probe``: for :func:`feature_probe`'s read-out of the photo's
+        averaged conditioning features, None under ``2 * PROBE_FOLDS`` photos).
     """
     nb = model.cfg.bins
     hist = {k: np.zeros((2, nb)) for k in ("gt", "teacher", "sample")}
