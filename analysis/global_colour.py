@@ -17,8 +17,14 @@ says where those two numbers come from, from a runs folder (``runs/<split>``, th
   are simulated as the method's mean (a, b) plus another photo's residual (truth - method),
   times ``spread``: ``spread`` 1 is a calibrated sampler centred on the method, 0 the method
   itself. The residuals are assumed to have one distribution for every photo.
+* A method written ``a+b+c`` is the mean (a, b) of those methods' outputs per photo (for
+  example the mean of a sampler's 3 samples), and :func:`sample_spread` says whether those
+  samples are spread like the truth: a calibrated sampler's truth is one more draw, as far
+  from each sample on average as two samples are from each other (ratio 1); over 1 the
+  samples are too alike or off centre, under 1 too spread.
 
     python -m analysis.global_colour runs/holdout --methods ltbc,lrac,pixcolor_s1
+    python -m analysis.global_colour runs/holdout --methods pixcolor_s1+pixcolor_s2+pixcolor_s3
 """
 
 from __future__ import annotations
@@ -50,7 +56,8 @@ def mean_ab(runs_dir: str | Path, methods: Sequence[str]) -> tuple[list[str], di
         the reason, never raised.
     """
     runs = RunsFolder(runs_dir)
-    names = [GT_METHOD, *dict.fromkeys(m for m in methods if m not in (GT_METHOD,))]
+    parts = [p for m in methods for p in m.split("+")]
+    names = [GT_METHOD, *dict.fromkeys(m for m in parts if m not in (GT_METHOD,))]
     if GREY_METHOD not in names and (runs.root / GREY_METHOD).is_dir():
         names.append(GREY_METHOD)
     missing = [m for m in names if not (runs.root / m).is_dir()]
@@ -71,7 +78,11 @@ def mean_ab(runs_dir: str | Path, methods: Sequence[str]) -> tuple[list[str], di
         ids.append(image_id)
         for m in names:
             rows[m].append(vals[m])
-    return ids, {m: np.array(v, np.float64).reshape(-1, 2) for m, v in rows.items()}, skipped
+    ab = {m: np.array(v, np.float64).reshape(-1, 2) for m, v in rows.items()}
+    for m in methods:
+        if "+" in m:
+            ab[m] = np.mean([ab[p] for p in m.split("+")], axis=0)
+    return ids, ab, skipped
 
 
 def grey_errors(ab: dict[str, np.ndarray]) -> np.ndarray:
@@ -139,6 +150,29 @@ def calibrated_draws(truth: np.ndarray, centre: np.ndarray, grey: np.ndarray, sp
             "centre_worse_than_grey": float((err0 > grey).mean())}
 
 
+def sample_spread(truth: np.ndarray, samples: Sequence[np.ndarray]) -> dict:
+    """Whether a sampler's samples are spread like the truth, in overall colour.
+
+    Args:
+        truth: (N, 2) mean (a, b) of the truths.
+        samples: k >= 2 arrays (N, 2), one per sample (seed), of the outputs' mean (a, b).
+
+    Returns:
+        {"between_samples": mean distance between two samples of a photo, "truth_to_sample":
+        mean distance from the truth to a sample, "ratio": the second over the first}. For
+        a calibrated sampler the truth is exchangeable with its samples and the ratio is 1.
+    """
+    if len(samples) < 2:
+        raise ValueError(f"a sample spread needs at least 2 samples per photo, got {len(samples)}")
+    s = np.stack(samples)
+    pairs = [np.linalg.norm(s[i] - s[j], axis=1).mean()
+             for i in range(len(s)) for j in range(i + 1, len(s))]
+    between = float(np.mean(pairs))
+    to_truth = float(np.linalg.norm(s - truth[None], axis=2).mean())
+    return {"between_samples": between, "truth_to_sample": to_truth,
+            "ratio": to_truth / between if between > 0 else float("inf")}
+
+
 def report(runs_dir: str | Path, methods: Sequence[str], spreads: Sequence[float] = SPREADS,
            draws: int = 200, seed: int = 0) -> dict:
     """Both analyses for every method of ``methods`` (see :func:`main`)."""
@@ -154,6 +188,9 @@ def report(runs_dir: str | Path, methods: Sequence[str], spreads: Sequence[float
             "bands": grey_bands(ab[GT_METHOD], ab[m], grey),
             "draws": {str(s): calibrated_draws(ab[GT_METHOD], ab[m], grey, s, draws, seed)
                       for s in spreads}}
+        if "+" in m:
+            parts = [ab[p] for p in m.split("+")]
+            out["methods"][m]["spread"] = sample_spread(ab[GT_METHOD], parts)
     return out
 
 
@@ -169,6 +206,11 @@ def format_report(res: dict) -> str:
                   f"  {b['error']:>5.1f}  {b['chroma']:>13.1f}" for b in r["bands"] if b["n"]]
         lines += [f"  single draws of a sampler centred on it, spread x{s}: {d['ratio']:.3f}x "
                   f"grey, {d['worse_than_grey']:.0%} worse" for s, d in r["draws"].items()]
+        if "spread" in r:
+            sp = r["spread"]
+            lines.append(f"  its samples: {sp['between_samples']:.2f} apart, the truth "
+                         f"{sp['truth_to_sample']:.2f} from one (ratio {sp['ratio']:.2f}; "
+                         "1 = calibrated)")
     if res["skipped"]:
         first = res["skipped"][0]["reason"]
         lines += ["", f"skipped {len(res['skipped'])} photos (first: {first})"]
@@ -178,7 +220,9 @@ def format_report(res: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("runs", help="a benchmark output folder, runs/<split>")
-    ap.add_argument("--methods", required=True, help="comma-separated method folders")
+    ap.add_argument("--methods", required=True,
+                    help="comma-separated method folders; a+b+c is the mean of those methods' "
+                    "overall colours (a sampler's samples)")
     ap.add_argument("--spreads", default=",".join(map(str, SPREADS)),
                     help="comma-separated spreads of the simulated sampler (1 = calibrated)")
     ap.add_argument("--draws", type=int, default=200)

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from analysis.evaluate import compute_metrics
-from analysis.global_colour import calibrated_draws, grey_bands, main, mean_ab, report
+from analysis.global_colour import (
+    calibrated_draws,
+    grey_bands,
+    main,
+    mean_ab,
+    report,
+    sample_spread,
+)
 from analysis.lab_stats import image_ab
 from analysis.synthetic import make_runs
 from pixcolor.io import load_rgb
@@ -87,3 +94,32 @@ def test_cli_prints_and_writes_json_and_names_a_missing_method(tmp_path, capsys)
     assert json.loads(out.read_text())["n"] == 4
     assert main([str(tmp_path / "r"), "--methods", "lrac,pixcolor_s1"]) == 2
     assert "pixcolor_s1" in capsys.readouterr().err
+
+
+def test_sample_spread_is_one_for_a_calibrated_sampler_and_says_which_way_it_is_off():
+    rng = np.random.default_rng(2)
+    centre = rng.normal(0, 10, (20000, 2))
+    truth = centre + rng.normal(0, 3, centre.shape)
+    calibrated = [centre + rng.normal(0, 3, centre.shape) for _ in range(3)]
+    res = sample_spread(truth, calibrated)
+    assert res["ratio"] == pytest.approx(1.0, abs=0.02)
+    # Rayleigh mean of the difference of two N(0, 9 I) draws: 3 * sqrt(2) * sqrt(pi / 2).
+    assert res["between_samples"] == pytest.approx(3 * np.sqrt(np.pi), rel=0.02)
+    narrow = [centre + rng.normal(0, 1, centre.shape) for _ in range(3)]
+    assert sample_spread(truth, narrow)["ratio"] > 2
+    wide = [centre + rng.normal(0, 9, centre.shape) for _ in range(3)]
+    assert sample_spread(truth, wide)["ratio"] < 0.9
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        sample_spread(truth, calibrated[:1])
+
+
+def test_a_pooled_method_is_the_mean_of_its_parts_and_reports_their_spread(tmp_path, capsys):
+    make_runs(tmp_path, n_images=4, size=(16, 20), methods=("cic", "lrac", "grayscale"))
+    ids, ab, _ = mean_ab(tmp_path, ["cic+lrac"])
+    np.testing.assert_allclose(ab["cic+lrac"], (ab["cic"] + ab["lrac"]) / 2, rtol=1e-12)
+    res = report(tmp_path, ["cic+lrac", "cic"], spreads=(0.0,), draws=2)
+    sp = res["methods"]["cic+lrac"]["spread"]
+    assert sp == sample_spread(ab["gt"], [ab["cic"], ab["lrac"]])
+    assert "spread" not in res["methods"]["cic"]
+    assert main([str(tmp_path), "--methods", "cic+lrac", "--draws", "2"]) == 0
+    assert "ratio" in capsys.readouterr().out
