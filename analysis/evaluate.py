@@ -35,6 +35,7 @@ from analysis.ssim import MinSize, _Moments, prepare_ssim
 from pixcolor.io import ImageLoadError
 
 log = logging.getLogger(__name__)
+MEAN_AB_COLUMNS = ["method", "image_id", "mean_a", "mean_b"]
 
 
 @dataclass
@@ -51,6 +52,9 @@ class RunsEvaluation:
         pairs: the diversity pairs (columns as :func:`analysis.diversity.pairwise_ms_ssim`;
             empty without ``sample_prefix``).
         pair_skips: sample images (and pairs) the diversity could not use.
+        mean_ab: one row per (method, image) whose Lab a/b was computed (any ab metric,
+            such as ``global_ab``, or histograms): ``method``, ``image_id``, ``mean_a``,
+            ``mean_b`` (the output's overall colour, :mod:`analysis.global_colour`).
     """
 
     per_image: pd.DataFrame
@@ -62,6 +66,7 @@ class RunsEvaluation:
     image_ids: list[str] = field(default_factory=list)
     pairs: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PAIR_COLUMNS))
     pair_skips: list[Skip] = field(default_factory=list)
+    mean_ab: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=MEAN_AB_COLUMNS))
 
     def summary(self) -> pd.DataFrame:
         """Per method: ``method``, ``n``, ``n_skipped`` and the mean of each metric.
@@ -188,6 +193,8 @@ def _evaluate_chunk(root: str, methods: list[str], metric_names: list[str], gt_m
                 c = ab_counts(ab, edges)
                 counts[method] = counts[method] + c if method in counts else c
             row: dict[str, object] = {"method": method, "image_id": image_id}
+            if ab is not None:
+                row["mean_a"], row["mean_b"] = ab.reshape(-1, 2).mean(0, dtype=np.float64)
             for spec in specs:
                 row[spec.name] = float("nan")
                 if spec.needs_reference and (gt is None or img.shape != gt.shape):
@@ -286,7 +293,9 @@ def evaluate_runs(runs_dir: str | Path, methods: Sequence[str] | None = None,
                           ab_edges=np.asarray(edges if edges is not None else AB_EDGES),
                           methods=methods, metrics=list(metrics), image_ids=ids,
                           pairs=pd.DataFrame(pair_rows, columns=PAIR_COLUMNS),
-                          pair_skips=pair_skips)
+                          pair_skips=pair_skips,
+                          mean_ab=pd.DataFrame([r for r in rows if "mean_a" in r],
+                                               columns=MEAN_AB_COLUMNS))
 
 
 def compute_metrics(runs_dir: str | Path, methods: Sequence[str] | None = None,

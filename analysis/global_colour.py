@@ -36,8 +36,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from analysis.lab_stats import image_ab
+from analysis.metrics import grey_ratio, worse_than_grey
 from analysis.runs import GREY_METHOD, GT_METHOD, RunsFolder, Skip
 from pixcolor.io import ImageLoadError
 
@@ -51,38 +53,66 @@ def mean_ab(runs_dir: str | Path, methods: Sequence[str]) -> tuple[list[str], di
     """Mean (a, b) of every image of ``gt``, ``methods`` and (where present) ``grayscale``.
 
     Returns:
-        (image ids kept, {method: (N, 2) float64}, skipped). An image is kept only where
-        every one of those methods has a readable file for it; the others are skipped with
-        the reason, never raised.
+        (image ids kept, {method: (N, 2) float64}, skipped), as :func:`ab_arrays`. An image
+        is kept only where every one of those methods has a readable file for it; the
+        others are skipped with the reason, never raised.
     """
     runs = RunsFolder(runs_dir)
-    parts = [p for m in methods for p in m.split("+")]
-    names = [GT_METHOD, *dict.fromkeys(m for m in parts if m not in (GT_METHOD,))]
-    if GREY_METHOD not in names and (runs.root / GREY_METHOD).is_dir():
-        names.append(GREY_METHOD)
+    names = _needed(methods, (runs.root / GREY_METHOD).is_dir())
     missing = [m for m in names if not (runs.root / m).is_dir()]
     if missing:
         raise ValueError(f"{runs.root}: no output folder for {', '.join(missing)}; "
                          "generate those methods' outputs first (python -m bench generate)")
-    ids, rows, skipped = [], {m: [] for m in names}, []
+    rows, skipped = [], []
     for image_id in runs.image_ids(names):
-        vals = {}
         for m in names:
             try:
-                vals[m] = image_ab(runs.load(m, image_id)).reshape(-1, 2).mean(0, dtype=np.float64)
+                a, b = image_ab(runs.load(m, image_id)).reshape(-1, 2).mean(0, dtype=np.float64)
             except ImageLoadError as err:
                 skipped.append(Skip(m, image_id, str(err)))
                 break
-        if len(vals) < len(names):
-            continue
-        ids.append(image_id)
-        for m in names:
-            rows[m].append(vals[m])
-    ab = {m: np.array(v, np.float64).reshape(-1, 2) for m, v in rows.items()}
+            rows.append({"method": m, "image_id": image_id, "mean_a": a, "mean_b": b})
+    ids, ab = ab_arrays(pd.DataFrame(rows, columns=["method", "image_id", "mean_a", "mean_b"]),
+                        methods)
+    return ids, ab, skipped
+
+
+def _needed(methods: Sequence[str], has_grey: bool) -> list[str]:
+    """``gt``, every method (pooled ones split into their parts) and ``grayscale`` if any."""
+    parts = [p for m in methods for p in m.split("+")]
+    names = [GT_METHOD, *dict.fromkeys(m for m in parts if m != GT_METHOD)]
+    if has_grey and GREY_METHOD not in names:
+        names.append(GREY_METHOD)
+    return names
+
+
+def ab_arrays(frame: pd.DataFrame, methods: Sequence[str]) -> tuple[list[str],
+                                                                   dict[str, np.ndarray]]:
+    """Per-method arrays of overall colours from a long table of them.
+
+    Args:
+        frame: rows ``method``, ``image_id``, ``mean_a``, ``mean_b`` (for example
+            :attr:`analysis.evaluate.RunsEvaluation.mean_ab`).
+        methods: the methods wanted; ``a+b+c`` is the mean of those methods per photo.
+
+    Returns:
+        (image ids, in the table's order, that every needed method has: ``gt``, the methods'
+        parts and ``grayscale`` where the table holds it; {method: (N, 2) float64}).
+    """
+    names = _needed(methods, GREY_METHOD in set(frame["method"]))
+    order = list(dict.fromkeys(frame["image_id"]))
+    sub = frame[frame["method"].isin(names)]
+    wide = {c: sub.pivot_table(index="image_id", columns="method", values=c, aggfunc="first")
+            .reindex(index=order, columns=names) for c in ("mean_a", "mean_b")}
+    keep = wide["mean_a"].notna().all(axis=1) & wide["mean_b"].notna().all(axis=1)
+    ids = [i for i in order if keep[i]]
+    ab = {m: np.stack([wide["mean_a"].loc[ids, m].to_numpy(np.float64),
+                       wide["mean_b"].loc[ids, m].to_numpy(np.float64)], axis=1).reshape(-1, 2)
+          for m in names}
     for m in methods:
         if "+" in m:
             ab[m] = np.mean([ab[p] for p in m.split("+")], axis=0)
-    return ids, ab, skipped
+    return ids, ab
 
 
 def grey_errors(ab: dict[str, np.ndarray]) -> np.ndarray:
@@ -175,32 +205,79 @@ def sample_spread(truth: np.ndarray, samples: Sequence[np.ndarray]) -> dict:
 
 def report(runs_dir: str | Path, methods: Sequence[str], spreads: Sequence[float] = SPREADS,
            draws: int = 200, seed: int = 0) -> dict:
-    """Both analyses for every method of ``methods`` (see :func:`main`)."""
+    """Both analyses for every method of ``methods`` (see :func:`main`), read from a runs
+    folder: :func:`analyse` plus ``skipped``, the unreadable images."""
     ids, ab, skipped = mean_ab(runs_dir, methods)
     if len(ids) < 2:
         raise ValueError(f"{runs_dir}: {len(ids)} usable photos in every method of "
                          f"{list(methods)}; generate their outputs first")
+    return {**analyse(ab, methods, spreads, draws, seed), "skipped": [s.__dict__ for s in skipped]}
+
+
+def analyse(ab: dict[str, np.ndarray], methods: Sequence[str], spreads: Sequence[float] = SPREADS,
+            draws: int = 200, seed: int = 0) -> dict:
+    """Bands, calibrated draws and (for pooled methods) the sample spread of every method.
+
+    Args:
+        ab: {method: (N, 2)} overall colours, ``gt`` included (:func:`ab_arrays`).
+
+    Returns:
+        {"n", "grey_mean", "methods": {method: {"ratio" (mean error over grey's),
+        "worse_than_grey", "bands", "draws": {spread: ...}, "spread" (pooled methods
+        only)}}}.
+    """
     grey = grey_errors(ab)
-    out = {"n": len(ids), "grey_mean": float(grey.mean()), "skipped": [s.__dict__ for s in skipped],
-           "methods": {}}
+    truth = ab[GT_METHOD]
+    out = {"n": len(truth), "grey_mean": float(grey.mean()), "methods": {}}
     for m in methods:
+        err = np.linalg.norm(ab[m] - truth, axis=1)
         out["methods"][m] = {
-            "bands": grey_bands(ab[GT_METHOD], ab[m], grey),
-            "draws": {str(s): calibrated_draws(ab[GT_METHOD], ab[m], grey, s, draws, seed)
+            "ratio": grey_ratio(err, grey), "worse_than_grey": worse_than_grey(err, grey),
+            "bands": grey_bands(truth, ab[m], grey),
+            "draws": {str(s): calibrated_draws(truth, ab[m], grey, s, draws, seed)
                       for s in spreads}}
         if "+" in m:
-            parts = [ab[p] for p in m.split("+")]
-            out["methods"][m]["spread"] = sample_spread(ab[GT_METHOD], parts)
+            out["methods"][m]["spread"] = sample_spread(truth, [ab[p] for p in m.split("+")])
     return out
+
+
+def bands_table(res: dict, methods: Sequence[str]) -> pd.DataFrame:
+    """The share of each method's outputs further from the truth's overall colour than
+    grey, per band of the truth's distance from grey, and over all photos (last row)."""
+    first = res["methods"][methods[0]]["bands"]
+    rows = [{"truth from grey": f"{b['lo']:g}-{b['hi']:g}".replace("-inf", " and more"),
+             "photos": b["n"], **{m: res["methods"][m]["bands"][i]["worse_than_grey"]
+                                  for m in methods}}
+            for i, b in enumerate(first) if b["n"]]
+    rows.append({"truth from grey": "all", "photos": res["n"],
+                 **{m: res["methods"][m]["worse_than_grey"] for m in methods}})
+    return pd.DataFrame(rows, columns=["truth from grey", "photos", *methods])
+
+
+def samples_table(res: dict, pools: Sequence[str]) -> pd.DataFrame:
+    """For each pooled method (a sampler's samples, each also analysed on its own): single
+    samples and the samples' mean against grey, and whether the samples are spread like
+    the truth (:func:`sample_spread`)."""
+    rows = []
+    for pool in pools:
+        parts = pool.split("+")
+        r, sp = res["methods"][pool], res["methods"][pool]["spread"]
+        rows.append({
+            "samples": f"{parts[0]} .. {parts[-1]} ({len(parts)})",
+            "single vs grey": float(np.mean([res["methods"][p]["ratio"] for p in parts])),
+            "single worse than grey": float(np.mean([res["methods"][p]["worse_than_grey"]
+                                                     for p in parts])),
+            "mean vs grey": r["ratio"], "mean worse than grey": r["worse_than_grey"],
+            "between samples": sp["between_samples"], "truth to sample": sp["truth_to_sample"],
+            "spread ratio": sp["ratio"]})
+    return pd.DataFrame(rows)
 
 
 def format_report(res: dict) -> str:
     """The :func:`report` dict as plain-text tables."""
     lines = [f"{res['n']} photos; grey's mean global colour error {res['grey_mean']:.2f}"]
     for m, r in res["methods"].items():
-        d0 = next(iter(r["draws"].values()))
-        lines += ["", f"{m}: {d0['centre_ratio']:.3f}x grey, "
-                  f"{d0['centre_worse_than_grey']:.0%} worse than grey",
+        lines += ["", f"{m}: {r['ratio']:.3f}x grey, {r['worse_than_grey']:.0%} worse than grey",
                   "  truth from grey      n  worse  error  output chroma"]
         lines += [f"  {b['lo']:>5.0f} - {b['hi']:<5.0f}  {b['n']:>5d}  {b['worse_than_grey']:>5.0%}"
                   f"  {b['error']:>5.1f}  {b['chroma']:>13.1f}" for b in r["bands"] if b["n"]]
@@ -211,7 +288,7 @@ def format_report(res: dict) -> str:
             lines.append(f"  its samples: {sp['between_samples']:.2f} apart, the truth "
                          f"{sp['truth_to_sample']:.2f} from one (ratio {sp['ratio']:.2f}; "
                          "1 = calibrated)")
-    if res["skipped"]:
+    if res.get("skipped"):
         first = res["skipped"][0]["reason"]
         lines += ["", f"skipped {len(res['skipped'])} photos (first: {first})"]
     return "\n".join(lines)

@@ -37,12 +37,12 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis import diversity, figures, tables, vtt  # noqa: E402
+from analysis import diversity, figures, global_colour, tables, vtt  # noqa: E402
 from analysis.evaluate import evaluate_runs  # noqa: E402
 from analysis.lab_stats import AB_EDGES  # noqa: E402
 from analysis.metrics import DEFAULT_METRICS, METRICS  # noqa: E402
 from analysis.report_html import Section, render_html, write_grid  # noqa: E402
-from analysis.runs import GT_METHOD, RunsFolder, skips_frame  # noqa: E402
+from analysis.runs import GREY_METHOD, GT_METHOD, RunsFolder, skips_frame  # noqa: E402
 
 BASELINES = ("ltbc", "cic", "lrac")
 
@@ -103,6 +103,9 @@ def run_report(args: argparse.Namespace) -> Path:
     if args.gt in ev.ab_counts:
         sections.append(_lab_section(ev, args.gt, tab_dir, fig_dir))
     _step("Lab histogram tables and figures", t0)
+    colour = _global_colour_section(ev, args, tab_dir)
+    if colour is not None:
+        sections.append(colour)
     if len(ev.pairs):
         sections.append(_diversity_section(ev, runs, args, tab_dir, fig_dir))
     _step(f"diversity tables and figures: {len(ev.pairs)} pairs", t0)
@@ -169,6 +172,39 @@ def _lab_section(ev, gt: str, tab_dir: Path, fig_dir: Path) -> Section:
                         "fig7_histogram_intersection")
     return Section("Lab colour statistics (Fig. 7)", tables=[inter],
                    figures=["fig7_ab_histograms", "fig7_histogram_intersection"])
+
+
+def _global_colour_section(ev, args: argparse.Namespace, tab_dir: Path) -> Section | None:
+    """Where outputs' overall colour loses to grey (:mod:`analysis.global_colour`), from the
+    mean (a, b) the metrics pass recorded; None without ``gt`` and two photos."""
+    frame = ev.mean_ab.replace({"method": {args.gt: GT_METHOD}}) if args.gt != GT_METHOD \
+        else ev.mean_ab
+    methods = [m for m in ev.methods if m not in (args.gt, GT_METHOD, GREY_METHOD)]
+    samples = diversity.sample_methods(methods, args.sample_prefix)
+    pools = ["+".join(samples)] if len(samples) >= 2 else []
+    if not methods or GT_METHOD not in set(frame["method"]):
+        return None
+    ids, ab = global_colour.ab_arrays(frame, methods + pools)
+    if len(ids) < 2:
+        return None
+    res = global_colour.analyse(ab, methods + pools, spreads=())
+    bands = global_colour.bands_table(res, methods)
+    tables.write_table(bands, tab_dir, "global_colour_bands")
+    shown = [bands]
+    text = [f"Share of outputs whose overall colour (mean Lab a, b) is further from the "
+            f"truth's than a grey output's, by the truth's distance from grey (Lab units); "
+            f"{len(ids)} photos that every method has. Nearly grey photos are lost to any "
+            "visible colour. `python -m analysis.global_colour` adds simulated calibrated "
+            "draws."]
+    if pools:
+        samp = global_colour.samples_table(res, pools)
+        tables.write_table(samp, tab_dir, "global_colour_samples")
+        shown.append(samp)
+        text.append("Samples: single samples and the mean of a photo's samples against grey; "
+                    "the spread ratio (truth to a sample over sample to sample) is 1 for a "
+                    "sampler whose samples are spread like the truth, over 1 when they are "
+                    "too alike or off centre, under 1 when too spread.")
+    return Section("Overall colour against grey", tables=shown, text=text)
 
 
 def _diversity_section(ev, runs: RunsFolder, args: argparse.Namespace, tab_dir: Path,

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from analysis.evaluate import compute_metrics
+from analysis.evaluate import compute_metrics, evaluate_runs
 from analysis.global_colour import (
+    ab_arrays,
     calibrated_draws,
     grey_bands,
     main,
@@ -123,3 +124,17 @@ def test_a_pooled_method_is_the_mean_of_its_parts_and_reports_their_spread(tmp_p
     assert "spread" not in res["methods"]["cic"]
     assert main([str(tmp_path), "--methods", "cic+lrac", "--draws", "2"]) == 0
     assert "ratio" in capsys.readouterr().out
+
+
+def test_the_metrics_pass_records_the_same_overall_colours_as_the_files_give(tmp_path):
+    ids = make_runs(tmp_path, n_images=4, size=(16, 20), methods=("cic", "lrac", "grayscale"))
+    (tmp_path / "lrac" / f"{ids[2]}.png").unlink()
+    ev = evaluate_runs(tmp_path, ["gt", "cic", "lrac", "grayscale"], ["global_ab"])
+    assert len(ev.mean_ab) == 15  # 4 photos x 4 methods, one missing
+    got_ids, got = ab_arrays(ev.mean_ab, ["cic", "cic+lrac"])
+    want_ids, want, _ = mean_ab(tmp_path, ["cic", "cic+lrac"])
+    assert got_ids == want_ids == [i for i in ids if i != ids[2]]  # order kept, gap dropped
+    for m in ("gt", "cic", "lrac", "grayscale", "cic+lrac"):
+        np.testing.assert_allclose(got[m], want[m], rtol=1e-12)
+    # no ab metric and no histograms: nothing recorded
+    assert evaluate_runs(tmp_path, ["gt", "cic"], ["psnr"]).mean_ab.empty

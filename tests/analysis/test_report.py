@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis import report
+from analysis import global_colour, report
 from analysis.report_html import pick_grid_ids
 from analysis.synthetic import make_responses, make_runs
 from analysis.tables import to_markdown
@@ -66,6 +66,17 @@ def test_report_end_to_end(full, capsys):
     pairs = pd.read_csv(full / "tables" / "diversity_pairs.csv")
     assert len(pairs) == 3 and (pairs["fallback"] == "upsample").all()  # 40x48 < 161 px
     assert (full / "settings.json").exists()
+    # overall colour against grey: the same numbers as analysis.global_colour on the files
+    assert "Overall colour against grey" in html
+    bands = pd.read_csv(full / "tables" / "global_colour_bands.csv")
+    pool = "pixcolor_s1+pixcolor_s2"
+    direct = global_colour.report(full.parent / "runs", [*METHODS, pool], spreads=())
+    want = global_colour.bands_table(direct, list(METHODS))
+    assert list(bands.columns) == list(want.columns) and bands.iloc[-1]["photos"] == 2
+    pd.testing.assert_frame_equal(bands, want, check_dtype=False, rtol=1e-6)
+    samples = pd.read_csv(full / "tables" / "global_colour_samples.csv")
+    assert samples["spread ratio"].iloc[0] == pytest.approx(
+        direct["methods"][pool]["spread"]["ratio"], rel=1e-6)
 
 
 def test_rerun_is_byte_stable(inputs, full):
