@@ -2,14 +2,16 @@
 # Score a set of demo checkpoints on the held-out slice of the demo photos (issue 16):
 # the benchmark table (global_ab, global_ab_vs_grey, worse_than_grey, Lab histogram
 # intersection, ...) and PixColor's calibration (held-out cross-entropy, 28-px global colour
-# error of single samples against grey).
+# error of single samples against grey), each stage's own loss on the held-out photos
+# (tools.heldout_loss) and where the overall colour goes wrong (analysis.global_colour).
 #
 #   python -m pixcolor.holdout prepare --data ../shared/data --out data/photos
 #   bash scripts/eval_holdout.sh OUT [PIXCOLOR_CKPT [CIC LRAC LTBC]]
 #
 # Defaults: the shipped checkpoints. The held-out photos are centre-cropped to SIZE (default
 # 128: their short sides are 128-192 px, so nothing is upsampled much). Outputs in OUT:
-# runs/holdout/{metrics.csv,...}, table.txt, calibration.txt/.json.
+# runs/holdout/{metrics.csv,...}, table.txt, calibration.txt/.json, heldout_loss.txt/.json,
+# global_colour.txt/.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -29,3 +31,7 @@ $PY -m bench generate --data "$OUT/data" --split holdout --runs "$OUT/runs" \
 $PY -m bench metrics --split holdout --runs "$OUT/runs" | tee "$OUT/table.txt"
 $PY -m tools.calibration --checkpoint "$PIX" --images "$HOLDOUT" --json "$OUT/calibration.json" \
     | tee "$OUT/calibration.txt"
+$PY -m tools.heldout_loss --images "$HOLDOUT" --json "$OUT/heldout_loss.json" \
+    "pixelcnn=$PIX" "refine=$PIX" "cic=$CIC" "lrac=$LRAC" "ltbc=$LTBC" | tee "$OUT/heldout_loss.txt"
+$PY -m analysis.global_colour "$OUT/runs/holdout" --json "$OUT/global_colour.json" \
+    --methods ltbc,lrac,cic,pixcolor_s1,pixcolor_s1+pixcolor_s2+pixcolor_s3 | tee "$OUT/global_colour.txt"
