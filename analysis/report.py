@@ -179,10 +179,11 @@ def _global_colour_section(ev, args: argparse.Namespace, tab_dir: Path) -> Secti
     mean (a, b) the metrics pass recorded; None without ``gt`` and two photos."""
     frame = ev.mean_ab.replace({"method": {args.gt: GT_METHOD}}) if args.gt != GT_METHOD \
         else ev.mean_ab
-    methods = [m for m in ev.methods if m not in (args.gt, GT_METHOD, GREY_METHOD)]
+    present = set(frame["method"])
+    methods = [m for m in ev.methods if m in present and m not in (GT_METHOD, GREY_METHOD)]
     samples = diversity.sample_methods(methods, args.sample_prefix)
     pools = ["+".join(samples)] if len(samples) >= 2 else []
-    if not methods or GT_METHOD not in set(frame["method"]):
+    if not methods or GT_METHOD not in present:
         return None
     ids, ab = global_colour.ab_arrays(frame, methods + pools)
     if len(ids) < 2:
