@@ -38,10 +38,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.lab_stats import image_ab
+from analysis.evaluate import evaluate_runs
 from analysis.metrics import grey_ratio, worse_than_grey
 from analysis.runs import GREY_METHOD, GT_METHOD, RunsFolder, Skip
-from pixcolor.io import ImageLoadError
 
 # Edges of the bands of a truth's distance from grey, in CIELab units.
 BAND_EDGES = (0.0, 3.0, 6.0, 10.0, 15.0, 25.0, float("inf"))
@@ -53,9 +52,10 @@ def mean_ab(runs_dir: str | Path, methods: Sequence[str]) -> tuple[list[str], di
     """Mean (a, b) of every image of ``gt``, ``methods`` and (where present) ``grayscale``.
 
     Returns:
-        (image ids kept, {method: (N, 2) float64}, skipped), as :func:`ab_arrays`. An image
-        is kept only where every one of those methods has a readable file for it; the
-        others are skipped with the reason, never raised.
+        (image ids kept, {method: (N, 2) float64}, skipped), as :func:`ab_arrays`, from
+        the one pass of :func:`analysis.evaluate.evaluate_runs`. An image is kept only
+        where every one of those methods has a readable file for it; the unreadable files
+        are listed with the reason, never raised.
     """
     runs = RunsFolder(runs_dir)
     names = _needed(methods, (runs.root / GREY_METHOD).is_dir())
@@ -63,18 +63,9 @@ def mean_ab(runs_dir: str | Path, methods: Sequence[str]) -> tuple[list[str], di
     if missing:
         raise ValueError(f"{runs.root}: no output folder for {', '.join(missing)}; "
                          "generate those methods' outputs first (python -m bench generate)")
-    rows, skipped = [], []
-    for image_id in runs.image_ids(names):
-        for m in names:
-            try:
-                a, b = image_ab(runs.load(m, image_id)).reshape(-1, 2).mean(0, dtype=np.float64)
-            except ImageLoadError as err:
-                skipped.append(Skip(m, image_id, str(err)))
-                break
-            rows.append({"method": m, "image_id": image_id, "mean_a": a, "mean_b": b})
-    ids, ab = ab_arrays(pd.DataFrame(rows, columns=["method", "image_id", "mean_a", "mean_b"]),
-                        methods)
-    return ids, ab, skipped
+    ev = evaluate_runs(runs.root, names, ["global_ab"])
+    ids, ab = ab_arrays(ev.mean_ab, methods)
+    return ids, ab, [k for k in ev.skipped if not k.metric]
 
 
 def _needed(methods: Sequence[str], has_grey: bool) -> list[str]:
