@@ -37,7 +37,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis import diversity, figures, global_colour, tables, vtt  # noqa: E402
+from analysis import diversity, figures, global_colour, prereg_check, tables, vtt  # noqa: E402
 from analysis.evaluate import evaluate_runs  # noqa: E402
 from analysis.lab_stats import AB_EDGES  # noqa: E402
 from analysis.metrics import DEFAULT_METRICS, METRICS  # noqa: E402
@@ -65,9 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["answers", "images", "raters_images"], help="VTT bootstrap scheme")
     p.add_argument("--n-resamples", type=int, default=10000, help="bootstrap replicates")
     p.add_argument("--confidence", type=float, default=0.95, help="interval coverage")
+    p.add_argument("--plan", help="the study's pre-registered plan.json (default: plan.json "
+                   "next to --responses, if there); the report says whether it was followed")
     p.add_argument("--attention-min-accuracy", default="auto",
                    help="exclude raters below this attention-check accuracy: a number, 'off', "
                         "or 'auto' (0.8 only when the export lacks rater_flagged)")
+    p.add_argument("--exclude-suspicious", action="store_true",
+                   help="also drop raters the VTT app marked suspicious (rater_suspicious)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap and image-grid seed")
     p.add_argument("--grid-images", type=int, default=6, help="rows of the image grid")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
@@ -90,7 +94,8 @@ def run_report(args: argparse.Namespace) -> Path:
     metric_names = [m for m in args.metrics.split(",") if m]
     acc = args.attention_min_accuracy
     rules = vtt.ExclusionRules(attention_min_accuracy=None if acc == "off" else
-                               acc if acc == "auto" else float(acc))
+                               acc if acc == "auto" else float(acc),
+                               exclude_suspicious_raters=args.exclude_suspicious)
     settings = _settings(args, methods, metric_names, rules)
     # one pass decodes every image once: metrics, a/b histograms and the sample diversity
     ev = evaluate_runs(runs.root, methods, metric_names, gt_method=args.gt, ab_bins=AB_EDGES,
@@ -284,7 +289,26 @@ def _vtt_sections(args: argparse.Namespace, rules: vtt.ExclusionRules, tab_dir: 
     sel = vtt.oracle_selection(responses, args.sample_prefix, rules)
     sel.to_csv(tab_dir / "oracle_selection.csv", index=False, lineterminator="\n")
     settings["n_answers"] = int(len(responses))
+    sections.append(_plan_section(args, rules, responses, settings))
     return sections
+
+
+def _plan_section(args: argparse.Namespace, rules: vtt.ExclusionRules,
+                  responses: pd.DataFrame, settings: dict) -> Section:
+    """Whether the analysis followed the study's pre-registered plan (analysis.prereg_check)."""
+    path = prereg_check.find_plan(args.plan, args.responses)
+    if path is None:
+        text = ["No plan.json given (--plan) or next to the responses: the analysis is not "
+                "checked against a pre-registered plan."]
+        return Section("Pre-registered plan", text=text)
+    kept, _ = vtt.apply_exclusions(responses, rules, "main")
+    actual = {"exclusion_rules": rules.as_dict(), "resample": args.resample,
+              "confidence": args.confidence, "n_resamples": args.n_resamples,
+              "seed": args.seed, **prereg_check.observed(kept)}
+    res = prereg_check.check(path, actual)
+    settings["plan"] = {k: res[k] for k in ("path", "sha256", "followed", "deviations")}
+    print("\n".join(res["text"]))
+    return Section("Pre-registered plan", text=res["text"])
 
 
 def main(argv: list[str] | None = None) -> int:

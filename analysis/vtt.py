@@ -2,16 +2,7 @@
 
 The VTT score of a method is the fraction of valid test answers in which the rater picked
 the generated image over the ground truth (Sec. 4; 50% means indistinguishable). Input is
-the VTT app's ``responses.csv`` export (one row per answer) with the columns
-
-    study, stage (main|oracle), rater_id, image_id, method, generated_first (0/1),
-    chose_generated (0/1), kind (practice|attention|test|oracle), valid (0/1),
-    response_ms, rater_flagged (0/1)
-
-Required: rater_id, image_id, method, chose_generated, kind, valid. Optional, with
-defaults: study "" ; stage "oracle" where kind is "oracle", else "main"; generated_first
-and response_ms NaN; rater_flagged 0. Extra columns are kept and ignored. 0/1 columns
-also accept true/false; an empty chose_generated (no answer) makes the trial invalid.
+the VTT app's ``responses.csv`` export, read by :mod:`analysis.vtt_responses`.
 
 Exclusions (:class:`ExclusionRules`, printed by the report) are applied inside every
 scoring function, so passing the raw export is safe; they are idempotent.
@@ -23,17 +14,21 @@ import fnmatch
 import logging
 import zlib
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from analysis.bootstrap import Group, Resample, bootstrap_means, percentile_interval
 from analysis.runs import order_methods
+from analysis.vtt_responses import (  # noqa: F401  (re-exported: the export's reader)
+    REQUIRED_COLUMNS,
+    ResponsesFormatError,
+    normalize_responses,
+    read_responses,
+)
 
 log = logging.getLogger(__name__)
 
-REQUIRED_COLUMNS = ("rater_id", "image_id", "method", "chose_generated", "kind", "valid")
 # Fig. 5 (right) layout: (row, column) -> method name or fnmatch pattern (patterns pool).
 ABLATION_LAYOUT: dict[tuple[str, str], str] = {
     ("Unrefined", "Sample"): "pixcolor_unrefined",
@@ -43,74 +38,6 @@ ABLATION_LAYOUT: dict[tuple[str, str], str] = {
 }
 ORACLE_LABEL = "pixcolor_oracle"
 AUTO_ATTENTION_MIN_ACCURACY = 0.8  # used when the export lacks the app's rater_flagged
-
-
-class ResponsesFormatError(ValueError):
-    """The responses table lacks required columns or has unusable values."""
-
-
-def normalize_responses(df: pd.DataFrame, source: str = "responses") -> pd.DataFrame:
-    """Check the columns of a responses table and fill the optional ones with defaults.
-
-    Args:
-        df: the export as read by pandas.
-        source: name used in error messages (e.g. the file path).
-
-    Returns:
-        A copy with ids as str, 0/1 columns as int and every optional column present.
-
-    Raises:
-        ResponsesFormatError: a required column is missing or a 0/1 column is not 0/1.
-    """
-    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
-    if missing:
-        raise ResponsesFormatError(f"{source} lacks required column(s) {missing}; "
-                                   f"expected at least {list(REQUIRED_COLUMNS)}")
-    out = df.copy()
-    for c in ("rater_id", "image_id", "method", "kind"):
-        out[c] = out[c].astype(str)
-    if "study" not in out:
-        out["study"] = ""
-    if "stage" not in out:
-        out["stage"] = np.where(out["kind"] == "oracle", "oracle", "main")
-    out["stage"] = out["stage"].fillna("main").astype(str)
-    for c in ("generated_first", "response_ms"):
-        if c not in out:
-            out[c] = np.nan
-    if "rater_flagged" not in out:
-        out["rater_flagged"] = 0
-    out["response_ms"] = pd.to_numeric(out["response_ms"], errors="coerce")
-    flags = {c: _as01(out[c], c, source) for c in ("chose_generated", "valid", "rater_flagged")}
-    unanswered = flags["chose_generated"].isna()  # no answer: kept as an invalid trial
-    out["chose_generated"] = flags["chose_generated"].fillna(0).astype(int)
-    out["valid"] = flags["valid"].fillna(0).astype(int).where(~unanswered, 0)
-    out["rater_flagged"] = flags["rater_flagged"].fillna(0).astype(int)
-    return out
-
-
-def _as01(col: pd.Series, name: str, source: str) -> pd.Series:
-    """0/1, true/false or empty values to a float Series of 0, 1 or NaN."""
-    if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
-        num = col.astype(np.float64)
-        bad = ~(num.isin([0.0, 1.0]) | num.isna())
-        if bad.any():
-            raise ResponsesFormatError(f"{source}: column {name!r} must hold 0 or 1, found "
-                                       f"{col[bad].iloc[0]!r}")
-        return num
-    text = col.map(lambda v: "" if pd.isna(v) else str(v)).str.strip().str.lower()
-    mapped = text.map({"1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0, "true": 1.0,
-                       "false": 0.0, "nan": np.nan, "": np.nan, "none": np.nan})
-    bad = mapped.isna() & ~text.isin(["nan", "", "none"])
-    if bad.any():
-        raise ResponsesFormatError(f"{source}: column {name!r} must hold 0 or 1, found "
-                                   f"{col[bad].iloc[0]!r}")
-    return mapped
-
-
-def read_responses(path: str | Path) -> pd.DataFrame:
-    """Read and normalise a ``responses.csv`` export (see :func:`normalize_responses`)."""
-    df = pd.read_csv(path, dtype={"rater_id": str, "image_id": str, "method": str})
-    return normalize_responses(df, source=str(path))
 
 
 @dataclass(frozen=True)
@@ -127,6 +54,9 @@ class ExclusionRules:
             disables it; ``"auto"`` (default) applies :data:`AUTO_ATTENTION_MIN_ACCURACY`
             only when the export has no ``rater_flagged`` column, since the app already
             flags raters with the study's own threshold. Raters without checks are kept.
+        exclude_suspicious_raters: also drop raters the app marked suspicious
+            (``rater_suspicious == 1``: implausible accuracy or speed, see
+            :mod:`vtt_app.quality`); off by default: the report counts them.
         min_response_ms, max_response_ms: optional extra timing bounds (None: off).
         main_kinds: kinds scored in the main stage.
         oracle_kinds: kinds scored in the oracle stage.
@@ -135,6 +65,7 @@ class ExclusionRules:
     require_valid: bool = True
     exclude_flagged_raters: bool = True
     attention_min_accuracy: float | str | None = "auto"
+    exclude_suspicious_raters: bool = False
     min_response_ms: float | None = None
     max_response_ms: float | None = None
     main_kinds: tuple[str, ...] = ("test",)
@@ -154,6 +85,9 @@ class ExclusionRules:
         elif acc is not None:
             lines.append(f"Raters who chose the ground truth in fewer than {float(acc):.0%} "
                          "of their valid attention checks are excluded.")
+        if self.exclude_suspicious_raters:
+            lines.append("Raters the VTT app marked suspicious (rater_suspicious = 1: "
+                         "implausible accuracy or speed) are excluded.")
         if self.require_valid:
             lines.append("Answers marked invalid by the app (valid = 0, e.g. bad timing) "
                          "are excluded.")
@@ -187,11 +121,16 @@ def apply_exclusions(responses: pd.DataFrame, rules: ExclusionRules | None = Non
         att = df[(df["kind"] == "attention") & (df["valid"] == 1)]
         acc = 1 - att.groupby("rater_id")["chose_generated"].mean()
         bad_att = set(acc.index[acc < float(min_acc)])
+    bad_sus: set[str] = set()
+    if rules.exclude_suspicious_raters and "rater_suspicious" in df:
+        sus = pd.to_numeric(df["rater_suspicious"], errors="coerce").fillna(0)
+        bad_sus = set(df.loc[sus == 1, "rater_id"])
     kinds = rules.oracle_kinds if stage == "oracle" else rules.main_kinds
     cur = df[(df["stage"] == stage) & df["kind"].isin(kinds)]
     steps = [("scored kinds of stage " + stage, len(cur))]
     for name, raters in [("raters flagged by the app", bad_flag),
-                         ("raters failing attention checks", bad_att - bad_flag)]:
+                         ("raters failing attention checks", bad_att - bad_flag),
+                         ("raters marked suspicious", bad_sus - bad_flag - bad_att)]:
         cur = cur[~cur["rater_id"].isin(raters)]
         steps.append((name, len(cur)))
     if rules.require_valid:

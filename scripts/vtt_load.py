@@ -70,6 +70,7 @@ def synthetic_runs(root: Path, methods: list[str], n_images: int, size: int = 64
 def make_study(instance: Path, database_url: str, n_images: int, k: int, trials: int) -> str:
     """A study over generated photos in a fresh app database; returns its name."""
     from vtt_app import create_app
+    from vtt_app.attention import smallest_flagging_rate
     from vtt_app.db import create_all, get_session
     from vtt_app.study import StudyOptions, create_study
 
@@ -79,7 +80,8 @@ def make_study(instance: Path, database_url: str, n_images: int, k: int, trials:
                       "INSTANCE_PATH": str(instance), "ADMIN_TOKEN": "x"})
     opts = StudyOptions(name=f"load-{int(time.time())}", runs=runs, methods=methods,
                         images=n_images - 10, practice=2, attention_images=4,
-                        attention_rate=0.1, trials_per_rater=trials, raters_per_pair=k)
+                        attention_rate=max(0.1, smallest_flagging_rate(trials, 2)),
+                        trials_per_rater=trials, raters_per_pair=k)
     with app.app_context():
         create_all()
         db = get_session()
@@ -104,10 +106,10 @@ def integrity(database_url: str, acked: set[int], study_name: str) -> list[str]:
 
 
 def start_server(kind: str, instance: Path, database_url: str, port: int, workers: int,
-                 threads: int, sync_commit: bool = False) -> subprocess.Popen:
+                 threads: int, sync_commit: str = "answers") -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": database_url, "VTT_INSTANCE_PATH": str(instance),
            "VTT_DB_POOL_SIZE": str(threads),
-           "VTT_DB_SYNCHRONOUS_COMMIT": "on" if sync_commit else "off",
+           "VTT_DB_SYNCHRONOUS_COMMIT": sync_commit,
            "VTT_SECRET_KEY": "load-test", "VTT_ADMIN_TOKEN": "x", "PYTHONPATH": str(ROOT)}
     if kind == "gunicorn":
         cmd = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads",
@@ -218,8 +220,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--duration", type=float, default=60, help="stop after this many seconds")
     ap.add_argument("--ramp", type=float, default=5, help="spread the raters' starts")
     ap.add_argument("--server", choices=["gunicorn", "flask"], default="gunicorn")
-    ap.add_argument("--sync-commit", action="store_true",
-                    help="PostgreSQL commits wait for the disk (VTT_DB_SYNCHRONOUS_COMMIT=on)")
+    ap.add_argument("--sync-commit", choices=["answers", "on", "off"], default="answers",
+                    help="VTT_DB_SYNCHRONOUS_COMMIT: which PostgreSQL commits wait for the "
+                         "disk (answers: only answers', the app's default; on: all; off: none)")
     ap.add_argument("--workers", type=int, default=6, help="as scripts/serve.sh")
     ap.add_argument("--threads", type=int, default=6)
     ap.add_argument("--database-url", default=None,

@@ -2,8 +2,10 @@
 
 ``create_app`` builds the app: configuration from defaults, then ``instance/config.py``
 (secrets, written on first start), then the environment (``DATABASE_URL``,
-``VTT_ADMIN_TOKEN``, ``VTT_DB_POOL_SIZE``, ``VTT_DB_SYNCHRONOUS_COMMIT`` (``on``: every
-PostgreSQL commit waits for the disk; see :func:`vtt_app.db.make_engine`);
+``VTT_ADMIN_TOKEN``, ``VTT_DB_POOL_SIZE``, ``VTT_DB_SYNCHRONOUS_COMMIT`` (PostgreSQL:
+``answers``, the default, acknowledges an answer only once it is on disk; ``on``: every
+commit waits for the disk; ``off``: none does, the fast option; see
+:func:`vtt_app.db.make_engine`);
 ``VTT_INSTANCE_PATH`` moves the instance folder),
 then ``test_config``. Blueprints: ``rater`` (consent, instructions,
 trials, completion code), ``api`` (JSON trial/answer endpoints, images), ``admin`` (progress,
@@ -65,7 +67,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         BROWSER_COOKIE="vtt_bid",
         DB_POOL_SIZE=10,  # per process: at least the server's threads per worker
         EXPIRY_INTERVAL_S=2.0,  # look for timed-out slots at most this often
-        DB_SYNCHRONOUS_COMMIT=False,  # PostgreSQL: see vtt_app.db.make_engine
+        DB_SYNCHRONOUS_COMMIT="answers",  # PostgreSQL: see vtt_app.db.make_engine
     )
     if test_config is None or "SECRET_KEY" not in test_config:
         _ensure_secrets(app)
@@ -74,9 +76,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config["DATABASE_URL"] = os.environ["DATABASE_URL"]
     if os.environ.get("VTT_DB_POOL_SIZE"):
         app.config["DB_POOL_SIZE"] = int(os.environ["VTT_DB_POOL_SIZE"])
-    if os.environ.get("VTT_DB_SYNCHRONOUS_COMMIT"):
-        app.config["DB_SYNCHRONOUS_COMMIT"] = os.environ["VTT_DB_SYNCHRONOUS_COMMIT"] in (
-            "1", "on", "true", "yes")
+    if os.environ.get("VTT_DB_SYNCHRONOUS_COMMIT"):  # checked by db.sync_commit_mode
+        app.config["DB_SYNCHRONOUS_COMMIT"] = os.environ["VTT_DB_SYNCHRONOUS_COMMIT"]
     if os.environ.get("VTT_ADMIN_TOKEN"):
         app.config["ADMIN_TOKEN"] = os.environ["VTT_ADMIN_TOKEN"]
     if test_config is not None:

@@ -24,11 +24,13 @@ from flask import (
     session,
     url_for,
 )
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, or_, select
 
+from . import prereg
 from .db import get_session
 from .export import RATER_COLUMNS, RESPONSE_COLUMNS, rater_rows, response_rows, to_csv
 from .models import ACTIVE_STATES, Assignment, Method, Pair, Rater, Response, Study, Trial
+from .quality import rater_quality, study_warnings
 from .rater import get_study
 from .study import StudyError, create_oracle_stage
 
@@ -61,8 +63,9 @@ def login():
     if request.method == "POST":
         if _token_ok(request.form.get("token", "")):
             session["admin"] = True
-            nxt = request.args.get("next", "")
-            return redirect(nxt if nxt.startswith("/admin") else url_for("admin.index"))
+            nxt = request.args.get("next", "")  # no CR/LF/NUL: they cannot be in a header
+            ok = nxt.startswith("/admin") and nxt.isprintable()
+            return redirect(nxt if ok else url_for("admin.index"))
         flash("wrong token")
         return render_template("admin_login.html"), 403
     return render_template("admin_login.html")
@@ -76,8 +79,9 @@ def index():
     return render_template("admin_index.html", studies=studies)
 
 
-def method_progress(study: Study) -> list[dict]:
-    """Per (stage, method): pairs, slots needed, done/open slots, valid answers, VTT so far."""
+def method_progress(study: Study, suspicious: frozenset[int] = frozenset()) -> list[dict]:
+    """Per (stage, method): pairs, slots needed, done/open slots, valid answers, VTT so far
+    (unflagged raters), and VTT so far without the raters in ``suspicious`` (ids)."""
     db = get_session()
     slots = dict(
         ((stage, m, status), n)
@@ -89,18 +93,20 @@ def method_progress(study: Study) -> list[dict]:
             .group_by(Pair.stage, Method.name, Assignment.status)
         )
     )
-    scores = {
-        (stage, m): (n, gen)
-        for stage, m, n, gen in db.execute(
-            select(Trial.stage, Trial.method_name, func.count(Response.id),
-                   func.sum(case((Response.chose_generated.is_(True), 1), else_=0)))
-            .join(Response, Response.trial_id == Trial.id)
-            .join(Rater, Rater.id == Trial.rater_id)
-            .where(Rater.study_id == study.id, Rater.flagged.is_(False),
-                   Response.valid.is_(True), Trial.kind.in_(("test", "oracle")))
-            .group_by(Trial.stage, Trial.method_name)
-        )
-    }  # fmt: skip
+    scores: dict[tuple[str, str], list[int]] = {}  # (n, gen, n trusted, gen trusted)
+    for stage, m, rater_id, n, gen in db.execute(
+        select(Trial.stage, Trial.method_name, Trial.rater_id, func.count(Response.id),
+               func.sum(case((Response.chose_generated.is_(True), 1), else_=0)))
+        .join(Response, Response.trial_id == Trial.id)
+        .join(Rater, Rater.id == Trial.rater_id)
+        .where(Rater.study_id == study.id, Rater.flagged.is_(False),
+               Response.valid.is_(True), Trial.kind.in_(("test", "oracle")))
+        .group_by(Trial.stage, Trial.method_name, Trial.rater_id)
+    ):  # fmt: skip
+        acc = scores.setdefault((stage, m), [0, 0, 0, 0])
+        trusted = rater_id not in suspicious
+        acc[0], acc[1] = acc[0] + n, acc[1] + (gen or 0)
+        acc[2], acc[3] = acc[2] + n * trusted, acc[3] + (gen or 0) * trusted
     out = []
     for stage, m, n_pairs, needed in db.execute(
         select(Pair.stage, Method.name, func.count(Pair.id), func.sum(Pair.raters_needed))
@@ -109,13 +115,14 @@ def method_progress(study: Study) -> list[dict]:
         .group_by(Pair.stage, Method.name)
         .order_by(Pair.stage, Method.name)
     ):
-        n, gen = scores.get((stage, m), (0, 0))
+        n, gen, n_ok, gen_ok = scores.get((stage, m), (0, 0, 0, 0))
         out.append({
             "stage": stage, "method": m, "pairs": n_pairs, "needed": int(needed or 0),
             "done": slots.get((stage, m, "done"), 0), "open": slots.get((stage, m, "open"), 0),
             "invalid": slots.get((stage, m, "invalid"), 0),
             "expired": slots.get((stage, m, "expired"), 0),
             "valid_answers": n, "vtt": (gen or 0) / n if n else None,
+            "vtt_trusted": gen_ok / n_ok if n_ok else None,
         })  # fmt: skip
     return out
 
@@ -123,35 +130,42 @@ def method_progress(study: Study) -> list[dict]:
 @bp.get("/s/<study_name>")
 @admin_required
 def study(study_name: str):
-    """Progress, rater quality and flagged trials of one study."""
+    """Progress, warnings, rater quality and invalid trials of one study."""
     st = get_study(study_name)
     db = get_session()
-    flagged = db.execute(
-        select(Trial, Response, Rater)
-        .join(Response, Response.trial_id == Trial.id)
+    invalid = db.execute(
+        select(Trial, Rater, Response.invalid_reason)
+        .outerjoin(Response, Response.trial_id == Trial.id)
         .join(Rater, Rater.id == Trial.rater_id)
-        .where(Rater.study_id == st.id, Response.valid.is_(False))
-        .order_by(Response.id.desc())
+        .where(Rater.study_id == st.id,
+               or_(Response.valid.is_(False), Trial.status == "interrupted"))
+        .order_by(Trial.id.desc())
         .limit(200)
     ).all()
     open_slots = db.scalar(
         select(func.count(Assignment.id)).join(Pair, Pair.id == Assignment.pair_id)
         .where(Pair.study_id == st.id, Assignment.status.in_(ACTIVE_STATES[:1]))
     )  # fmt: skip
-    return render_template("admin_study.html", study=st, progress=method_progress(st),
-                           raters=rater_rows(db, st), flagged=flagged, open_slots=open_slots)
+    quality, median = rater_quality(db, st)
+    suspicious = frozenset(r for r, q in quality.items() if q["suspicious"])
+    return render_template("admin_study.html", study=st,
+                           progress=method_progress(st, suspicious),
+                           raters=rater_rows(db, st), invalid=invalid, open_slots=open_slots,
+                           warnings=study_warnings(quality, median))
 
 
 @bp.get("/s/<study_name>/export.zip")
 @admin_required
 def export(study_name: str):
-    """Download responses.csv and raters.csv as a zip."""
+    """Download responses.csv, raters.csv, plan.json and plan.md as a zip."""
     st = get_study(study_name)
     db = get_session()
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("responses.csv", to_csv(response_rows(db, st), RESPONSE_COLUMNS))
         zf.writestr("raters.csv", to_csv(rater_rows(db, st), RATER_COLUMNS))
+        for name, data in prereg.plan_files(st).items():  # plan.json, plan.md
+            zf.writestr(name, data)
     buf.seek(0)
     return send_file(buf, mimetype="application/zip", as_attachment=True,
                      download_name=f"{st.name}-export.zip")

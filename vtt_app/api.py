@@ -1,16 +1,14 @@
 """JSON API of the trial page: next trial, answer, and the trial's two images.
 
-Image URLs name only the trial (and for one image the presentation slot, 1 or 2), never the
-method, and the responses differ only in their bodies, so the page cannot tell which image
-is the ground truth. The page takes both images of a trial in one response (one request per
-trial fewer; the two cannot differ in timing). The bytes are the study's normalised copies
-(:mod:`vtt_app.media`), checked against their SHA-256 before sending; each image of a trial
-is delivered once.
+The images' URL names only the trial, never the method, and both images come in one
+response (they cannot differ in timing), so the page cannot tell which is the ground truth.
+The bytes are the study's normalised copies (:mod:`vtt_app.media`), checked against their
+SHA-256 and dithered with the trial's secret seed before sending (every delivery is unique
+bytes); a trial's images are delivered once.
 """
 
 from __future__ import annotations
 
-import hmac
 from typing import NoReturn
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request, session, url_for
@@ -18,15 +16,19 @@ from sqlalchemy import bindparam, select, update
 
 from . import media
 from .assignment import n_attention, next_trial, session_length
-from .db import get_engine, get_session
+from .db import durable_commit, get_engine, get_session
 from .expiry import expire_if_stale, expire_stale, expiry_due
 from .models import Rater, Study, Trial
 from .models import Response as Answer
 from .rater import current_rater, get_study
 from .responses import BadRequest, answer_json, parse_answer, record_answer
+from .security import same_secret
+from .study import NAME_RE
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-MAX_ID = 2**63 - 1  # ids beyond a 64-bit integer cannot exist: 404 instead of an overflow
+# The id columns are Integer (int4 on PostgreSQL): a larger id cannot exist, and is a 404
+# instead of a database error.
+MAX_ID = 2**31 - 1
 
 
 def _json_body():
@@ -47,7 +49,6 @@ def _trial_json(study: Study, trial: Trial) -> dict:
         "practice": practice,
         "n_practice": study.n_practice,
         "exposure_ms": study.exposure_ms,
-        "images": [url_for("api.image", trial_id=trial.id, slot=s) for s in (1, 2)],
         "images_url": url_for("api.images", trial_id=trial.id),
         "answer_url": url_for("api.answer", trial_id=trial.id),
     }
@@ -86,22 +87,17 @@ _SESSION_RATERS = select(Rater.id).where(Rater.token.in_(bindparam("b_tokens", e
 _LOCK_RATERS = _SESSION_RATERS.with_for_update()
 
 
-def _delivery(slots: tuple[int, ...]):
-    """The statements that claim the delivery of ``slots`` of this session's rater's open
-    trial (none sent yet), returning their served copies, and that give the claim back."""
-    shown = [(Trial.shown_1, Trial.shown_2)[s - 1] for s in slots]
-    served = [(Trial.served_1, Trial.served_2)[s - 1] for s in slots]
-    claim = (update(Trial)
-             .where(Trial.id == bindparam("b_trial"), Trial.status == "open",
-                    *(f.is_(False) for f in shown), *(f != "" for f in served),
-                    Trial.rater_id.in_(_SESSION_RATERS))
-             .values(dict.fromkeys(shown, True)).returning(*served))
-    give_back = update(Trial).where(Trial.id == bindparam("b_trial")).values(
-        dict.fromkeys(shown, False))
-    return claim, give_back
-
-
-_DELIVERY = {slots: _delivery(slots) for slots in ((1,), (2,), (1, 2))}
+# Claim the delivery of both images of this session's rater's open trial (none sent yet),
+# returning their served copies and the dither seed; and give the claim back.
+_CLAIM = (update(Trial)
+          .where(Trial.id == bindparam("b_trial"), Trial.status == "open",
+                 Trial.shown_1.is_(False), Trial.shown_2.is_(False),
+                 Trial.served_1 != "", Trial.served_2 != "",
+                 Trial.rater_id.in_(_SESSION_RATERS))
+          .values(shown_1=True, shown_2=True)
+          .returning(Trial.served_1, Trial.served_2, Trial.dither_seed))
+_GIVE_BACK = (update(Trial).where(Trial.id == bindparam("b_trial"))
+              .values(shown_1=False, shown_2=False))
 
 
 def _tokens() -> list[str]:
@@ -116,7 +112,7 @@ def _locked_rater(study_name: str) -> tuple[Study, Rater]:
     """The study and this session's rater of it, the rater's row locked (one query)."""
     token = session.get("raters", {}).get(study_name)
     row = None
-    if token:
+    if token and NAME_RE.match(study_name):  # else no study: get_study's 404, no query
         row = get_session().execute(_LOCKED_RATER, {"b_name": study_name,
                                                     "b_token": str(token)}).first()
     if row is None:
@@ -137,7 +133,7 @@ def _own_trial(trial_id: int) -> tuple[Trial, Rater, Study]:
         abort(404, description=f"no trial {trial_id}")
     trial, rater, study = row
     tokens = _tokens()
-    if not any(hmac.compare_digest(t, rater.token) for t in tokens):
+    if not any(same_secret(t, rater.token) for t in tokens):
         abort(404, description=f"no trial {trial_id} for this rater")
     return trial, rater, study
 
@@ -168,7 +164,7 @@ def answer(trial_id: int):
     # The rater's next trial comes with the answer (what /next would return now: one request
     # and one transaction fewer per trial); the page asks /next only when this is missing.
     following = next_trial(db, study, rater, after=trial)
-    db.commit()
+    durable_commit(db)  # acknowledged only once on disk (VTT_DB_SYNCHRONOUS_COMMIT=answers)
     out = answer_json(trial, resp)
     out["n_attention"] = n_attention(study)
     out["next"] = _next_json(study, following)
@@ -178,32 +174,21 @@ def answer(trial_id: int):
     return jsonify(out)
 
 
-@bp.get(f"/trials/<int(max={MAX_ID}):trial_id>/image/<int(max=9):slot>")
-def image(trial_id: int, slot: int):
-    """One of the two images of the rater's own open trial, delivered once.
-
-    The response is the same for the real and the generated image but for the body (whose
-    length is set by the image size alone): no ``Last-Modified``, ``ETag`` or file name, no
-    caching. A second request for a slot gets 410: a reload or a second tab cannot show a
-    trial again (the next ``/next`` records it as interrupted).
-    """
-    if slot not in (1, 2):
-        abort(404, description="slot must be 1 or 2")
-    data = _deliver_or_abort(trial_id, (slot,))
-    return _no_store(Response(data[0], mimetype="image/png"))
-
-
 @bp.get(f"/trials/<int(max={MAX_ID}):trial_id>/images")
 def images(trial_id: int):
-    """Both images of the rater's own open trial in one response, delivered once (what the
-    page asks for: one request per trial instead of two).
+    """Both images of the rater's own open trial in one response, delivered once.
 
-    The body is the two PNGs in presentation order, one after the other; the header
-    ``X-Image-Lengths`` gives their byte lengths (equal for two images of one size). As for
-    :func:`image`: no dates, tags or names, no caching, and 410 once delivered, also when
-    either slot was fetched alone.
+    The body is the two PNGs in presentation order, one after the other, each dithered with
+    the trial's secret seed (unique bytes per delivery, :func:`vtt_app.media.dither`); the
+    header ``X-Image-Lengths`` gives their byte lengths (equal for two images of one size).
+    The response differs between the real and the generated image only in the body: no
+    ``Last-Modified``, ``ETag`` or file name, no caching. A second request gets 410: a
+    reload or a second tab cannot show a trial again (the next ``/next`` records it as
+    interrupted).
     """
-    one, two = _deliver_or_abort(trial_id, (1, 2))
+    if request.method != "GET":  # Flask answers HEAD with this view: it must not deliver
+        abort(405, description="fetch the images with GET")
+    one, two = _deliver_or_abort(trial_id)
     resp = Response(one + two, mimetype="application/octet-stream")
     resp.headers["X-Image-Lengths"] = f"{len(one)},{len(two)}"
     return _no_store(resp)
@@ -214,21 +199,26 @@ def _no_store(resp: Response) -> Response:
     return resp
 
 
-def _deliver_or_abort(trial_id: int, slots: tuple[int, ...]) -> list[bytes]:
-    """The bytes of ``slots``, their delivery claimed; else abort with 404, 409 or 410."""
+def _deliver_or_abort(trial_id: int) -> list[bytes]:
+    """The bytes of both images, their delivery claimed; else abort with 404, 409 or 410."""
     params = {"b_trial": trial_id, "b_tokens": _tokens()}
     try:
-        data = _deliver(slots, params)
+        data = _deliver(params)
     except media.MediaError as err:
         abort(409, description=f"{err}: recreate the study")
     if data is None:
-        _no_image(trial_id, slots)
+        _no_image(trial_id)
     return data
 
 
-def _deliver(slots: tuple[int, ...], params: dict) -> list[bytes] | None:
-    """Claim the delivery of ``slots`` and read their served copies; None if it cannot be
-    claimed.
+def _read_dithered(claimed) -> list[bytes]:
+    """The two images' bytes as sent: their served copies dithered with the trial's seed."""
+    *paths, seed = claimed
+    return [media.dither(media.read_served(p), seed, slot) for slot, p in enumerate(paths, 1)]
+
+
+def _deliver(params: dict) -> list[bytes] | None:
+    """Claim the delivery of both images and read them; None if it cannot be claimed.
 
     On PostgreSQL the claim is one statement in autocommit mode (no BEGIN/COMMIT round
     trips); elsewhere it is the request's transaction. A missing or changed copy gives the
@@ -237,39 +227,37 @@ def _deliver(slots: tuple[int, ...], params: dict) -> list[bytes] | None:
     Raises:
         media.MediaError: a served copy is missing or changed.
     """
-    claim, give_back = _DELIVERY[slots]
     engine = get_engine()
     if engine.dialect.name != "postgresql":  # SQLite: one write transaction (BEGIN IMMEDIATE)
         db = get_session()
-        paths = db.connection().execute(claim, params).first()
-        if paths is None:
+        claimed = db.connection().execute(_CLAIM, params).first()
+        if claimed is None:
             db.rollback()
             return None
         try:
-            data = [media.read_served(p) for p in paths]
+            data = _read_dithered(claimed)
         except media.MediaError:
             db.rollback()
             raise
         db.commit()
         return data
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        paths = conn.execute(claim, params).first()
-        if paths is None:
+        claimed = conn.execute(_CLAIM, params).first()
+        if claimed is None:
             return None
         try:
-            return [media.read_served(p) for p in paths]
+            return _read_dithered(claimed)
         except media.MediaError:
-            conn.execute(give_back, params)
+            conn.execute(_GIVE_BACK, params)
             raise
 
 
-def _no_image(trial_id: int, slots: tuple[int, ...]) -> NoReturn:
-    """Abort with why ``slots`` cannot be delivered: 404 (not this rater's trial, or no
-    image in a slot) or 410 (the trial is over, or an image was delivered already)."""
+def _no_image(trial_id: int) -> NoReturn:
+    """Abort with why the images cannot be delivered: 404 (not this rater's trial, or a
+    slot without an image) or 410 (the trial is over, or its images were delivered)."""
     trial, _rater, _study = _own_trial(trial_id)
     if trial.status != "open":
         abort(410, description=f"trial {trial_id} is {trial.status}")
-    if not all(trial.served_1 if s == 1 else trial.served_2 for s in slots):
+    if not (trial.served_1 and trial.served_2):
         abort(404, description="no image for this slot")
-    which = f"image {slots[0]}" if len(slots) == 1 else "an image"
-    abort(410, description=f"{which} of trial {trial_id} was delivered already")
+    abort(410, description=f"the images of trial {trial_id} were delivered already")

@@ -29,7 +29,6 @@ assignments, then trials, then pairs in id order.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 from collections import Counter
@@ -54,10 +53,15 @@ from .ids import external_key
 from .models import ACTIVE_STATES, Assignment, Image, Method, Pair, Rater, Study, Trial, utcnow
 
 
-def rater_rng(study: Study, rater: Rater, salt: int = 0) -> np.random.Generator:
-    """Per-rater generator derived from the study seed and the rater token."""
-    digest = int(hashlib.sha256(rater.token.encode()).hexdigest()[:12], 16)
-    return np.random.default_rng([study.seed, digest, salt])
+def rater_rng(rater: Rater, salt: int = 0) -> np.random.Generator:
+    """Per-rater generator from the rater's server-side secret (``Rater.plan_secret``).
+
+    Nothing a client holds (its cookies, which carry the rater token, the pages, the
+    responses, the practice feedback, the study seed) determines it, so no client can
+    predict the presentation order, the attention positions or which pair comes next. The
+    secret stays in the database, so a session's plan can be reproduced from it afterwards.
+    """
+    return np.random.default_rng([int(rater.plan_secret, 16), salt])
 
 
 def n_attention(study: Study) -> int:
@@ -85,7 +89,7 @@ def session_length(study: Study) -> int:
 
 def plan_attention_positions(study: Study, rater: Rater) -> str:
     """Choose the session positions (0-based, after practice) of the attention checks."""
-    rng = rater_rng(study, rater, salt=1)
+    rng = rater_rng(rater, salt=1)
     lo, hi = study.n_practice, session_length(study)
     picked = rng.choice(np.arange(lo, hi), size=n_attention(study), replace=False)
     pos = sorted(int(p) for p in picked)
@@ -95,7 +99,8 @@ def plan_attention_positions(study: Study, rater: Rater) -> str:
 def new_rater(
     session: Session, study: Study, browser_id: str, external_id: str | None, user_agent: str
 ) -> Rater:
-    """Create a rater with an unguessable token and a fixed attention-check plan."""
+    """Create a rater with an unguessable token, a plan secret (128 bits from the OS, kept
+    server-side) and a fixed attention-check plan."""
     rater = Rater(
         study_id=study.id,
         token=secrets.token_urlsafe(32),
@@ -103,7 +108,8 @@ def new_rater(
         external_id=external_id or None,
         external_key=external_key(external_id),
         browser_id=browser_id,
-        user_agent=user_agent[:500],
+        user_agent=user_agent.replace("\x00", "")[:500],  # PostgreSQL refuses NUL in text
+        plan_secret=secrets.token_hex(16),
     )
     rater.attention_positions = plan_attention_positions(study, rater)
     session.add(rater)
@@ -303,7 +309,7 @@ def next_trial(session: Session, study: Study, rater: Rater,
     if seq >= session_length(study):
         finish(rater)
         return None
-    rng = rater_rng(study, rater, salt=100 + seq)
+    rng = rater_rng(rater, salt=100 + seq)
     generated_first = bool(rng.integers(2))
     trial, gt, generated = _unscored_trial(session, study, rater, seq, rng)
     if trial is None:
@@ -318,6 +324,7 @@ def next_trial(session: Session, study: Study, rater: Rater,
     trial.served_1, trial.served_2 = (generated, gt) if generated_first else (gt, generated)
     trial.status = "open"
     trial.shown_1 = trial.shown_2 = False
+    trial.dither_seed = int(secrets.token_hex(8), 16) >> 2  # 62 bits: fits a signed BIGINT
     trial.created_at = utcnow()
     trial.ended_at, trial.invalid_reason = None, ""
     # One Core INSERT (the unit of work costs more than the statement on this hot path); the

@@ -8,6 +8,7 @@ the rotated image as the one with "true colours" fails the check.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -43,3 +44,23 @@ def colourfulness(rgb: np.ndarray) -> float:
     step = max(1, min(rgb.shape[:2]) // 64)
     lab = color.rgb2lab(rgb[::step, ::step].astype(np.float64) / 255.0)
     return float(np.mean(np.hypot(lab[..., 1], lab[..., 2])))
+
+
+def flag_probability(planned: int, max_fail_rate: float, min_failures: int,
+                     p_fail: float) -> float:
+    """Probability that a rater who fails each of ``planned`` checks independently with
+    probability ``p_fail`` is flagged by the rule "more than ``max_fail_rate`` of the planned
+    checks failed, and at least ``min_failures`` of them" (:func:`vtt_app.responses.
+    update_flag`)."""
+    return sum(math.comb(planned, k) * p_fail**k * (1 - p_fail) ** (planned - k)
+               for k in range(planned + 1)
+               if k >= min_failures and k / planned > max_fail_rate)
+
+
+def smallest_flagging_rate(scored: int, min_failures: int) -> float:
+    """The smallest attention rate (two decimals) whose ``round(rate * scored)`` checks give
+    the flag rule ``min_failures`` checks to fail."""
+    rate = math.ceil(100 * (min_failures - 0.5) / max(scored, 1)) / 100
+    while round(rate * scored) < min_failures:
+        rate += 0.01
+    return round(rate, 2)

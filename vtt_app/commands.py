@@ -1,4 +1,5 @@
-"""Click commands: ``init-db``, ``create-study``, ``create-oracle``, ``export``.
+"""Click commands: ``init-db``, ``create-study``, ``create-oracle``, ``export``, ``plan``,
+``mturk-question``.
 
 Usage (from the project root)::
 
@@ -7,6 +8,8 @@ Usage (from the project root)::
         --methods pixcolor_s1,pixcolor_s2,pixcolor_s3,cic,lrac,ltbc --images 500 --raters-per-pair 5
     flask --app vtt_app create-oracle --study ctest500
     flask --app vtt_app export --study ctest500 --out out/vtt
+    flask --app vtt_app plan --study ctest500      # check and print the pre-registered plan
+    flask --app vtt_app mturk-question --study NAME --base-url https://vtt.example.org
 """
 
 from __future__ import annotations
@@ -19,9 +22,16 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from sqlalchemy import func, select
 
+from . import platforms, prereg
 from .db import create_all, get_session
 from .models import Image, Pair, Study
-from .study import StudyError, StudyOptions, create_oracle_stage, create_study
+from .study import (
+    StudyError,
+    StudyOptions,
+    attention_summary,
+    create_oracle_stage,
+    create_study,
+)
 
 
 def _split(value: str) -> list[str]:
@@ -67,12 +77,22 @@ def init_db_command() -> None:
               help="reclaim an unanswered assignment after this many seconds")
 @click.option("--oracle-group", default="pixcolor_s1,pixcolor_s2,pixcolor_s3",
               show_default=True, help="seed methods of one model for the oracle stage")
-@click.option("--seed", default=0, show_default=True, help="seed of image sampling and plans")
-def create_study_command(name: str | None, runs: Path, methods: str, **kw) -> None:
+@click.option("--seed", default=0, show_default=True,
+              help="seed of the photo sampling (raters' plans come from a server secret)")
+@click.option("--platform", type=click.Choice(["none", "prolific", "mturk"]), default="none",
+              show_default=True, help="where raters come from (vtt_app/README.md)")
+@click.option("--require-platform-id", "require_external_id", is_flag=True,
+              help="refuse raters whose link carries no platform id")
+@click.option("--completion-code", default="", help="Prolific: code for raters who finish")
+@click.option("--screened-out-code", default="",
+              help="Prolific: code for raters screened out by the attention checks")
+def create_study_command(name: str | None, runs: Path, methods: str, platform: str,
+                         **kw) -> None:
     """Create a study from a benchmark runs folder."""
     create_all()
     opts = StudyOptions(name=name or runs.resolve().name, runs=runs, methods=_split(methods),
-                        timeout_s=kw.pop("timeout_s"), **kw)
+                        timeout_s=kw.pop("timeout_s"),
+                        platform="" if platform == "none" else platform, **kw)
     db = get_session()
     media = Path(current_app.config["MEDIA_DIR"]) / opts.name
     try:
@@ -87,6 +107,7 @@ def create_study_command(name: str | None, runs: Path, methods: str, **kw) -> No
                f"{len(opts.methods)} methods = {n_pairs} pairs, K = {study.raters_per_pair}; "
                f"{roles['practice']} practice and {roles['attention']} spare attention photos. "
                f"Raters start at /s/{study.name}/")
+    click.echo(attention_summary(study))
     if roles["test"] < opts.images:
         click.echo(f"Warning: only {roles['test']} of the {opts.images} test images asked for "
                    f"exist in every method folder of {opts.runs}", err=True)
@@ -115,14 +136,63 @@ def create_oracle_command(study_name: str, group: str, force: bool) -> None:
 @click.option("--study", "study_name", required=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
 def export_command(study_name: str, out: Path) -> None:
-    """Write responses.csv and raters.csv of a study."""
+    """Write responses.csv, raters.csv, plan.json and plan.md of a study."""
     from .export import export_study
 
-    paths = export_study(get_session(), _study(study_name), out)
-    click.echo("Wrote " + ", ".join(str(p) for p in paths))
+    study = _study(study_name)
+    paths = export_study(get_session(), study, out)
+    click.echo("Wrote " + ", ".join(str(p) for p in paths)
+               + (f", {out / 'plan.json'}, {out / 'plan.md'}" if study.plan_json else ""))
+    try:
+        prereg.stored_plan(study)
+    except prereg.PlanError as err:
+        click.echo(f"Warning: {err}", err=True)
+
+
+@click.command("plan")
+@with_appcontext
+@click.option("--study", "study_name", required=True)
+@click.option("--out", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="write plan.json and plan.md into this folder instead of printing plan.md")
+def plan_command(study_name: str, out: Path | None) -> None:
+    """Check a study's pre-registered plan against its SHA-256, then print or write it."""
+    study = _study(study_name)
+    try:
+        plan = prereg.stored_plan(study)
+    except prereg.PlanError as err:
+        raise click.ClickException(str(err)) from err
+    if out is None:
+        click.echo(prereg.plan_markdown(plan, study.plan_sha256), nl=False)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, data in prereg.plan_files(study).items():
+            (out / name).write_bytes(data)
+        click.echo(f"Wrote {out / 'plan.json'}, {out / 'plan.md'}")
+    click.echo(f"Plan SHA-256 {study.plan_sha256}: the stored plan matches it", err=True)
+
+
+@click.command("mturk-question")
+@with_appcontext
+@click.option("--study", "study_name", required=True)
+@click.option("--base-url", required=True,
+              help="the HTTPS address raters reach the app at, e.g. https://vtt.example.org")
+@click.option("--frame-height", default=0, show_default=True,
+              help="iframe height in pixels (0: MTurk sizes it to the window)")
+def mturk_question_command(study_name: str, base_url: str, frame_height: int) -> None:
+    """Print the ExternalQuestion XML of an MTurk study (the HIT's Question)."""
+    study = _study(study_name)
+    if study.platform != "mturk":
+        raise click.ClickException(f"study {study.name!r} is not an MTurk study: create it "
+                                   "with --platform mturk (framing is allowed only for those)")
+    url = f"{base_url.rstrip('/')}/s/{study.name}/"
+    try:
+        click.echo(platforms.external_question_xml(url, frame_height), nl=False)
+    except platforms.PlatformError as err:
+        raise click.ClickException(str(err)) from err
 
 
 def init_app(app: Flask) -> None:
     """Register the commands on ``app``."""
-    for cmd in (init_db_command, create_study_command, create_oracle_command, export_command):
+    for cmd in (init_db_command, create_study_command, create_oracle_command, export_command,
+                plan_command, mturk_question_command):
         app.cli.add_command(cmd)

@@ -4,7 +4,8 @@ SQLite (the default, a file in the instance folder) runs in WAL mode and every t
 starts with ``BEGIN IMMEDIATE``: the write lock is taken before the assignment code reads the
 slot counts, so concurrent raters cannot over-assign a pair. On PostgreSQL a rater's calls
 are serialised by a row lock on the rater and a slot is claimed by a conditional update of
-its pair (:mod:`vtt_app.assignment`).
+its pair (:mod:`vtt_app.assignment`), and an answer is acknowledged only once it is on disk
+(:func:`durable_commit`; ``VTT_DB_SYNCHRONOUS_COMMIT``, :func:`sync_commit_mode`).
 """
 
 from __future__ import annotations
@@ -12,32 +13,64 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, current_app, g
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from .models import Base
 
+SYNC_COMMIT_MODES = ("answers", "on", "off")
+_SYNC_COMMIT_ALIASES = {"1": "on", "true": "on", "yes": "on", "0": "off", "false": "off",
+                        "no": "off"}
 
-def make_engine(url: str, pool_size: int = 10, synchronous_commit: bool = False) -> Engine:
+
+def sync_commit_mode(value: str | bool) -> str:
+    """The PostgreSQL commit mode named by ``VTT_DB_SYNCHRONOUS_COMMIT`` (or the config's
+    ``DB_SYNCHRONOUS_COMMIT``): ``answers``, ``on`` or ``off`` (see :func:`make_engine`).
+
+    The boolean spellings of earlier versions still work: ``1``/``true``/``yes`` (and True)
+    mean ``on``, ``0``/``false``/``no`` (and False) mean ``off``.
+
+    Raises:
+        ValueError: any other value, naming the variable and the accepted values.
+    """
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    word = str(value).strip().lower()
+    mode = _SYNC_COMMIT_ALIASES.get(word, word)
+    if mode not in SYNC_COMMIT_MODES:
+        raise ValueError(f"VTT_DB_SYNCHRONOUS_COMMIT={value!r}: expected answers (the default: "
+                         "answers wait for the disk), on (every commit waits) or off (none "
+                         "waits)")
+    return mode
+
+
+def make_engine(url: str, pool_size: int = 10, synchronous_commit: str | bool = "answers"
+                ) -> Engine:
     """Create an engine for ``url``; SQLite gets WAL, foreign keys and BEGIN IMMEDIATE.
 
     Args:
         url: any SQLAlchemy database URL.
         pool_size: connections kept open per process (a server's threads per worker); up
             to as many again open under a burst, and a request waits at most 10 s for one.
-        synchronous_commit: PostgreSQL only. False (the app's default): its sessions run
-            with ``synchronous_commit = off``, so a commit does not wait for the WAL flush
-            (the disk's flush stalls were the whole tail of the latency under 200 raters).
-            The database stays consistent; a crash of PostgreSQL or of the machine (not of
-            the app) can lose the last ~0.6 s of acknowledged writes, which then look never
-            made (an answer lost so is an open trial whose slot expires and is re-queued).
-            True: every commit waits for the disk.
+        synchronous_commit: PostgreSQL only, a value of :func:`sync_commit_mode`.
+            ``answers`` (the app's default): sessions run with ``synchronous_commit = off``,
+            so a commit does not wait for the WAL flush (the disk's flush stalls were the
+            whole tail of the latency under 200 raters), except the transaction that stores
+            an answer (:func:`durable_commit`): an answer is acknowledged only once it is on
+            disk, and its flush takes every earlier commit with it. A crash of PostgreSQL or
+            of the machine can lose the last ~0.6 s of other writes (a trial assigned but
+            not yet answered, a delivery flag), which then look never made. ``on``: every
+            commit waits for the disk. ``off`` (the fast option): no commit waits, and a
+            crash can also lose the last ~0.6 s of acknowledged answers (a lost answer is an
+            open trial whose slot expires and is re-queued). The database stays consistent
+            in every mode.
 
     Returns:
         The engine.
     """
     if not url.startswith("sqlite"):
-        connect_args = {} if synchronous_commit else {"options": "-c synchronous_commit=off"}
+        on = sync_commit_mode(synchronous_commit) == "on"
+        connect_args = {} if on else {"options": "-c synchronous_commit=off"}
         return create_engine(url, pool_pre_ping=False, pool_size=pool_size,
                              max_overflow=pool_size, pool_timeout=10,
                              connect_args=connect_args)
@@ -62,9 +95,11 @@ def make_engine(url: str, pool_size: int = 10, synchronous_commit: bool = False)
 
 def init_app(app: Flask) -> None:
     """Attach an engine and a session factory to ``app`` and close sessions per request."""
-    engine = make_engine(app.config["DATABASE_URL"], app.config.get("DB_POOL_SIZE", 10),
-                         app.config.get("DB_SYNCHRONOUS_COMMIT", False))
+    mode = sync_commit_mode(app.config.get("DB_SYNCHRONOUS_COMMIT", "answers"))
+    engine = make_engine(app.config["DATABASE_URL"], app.config.get("DB_POOL_SIZE", 10), mode)
     app.extensions["vtt_engine"] = engine
+    app.extensions["vtt_durable_answers"] = (mode == "answers"
+                                             and engine.dialect.name == "postgresql")
     app.extensions["vtt_sessionmaker"] = sessionmaker(engine, expire_on_commit=False)
     app.teardown_appcontext(close_session)
 
@@ -79,6 +114,15 @@ def get_session() -> Session:
     if "vtt_session" not in g:
         g.vtt_session = current_app.extensions["vtt_sessionmaker"]()
     return g.vtt_session
+
+
+def durable_commit(session: Session) -> None:
+    """Commit ``session``'s transaction, which stores an answer, and return once it is on
+    disk: in mode ``answers`` (PostgreSQL) the transaction's own ``synchronous_commit`` is
+    turned on first; in the other modes and on SQLite this is a plain commit."""
+    if current_app.extensions.get("vtt_durable_answers"):
+        session.execute(text("SET LOCAL synchronous_commit TO on"))
+    session.commit()
 
 
 def close_session(_exc: BaseException | None = None) -> None:

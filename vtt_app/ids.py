@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import unicodedata
 
 MAX_EXTERNAL_ID = 200
@@ -17,7 +18,12 @@ def clean_external_id(text: str) -> str:
 
 def external_key(external_id: str | None) -> str | None:
     """The form under which two ids count as the same rater: case and inner spaces ignored
-    (``RETAKE1``, ``retake1`` and ``retake 1`` are one rater)."""
+    (``RETAKE1``, ``retake1`` and ``retake 1`` are one rater). Casefolding can lengthen an
+    id (``ß`` -> ``ss``): a key over 200 characters (the column's size) is replaced by its
+    SHA-256, so equal ids still get equal keys."""
     if not external_id:
         return None
-    return "".join(external_id.casefold().split()) or None
+    key = "".join(external_id.casefold().split())
+    if len(key) > MAX_EXTERNAL_ID:
+        key = "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return key or None

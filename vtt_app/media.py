@@ -15,17 +15,27 @@ another encoder, with other chunks, and compresses differently from a colourisat
 
 The served copies take about 3 bytes per pixel (200 KB for a 256 x 256 image). The
 benchmark's own files are still hashed at ``create-study`` and recorded for provenance.
+
+**Every delivery is unique bytes.** A served copy is never sent as it is: each trial draws a
+secret dither seed (``Trial.dither_seed``, kept in the database) and each of its two images
+is sent with every 8-bit sample moved by -1, 0 or +1 (:func:`dither`; clipped to 0..255, so
+at most one level per channel: invisible). The real photo of two trials is then two
+different byte strings, so "the image whose bytes I saw before is the real one" tells a
+rater with several accounts nothing. The stored blocks keep the size unchanged, and the
+seed reproduces exactly what was sent (``dither(read_served(path), seed, slot)``).
+What dithering does not stop: raters who compare *pixels* across accounts (the real photo
+of two deliveries differs by at most 2 levels, two colourisations of it by much more).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image as PILImage
 
 from pixcolor.io import atomic_open
 
@@ -36,12 +46,67 @@ class MediaError(ValueError):
     """A file to serve cannot be read; the message names it."""
 
 
+_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(
+        ">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+
+def _png(width: int, height: int, raw: bytes) -> bytes:
+    """An 8-bit RGB PNG of filtered scanlines ``raw`` (filter byte 0 before each row), in
+    one IDAT of zlib stored blocks, between IHDR and IEND."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (_SIGNATURE + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(raw, 0))
+            + _chunk(b"IEND", b""))
+
+
 def normalised_png(rgb: np.ndarray) -> bytes:
-    """(H, W, 3) uint8 -> PNG bytes with no metadata and a size set by H and W alone."""
-    buf = io.BytesIO()
-    PILImage.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB").save(
-        buf, format="PNG", compress_level=0, optimize=False)
-    return buf.getvalue()
+    """(H, W, 3) uint8 -> PNG bytes with no metadata and a size set by H and W alone:
+    IHDR, one IDAT of zlib stored blocks (level 0) of unfiltered rows, IEND."""
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) image, got shape {rgb.shape}")
+    h, w, _ = rgb.shape
+    rows = np.zeros((h, 1 + 3 * w), dtype=np.uint8)  # filter type 0 (None) on every row
+    rows[:, 1:] = rgb.reshape(h, 3 * w)
+    return _png(w, h, rows.tobytes())
+
+
+def _rows(data: bytes) -> tuple[int, int, np.ndarray]:
+    """(width, height, filtered rows) of a PNG written by :func:`normalised_png`."""
+    if data[:8] != _SIGNATURE or data[12:16] != b"IHDR":
+        raise MediaError("not a served PNG")
+    w, h = struct.unpack(">II", data[16:24])
+    n = struct.unpack(">I", data[33:37])[0]
+    if data[37:41] != b"IDAT":
+        raise MediaError("not a served PNG (IDAT expected after IHDR)")
+    rows = np.frombuffer(zlib.decompress(data[41:41 + n]), dtype=np.uint8)
+    if rows.size != h * (1 + 3 * w):
+        raise MediaError("not a served PNG (unexpected image data size)")
+    return w, h, rows.reshape(h, 1 + 3 * w)
+
+
+def dither(data: bytes, seed: int, slot: int) -> bytes:
+    """The served copy ``data`` with every sample moved by -1, 0 or +1 (clipped to 0..255),
+    drawn from ``(seed, slot)``: the bytes one delivery sends. Same length as ``data``.
+
+    Raises:
+        MediaError: ``data`` is not a PNG written by :func:`normalised_png`.
+    """
+    w, h, rows = _rows(data)
+    pixels = rows[:, 1:].astype(np.int16)
+    step = np.random.default_rng([seed, slot]).integers(-1, 2, size=pixels.shape, dtype=np.int8)
+    out = rows.copy()
+    out[:, 1:] = np.clip(pixels + step, 0, 255)
+    return _png(w, h, out.tobytes())
+
+
+def decode(data: bytes) -> np.ndarray:
+    """The (H, W, 3) uint8 pixels of a served copy or of a dithered delivery."""
+    w, h, rows = _rows(data)
+    return rows[:, 1:].reshape(h, w, 3).copy()
 
 
 def store(rgb: np.ndarray, media_dir: Path) -> tuple[Path, str]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -84,8 +85,18 @@ class Study(Base):
     exposure_ms: Mapped[int] = mapped_column(Integer, default=1000)
     assignment_timeout_s: Mapped[int] = mapped_column(Integer, default=600)
     oracle_group: Mapped[str] = mapped_column(Text, default="")  # comma-separated seeds
-    seed: Mapped[int] = mapped_column(Integer, default=0)
+    seed: Mapped[int] = mapped_column(Integer, default=0)  # which photos and pairs (not plans)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # where raters come from: "" (a plain link), "prolific" or "mturk" (vtt_app.platforms)
+    platform: Mapped[str] = mapped_column(String(20), default="")
+    require_external_id: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the platform's completion code for raters who finish, and for raters screened out by
+    # the attention checks (Prolific); empty: the rater's own code is shown
+    completion_code: Mapped[str] = mapped_column(String(64), default="")
+    screened_out_code: Mapped[str] = mapped_column(String(64), default="")
+    # the frozen pre-registered plan (vtt_app.prereg) and the SHA-256 of its JSON
+    plan_json: Mapped[str] = mapped_column(Text, default="")
+    plan_sha256: Mapped[str] = mapped_column(String(64), default="")
 
     methods: Mapped[list[Method]] = relationship(back_populates="study")
 
@@ -151,6 +162,14 @@ class Rater(_InStudy, Base):
     # external_id normalised for the retake check (rater.external_key): unique per study
     external_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     browser_id: Mapped[str] = mapped_column(String(64))
+    # server-side secret of the rater's plan (order, attention positions, tie-breaks): never
+    # sent to the client, so nothing a rater holds predicts the presentation
+    plan_secret: Mapped[str] = mapped_column(String(64), default="")
+    # the platform's ids of this visit (Prolific STUDY_ID / SESSION_ID, MTurk hitId /
+    # assignmentId) and MTurk's checked turkSubmitTo origin
+    platform_study_id: Mapped[str] = mapped_column(String(200), default="")
+    platform_session_id: Mapped[str] = mapped_column(String(200), default="")
+    turk_submit_to: Mapped[str] = mapped_column(String(200), default="")
     attention_positions: Mapped[str] = mapped_column(Text, default="")  # comma-separated
     user_agent: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -202,6 +221,9 @@ class Trial(Base):
     # the served copies of slot 1 and 2 (vtt_app.media), fixed when the trial is assigned
     served_1: Mapped[str] = mapped_column(Text, default="")
     served_2: Mapped[str] = mapped_column(Text, default="")
+    # seed of the per-delivery dither of both images (vtt_app.media.dither): every delivered
+    # image is unique bytes; the seed reproduces exactly what was sent
+    dither_seed: Mapped[int] = mapped_column(BigInteger, default=0)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     invalid_reason: Mapped[str] = mapped_column(Text, default="")  # of an interrupted trial
 

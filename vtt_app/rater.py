@@ -4,16 +4,20 @@ A rater is identified by an unguessable token kept in the signed session cookie.
 attempt at the same study is refused when the same platform id (``worker_id``,
 ``PROLIFIC_PID`` or ``workerId`` in the link) or the same browser (a long-lived random
 cookie) has already finished it; an unfinished session on the same browser is resumed.
+Prolific and MTurk specifics (their ids, MTurk's preview, where the rater returns at the
+end) are in :mod:`vtt_app.platforms`.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 
 from flask import (
     Blueprint,
     abort,
     current_app,
+    g,
     make_response,
     redirect,
     render_template,
@@ -24,14 +28,14 @@ from flask import (
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
+from . import platforms, security
 from .assignment import n_attention, new_rater, session_length
 from .db import get_session
 from .ids import clean_external_id, external_key
 from .models import Rater, Study, Trial
+from .study import NAME_RE
 
 bp = Blueprint("rater", __name__)
-
-EXTERNAL_ID_PARAMS = ("worker_id", "PROLIFIC_PID", "workerId")
 
 BROWSER_COOKIE_AGE = 365 * 24 * 3600
 
@@ -42,10 +46,12 @@ _RATER = select(Rater).where(Rater.token == bindparam("b_token"),
 
 
 def get_study(name: str) -> Study:
-    """The study called ``name``, or 404."""
-    study = get_session().scalar(_STUDY, {"b_name": name})
+    """The study called ``name``, or 404 (without a query for a name no study can have,
+    e.g. with a NUL, which PostgreSQL refuses in text)."""
+    study = get_session().scalar(_STUDY, {"b_name": name}) if NAME_RE.match(name) else None
     if study is None:
         abort(404, description=f"no study called {name!r}")
+    g.vtt_platform = study.platform  # the page's framing and cookie rules (vtt_app.security)
     return study
 
 
@@ -60,8 +66,16 @@ def current_rater(study: Study, required: bool = True) -> Rater | None:
     return rater
 
 
+#: A browser cookie as the consent page writes it (``secrets.token_urlsafe``), at most the
+#: 64 characters of ``Rater.browser_id``.
+BROWSER_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 def _browser_id() -> str:
-    return request.cookies.get(current_app.config["BROWSER_COOKIE"], "")
+    """The browser cookie; "" when there is none or it is not a well-formed token (too long,
+    a NUL...): as if absent, so the consent page sets a new one."""
+    bid = request.cookies.get(current_app.config["BROWSER_COOKIE"], "")
+    return bid if BROWSER_ID_RE.fullmatch(bid) else ""
 
 
 @bp.get("/")
@@ -71,20 +85,45 @@ def index():
     return render_template("index.html", studies=studies)
 
 
+def _visit(study: Study) -> platforms.Visit:
+    """The platform's parameters of this visit: from the link when it has any (an id from
+    the link is then fixed: the form shows it read-only and consent takes it from here, not
+    from what the form sends back), else as the link of an earlier page of this session
+    gave them."""
+    visit = platforms.read_visit(study.platform, request.args)
+    visits = dict(session.get("visits", {}))
+    if visit.preview:
+        return visit
+    if visit.external_id or visit.session_id:
+        visits[study.name] = visit.as_dict()
+        session["visits"] = visits
+        return visit
+    return platforms.Visit(**visits.get(study.name, {}))
+
+
+def _refusal(study: Study, visit: platforms.Visit) -> str:
+    """Why this visit cannot take part ("" if it can)."""
+    if study.require_external_id and not visit.external_id:
+        return ("This study must be opened from the link on the recruiting platform (it "
+                "carries your participant id). Please go back and use that link.")
+    if study.platform == "mturk" and not visit.session_id:
+        return "Please accept the HIT on Mechanical Turk first, then the study starts here."
+    return ""
+
+
 @bp.get("/s/<study_name>/")
 def consent(study_name: str):
-    """Consent page; sets the browser cookie used to refuse retakes."""
+    """Consent page; sets the browser cookie used to refuse retakes. An MTurk preview shows
+    the instructions only: nothing can start until the worker accepts the HIT."""
     study = get_study(study_name)
-    external_id = clean_external_id(
-        next((request.args[k] for k in EXTERNAL_ID_PARAMS if request.args.get(k)), ""))
-    # An id from the platform's link is fixed: the form shows it read-only and the consent
-    # step takes it from here, not from what the form sends back.
-    locked = dict(session.get("locked_ids", {}))
-    if external_id:
-        locked[study.name] = external_id
-        session["locked_ids"] = locked
-    else:
-        external_id = locked.get(study.name, "")
+    visit = _visit(study)
+    page = dict(study=study, n_trials=session_length(study), n_attention=n_attention(study))
+    if visit.preview:
+        return render_template("consent.html", preview=True, **page)
+    refusal = _refusal(study, visit)
+    if refusal:
+        return render_template("message.html", title="Use the platform's link",
+                               message=refusal), 400
     rater = current_rater(study, required=False)
     bid = _browser_id()
     if rater is None and bid:
@@ -96,14 +135,12 @@ def consent(study_name: str):
                                message="You have already taken part in this study. Thank you!",
                                code=rater.completion_code), 403
     resp = make_response(render_template(
-        "consent.html", study=study, external_id=external_id,
-        id_locked=bool(external_id), resume=rater is not None,
-        n_trials=session_length(study),
-        n_attention=n_attention(study)))
+        "consent.html", external_id=visit.external_id, id_locked=bool(visit.external_id),
+        resume=rater is not None, **page))
     if not bid:
         resp.set_cookie(current_app.config["BROWSER_COOKIE"], secrets.token_urlsafe(24),
-                        max_age=BROWSER_COOKIE_AGE, httponly=True, samesite="Lax",
-                        secure=request.is_secure)
+                        max_age=BROWSER_COOKIE_AGE, httponly=True,
+                        **security.cookie_site_flags())
     return resp
 
 
@@ -117,9 +154,36 @@ def give_consent(study_name: str):
     bid = _browser_id()
     if not bid:
         abort(400, description="cookies are needed to take part: enable them and reload")
-    external_id = (session.get("locked_ids", {}).get(study.name)
+    visit = platforms.Visit(**session.get("visits", {}).get(study.name, {}))
+    refusal = _refusal(study, visit)
+    if refusal:
+        abort(400, description=refusal)
+    external_id = (visit.external_id
                    or clean_external_id(request.form.get("external_id", ""))) or None
-    key = external_key(external_id)
+    rater = _returning_rater(db, study, bid, external_key(external_id))
+    if rater is False:
+        return render_template("message.html", title="Already taken",
+                               message="This rater id or browser has already taken part "
+                               "in this study; a study can be taken only once."), 403
+    if rater is None:
+        try:
+            rater = new_rater(db, study, bid, external_id, request.headers.get("User-Agent", ""))
+            rater.platform_study_id, rater.platform_session_id = visit.study_id, visit.session_id
+            rater.turk_submit_to = visit.turk_submit_to
+            db.commit()
+        except IntegrityError:  # the same browser or id consented twice at once
+            db.rollback()
+            abort(409, description="this browser or rater id has just started this study: "
+                  "reload the page")
+    raters = dict(session.get("raters", {}))
+    raters[study.name] = rater.token
+    session["raters"] = raters
+    return redirect(url_for("rater.instructions", study_name=study.name))
+
+
+def _returning_rater(db, study: Study, bid: str, key: str | None) -> Rater | None | bool:
+    """The unfinished rater this browser resumes; None for a new rater; False when the
+    browser or the platform id has taken the study already (or belong to two raters)."""
     by_browser = db.scalar(select(Rater).where(Rater.study_id == study.id, Rater.browser_id == bid))
     by_external = None
     if key:
@@ -131,21 +195,8 @@ def give_consent(study_name: str):
         rater.finished_at is not None or (by_external is not None and by_browser is None)
         or (by_browser is not None and by_external is not None and by_browser.id != by_external.id)
     ):
-        return render_template("message.html", title="Already taken",
-                               message="This rater id or browser has already taken part "
-                               "in this study; a study can be taken only once."), 403
-    if rater is None:
-        try:
-            rater = new_rater(db, study, bid, external_id, request.headers.get("User-Agent", ""))
-            db.commit()
-        except IntegrityError:  # the same browser or id consented twice at once
-            db.rollback()
-            abort(409, description="this browser or rater id has just started this study: "
-                  "reload the page")
-    raters = dict(session.get("raters", {}))
-    raters[study.name] = rater.token
-    session["raters"] = raters
-    return redirect(url_for("rater.instructions", study_name=study.name))
+        return False
+    return rater
 
 
 @bp.get("/s/<study_name>/instructions")
@@ -174,5 +225,10 @@ def done(study_name: str):
     if rater.finished_at is None:
         return redirect(url_for("rater.run", study_name=study.name))
     shown = get_session().scalar(select(func.count(Trial.id)).where(Trial.rater_id == rater.id))
-    return render_template("done.html", study=study, code=rater.completion_code,
-                           early=shown < session_length(study))
+    return render_template(
+        "done.html", study=study, code=rater.completion_code, early=shown < session_length(study),
+        platform_code=platforms.platform_code(study, rater),
+        prolific_url=platforms.prolific_return_url(study, rater)
+        if study.platform == "prolific" else "",
+        mturk_url=platforms.mturk_submit_url(rater) if study.platform == "mturk" else "",
+        assignment_id=rater.platform_session_id)

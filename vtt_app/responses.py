@@ -11,6 +11,7 @@ window lost focus while the images were on screen.
 from __future__ import annotations
 
 import math
+import reprlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,12 +48,17 @@ class Answer:
     events: list[tuple[str, int | None, float]] = field(default_factory=list)
 
 
+_SHORT = reprlib.Repr()  # a value in an error message: bounded in depth and length
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 3, 60, 60, 40
+
+
 def _num(payload: dict, key: str, lo: float, hi: float) -> float:
-    value = payload.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise BadRequest(f"field {key!r} must be a finite number, got {value!r}")
+    value = payload.get(key)  # an int of any size compares exactly (no float() overflow)
+    if isinstance(value, bool) or not isinstance(value, int | float) or (
+            isinstance(value, float) and not math.isfinite(value)):
+        raise BadRequest(f"field {key!r} must be a finite number, got {_SHORT.repr(value)}")
     if not lo <= value <= hi:
-        raise BadRequest(f"field {key!r} = {value} is outside [{lo}, {hi}]")
+        raise BadRequest(f"field {key!r} = {_SHORT.repr(value)} is outside [{lo}, {hi}]")
     return float(value)
 
 
@@ -62,18 +68,20 @@ def parse_answer(payload: Any) -> Answer:
         raise BadRequest("the body must be a JSON object")
     choice = payload.get("choice")
     if choice not in (1, 2) or isinstance(choice, bool):
-        raise BadRequest(f"field 'choice' must be 1 or 2, got {choice!r}")
+        raise BadRequest(f"field 'choice' must be 1 or 2, got {_SHORT.repr(choice)}")
     big = 1e9
     events_in = payload.get("events", [])
     if not isinstance(events_in, list) or len(events_in) > MAX_EVENTS:
         raise BadRequest(f"field 'events' must be a list of at most {MAX_EVENTS} events")
     events = []
     for ev in events_in:
-        if not isinstance(ev, dict) or ev.get("kind") not in EVENT_KINDS:
-            raise BadRequest(f"bad event {ev!r}: kind must be one of {sorted(EVENT_KINDS)}")
+        kind = ev.get("kind") if isinstance(ev, dict) else None  # any JSON: maybe unhashable
+        if not isinstance(kind, str) or kind not in EVENT_KINDS:
+            raise BadRequest(f"bad event {_SHORT.repr(ev)}: kind must be one of "
+                             f"{sorted(EVENT_KINDS)}")
         slot = ev.get("slot")
-        if slot not in (None, 1, 2):
-            raise BadRequest(f"bad event slot {slot!r}")
+        if slot is not None and (type(slot) is not int or slot not in (1, 2)):
+            raise BadRequest(f"bad event slot {_SHORT.repr(slot)}: null, 1 or 2")
         events.append((ev["kind"], slot, _num(ev, "t", 0, big)))
     return Answer(
         choice=int(choice),

@@ -10,12 +10,13 @@ from __future__ import annotations
 import hmac
 import secrets
 
-from flask import Flask, abort, current_app, jsonify, request, session
+from flask import Flask, abort, current_app, g, jsonify, request, session
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from werkzeug.exceptions import HTTPException
 
+from . import platforms
 from .db import get_session
 
 
@@ -26,12 +27,19 @@ def csrf_token() -> str:
     return session["csrf"]
 
 
+def same_secret(sent: object, expected: object) -> bool:
+    """Whether two secrets are equal, in constant time, compared as UTF-8 bytes
+    (``hmac.compare_digest`` raises on a ``str`` with non-ASCII characters)."""
+    return hmac.compare_digest(str(sent).encode("utf-8", "surrogatepass"),
+                               str(expected).encode("utf-8", "surrogatepass"))
+
+
 def _check_csrf() -> None:
     if request.method not in ("POST", "PUT", "PATCH", "DELETE"):
         return
     sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token", "")
     expected = session.get("csrf", "")
-    if not expected or not hmac.compare_digest(str(sent), str(expected)):
+    if not expected or not same_secret(sent, expected):
         abort(403, description="missing or wrong CSRF token: reload the page and try again")
 
 
@@ -47,12 +55,39 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
+def _mturk_csp() -> str:
+    """The pages of an MTurk study: framed by MTurk's worker sites only, and the done
+    page's form may post to MTurk's external-submit origins."""
+    submit = " ".join(platforms.submit_origins())
+    return CSP.replace("form-action 'self'", f"form-action 'self' {submit}").replace(
+        "frame-ancestors 'none'", "frame-ancestors " + " ".join(platforms.frame_origins()))
+
+
+def _mturk_page() -> bool:
+    """A rater page (or API call) of an MTurk study (``rater.get_study`` sets the platform)."""
+    return g.get("vtt_platform") == "mturk" and request.blueprint in ("rater", "api")
+
+
 def _security_headers(resp):
-    resp.headers["Content-Security-Policy"] = CSP
-    resp.headers["X-Frame-Options"] = "DENY"
+    if _mturk_page():
+        resp.headers["Content-Security-Policy"] = _mturk_csp()  # no X-Frame-Options: it
+        # cannot name the sites that may frame; frame-ancestors does
+    else:
+        resp.headers["Content-Security-Policy"] = CSP
+        resp.headers["X-Frame-Options"] = "DENY"
     resp.headers["X-Content-Type-Options"] = "nosniff"
     resp.headers["Referrer-Policy"] = "same-origin"
     return resp
+
+
+def cookie_site_flags() -> dict:
+    """``samesite`` and ``secure`` of the app's cookies for this request: ``Lax``, and
+    ``Secure`` over HTTPS; on an MTurk study's pages over HTTPS ``None`` + ``Secure``, since
+    MTurk shows the study in a frame of its own site (a third-party context)."""
+    if _mturk_page() and request.is_secure:
+        return {"samesite": "None", "secure": True}
+    return {"samesite": current_app.config["SESSION_COOKIE_SAMESITE"],
+            "secure": request.is_secure}
 
 
 class _SessionInterface(SecureCookieSessionInterface):
@@ -61,6 +96,9 @@ class _SessionInterface(SecureCookieSessionInterface):
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"] or (request and request.is_secure))
+
+    def get_cookie_samesite(self, app: Flask) -> str | None:
+        return cookie_site_flags()["samesite"] if request else super().get_cookie_samesite(app)
 
 
 def _db_unavailable(err: Exception):

@@ -21,8 +21,9 @@ from sqlalchemy.orm import Session
 
 from pixcolor.io import ImageLoadError, file_sha256, load_rgb
 
-from . import media
-from .attention import colourfulness, rotate_hue_lab
+from . import media, platforms, prereg
+from .assignment import n_attention, scored_per_rater
+from .attention import colourfulness, flag_probability, rotate_hue_lab, smallest_flagging_rate
 from .models import Image, Method, Pair, Rater, Response, Study, Trial
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -51,7 +52,11 @@ class StudyOptions:
     exposure_ms: int = 1000  # presentation time of each image (paper: 1 s)
     timeout_s: int = 600  # an unanswered assignment is reclaimed after this
     oracle_group: str = "pixcolor_s1,pixcolor_s2,pixcolor_s3"  # seeds of one model
-    seed: int = 0  # image sampling and per-rater randomness
+    seed: int = 0  # which photos and pairs (each rater's plan comes from a server secret)
+    platform: str = ""  # "" (a plain link), "prolific" or "mturk" (vtt_app.platforms)
+    require_external_id: bool = False  # refuse raters whose link carries no platform id
+    completion_code: str = ""  # Prolific: the code raters who finish are sent back with
+    screened_out_code: str = ""  # Prolific: the code for raters screened out by attention
 
 
 def _stems(folder: Path) -> set[str]:
@@ -76,6 +81,10 @@ def create_study(session: Session, opts: StudyOptions, media_dir: Path) -> Study
     """
     runs = opts.runs.resolve()
     _check_names(session, opts)
+    try:
+        platforms.check_settings(opts.platform, opts.completion_code, opts.screened_out_code)
+    except platforms.PlatformError as err:
+        raise StudyError(str(err)) from err
     practice, test, attention = _choose_images(opts, runs)
     study = Study(
         name=opts.name,
@@ -92,7 +101,12 @@ def create_study(session: Session, opts: StudyOptions, media_dir: Path) -> Study
         assignment_timeout_s=opts.timeout_s,
         oracle_group=opts.oracle_group,
         seed=opts.seed,
+        platform=opts.platform,
+        require_external_id=opts.require_external_id,
+        completion_code=opts.completion_code,
+        screened_out_code=opts.screened_out_code,
     )
+    check_attention_plan(study)
     session.add(study)
     session.flush()
     methods = {m: Method(study_id=study.id, name=m, role="method") for m in opts.methods}
@@ -107,7 +121,50 @@ def create_study(session: Session, opts: StudyOptions, media_dir: Path) -> Study
                              served=_served_copy(path, images[stem], media_dir),
                              raters_needed=opts.raters_per_pair))
     session.flush()
+    prereg.freeze(session, study)  # the pre-registered plan, frozen with its SHA-256
     return study
+
+
+def check_attention_plan(study: Study) -> None:
+    """Refuse a plan whose attention rule can never flag anyone (checks planned but fewer
+    than the failures the rule needs, or a fail rate no rater can exceed).
+
+    Raises:
+        StudyError: naming the numbers and the options that would make the rule work.
+    """
+    planned = n_attention(study)
+    if study.attention_rate <= 0:
+        return  # no checks at all: a stated choice, reported by create-study
+    if study.attention_max_fail_rate >= 1:
+        raise StudyError(f"--attention-max-fail-rate {study.attention_max_fail_rate} can never "
+                         "be exceeded: no rater could be flagged; use a rate below 1")
+    if planned >= study.attention_min_failures:
+        return
+    scored = scored_per_rater(study)
+    need = smallest_flagging_rate(scored, study.attention_min_failures)
+    more = (f"raise --attention-rate to {need}" if round(need * scored) <= study.attention_images
+            else f"give raters more scored trials or attention photos (--attention-images "
+                 f"{study.attention_images} allows {study.attention_images} checks)")
+    raise StudyError(
+        f"the attention rule can never flag anyone: each rater gets {planned} attention "
+        f"check(s) (round({study.attention_rate} x {scored} scored trials)), but a rater is "
+        f"flagged only after {study.attention_min_failures} failed checks "
+        f"(--attention-min-failures). Either {more}, or lower --attention-min-failures to "
+        f"{max(planned, 1)}, or run without checks (--attention-rate 0).")
+
+
+def attention_summary(study: Study) -> str:
+    """One line on what the attention rule catches: the chance that a rater answering at
+    random (fails half the checks) and an attentive one (fails 1 in 10) are flagged."""
+    planned = n_attention(study)
+    if planned == 0:
+        return "No attention checks: no rater can be flagged."
+    rule = (study.attention_max_fail_rate, study.attention_min_failures)
+    return (f"{planned} attention check(s) per rater; flagged above "
+            f"{study.attention_max_fail_rate:.0%} failed and at least "
+            f"{study.attention_min_failures}: a rater answering at random is flagged with "
+            f"probability {flag_probability(planned, *rule, 0.5):.2f}, an attentive one "
+            f"failing 1 check in 10 with {flag_probability(planned, *rule, 0.1):.2f}.")
 
 
 def _check_names(session: Session, opts: StudyOptions) -> None:

@@ -101,9 +101,8 @@ def post_json(client: FlaskClient, url: str, body: Any = None):
 
 def answer(client: FlaskClient, trial: dict, choice: int, **over: Any):
     """Fetch both images of a trial (``/next``'s JSON), as the page does, then answer it."""
-    for url in trial["images"]:
-        r = client.get(url)
-        assert r.status_code == 200, r.get_data(as_text=True)
+    r = client.get(trial["images_url"])
+    assert r.status_code == 200, r.get_data(as_text=True)
     return post_json(client, trial["answer_url"], good_answer(choice, **over))
 
 

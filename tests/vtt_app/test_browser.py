@@ -9,8 +9,6 @@ The app runs in a real threaded server on a free port with a SQLite file databas
 from __future__ import annotations
 
 import csv
-import os
-import shutil
 import threading
 from pathlib import Path
 
@@ -23,28 +21,6 @@ from vtt_app.db import get_session
 from vtt_app.models import Rater, Response, TimingEvent, Trial
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = os.environ.get("PIXCOLOR_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if os.environ.get("PIXCOLOR_SKIP_BROWSER") == "1":
-        pytest.skip("PIXCOLOR_SKIP_BROWSER=1")
-    if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
-        pytest.fail(f"{CHROMIUM} not found: run `make browser` (scripts/install_browser.sh), "
-                    "or set PIXCOLOR_SKIP_BROWSER=1 to skip the browser tests")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
-
 
 def _serve(app):
     """Serve ``app`` on a free port in a thread; yields (app, base URL)."""
@@ -61,7 +37,8 @@ def live(tmp_path: Path):
     runs = make_runs(tmp_path / "runs", ["pixcolor_s1", "cic"], n_images=10, size=64)
     app = make_app(tmp_path / "inst")
     add_study(app, runs, ["pixcolor_s1", "cic"], name="web", images=5, practice=2,
-              attention_images=2, attention_rate=0.34, trials_per_rater=3, raters_per_pair=1)
+              attention_images=2, attention_rate=0.34, trials_per_rater=3, raters_per_pair=1,
+              attention_min_failures=1)
     yield from _serve(app)
 
 

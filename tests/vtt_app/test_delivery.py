@@ -4,6 +4,7 @@ each image of a trial is delivered once (issue 17, must-fix 1 and 2)."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import struct
@@ -26,6 +27,7 @@ from tests.vtt_app.helpers import (
     post_json,
     rater_client,
 )
+from vtt_app import media
 from vtt_app.db import get_session
 from vtt_app.export import export_study
 from vtt_app.models import Assignment, Response, Study, Trial
@@ -48,7 +50,7 @@ def runs(tmp_path: Path) -> Path:
 def app(tmp_path: Path, runs: Path):
     app = make_app(tmp_path / "inst")
     add_study(app, runs, ["cic", "lrac"], images=8, practice=1, attention_images=2,
-              attention_rate=0.2, trials_per_rater=5, raters_per_pair=2)
+              attention_rate=0.2, trials_per_rater=5, raters_per_pair=2, attention_min_failures=1)
     return app
 
 
@@ -62,30 +64,8 @@ def _chunks(data: bytes) -> list[bytes]:
     return out
 
 
-def test_both_slots_differ_only_in_the_body(app, runs):
-    seen = 0
-    for r in range(4):
-        client = rater_client(app, "s1", f"b{r}")
-        while not (nxt := post_json(client, "/api/s/s1/next").get_json())["done"]:
-            one, two = (client.get(u) for u in nxt["images"])
-            assert one.status_code == two.status_code == 200
-            h1, h2 = dict(one.headers), dict(two.headers)
-            assert h1 == h2, (nxt["trial_id"], h1, h2)  # Content-Length included
-            assert not {"Last-Modified", "ETag", "Content-Disposition", "Expires"} & set(h1)
-            assert h1["Cache-Control"] == "no-store, private"
-            for resp in (one, two):  # only the image itself: no text, time or colour chunks
-                assert set(_chunks(resp.data)) == {b"IHDR", b"IDAT", b"IEND"}
-            assert one.data != two.data
-            with app.app_context():
-                trial = get_session().get(Trial, nxt["trial_id"])
-                gt_slot = 2 if trial.generated_first else 1
-                name = trial.image.name
-            gt = PILImage.open(io.BytesIO((one, two)[gt_slot - 1].data))
-            np.testing.assert_array_equal(np.asarray(gt), load_rgb(runs / "gt" / f"{name}.png"))
-            post_json(client, nxt["answer_url"], good_answer(gt_slot))
-            seen += 1
-    assert seen >= 16
-    # every image of the study weighs the same: the size depends on the image size only
+def test_every_served_copy_weighs_the_same(app):
+    """The size of a served copy depends on the image size only."""
     with app.app_context():
         sizes = {Path(p).stat().st_size for p in _all_served(get_session())}
     assert len(sizes) == 1
@@ -103,21 +83,20 @@ def _all_served(db) -> list[str]:
 def test_each_image_is_delivered_once(app, client):
     nxt = post_json(client, "/api/s/s1/next").get_json()
     assert post_json(client, "/api/s/s1/next").get_json()["trial_id"] == nxt["trial_id"]
-    assert client.get(nxt["images"][0]).status_code == 200
-    again = client.get(nxt["images"][0])
+    assert client.head(nxt["images_url"]).status_code == 405  # HEAD must not use it up
+    assert client.get(nxt["images_url"]).status_code == 200
+    again = client.get(nxt["images_url"])
     assert again.status_code == 410 and "delivered already" in again.get_json()["error"]
-    assert client.get(nxt["images"][1]).status_code == 200
-    assert client.get(nxt["images"][1]).status_code == 410
     assert post_json(client, nxt["answer_url"], good_answer(1)).get_json()["valid"] is True
 
 
 def test_reload_mid_trial_records_it_interrupted_and_requeues_its_slot(app, client, tmp_path):
     answer(client, post_json(client, "/api/s/s1/next").get_json(), 1)  # practice
     nxt = post_json(client, "/api/s/s1/next").get_json()
-    assert client.get(nxt["images"][0]).status_code == 200  # the presentation started...
+    assert client.get(nxt["images_url"]).status_code == 200  # the presentation started...
     new = post_json(client, "/api/s/s1/next").get_json()  # ...and the page was reloaded
     assert new["trial_id"] != nxt["trial_id"] and not new["done"]
-    assert client.get(nxt["images"][1]).status_code == 410  # the old trial is gone
+    assert client.get(nxt["images_url"]).status_code == 410  # the old trial is gone
     late = post_json(client, nxt["answer_url"], good_answer(1))
     assert late.status_code == 409 and "interrupted" in late.get_json()["error"]
     with app.app_context():
@@ -154,10 +133,10 @@ def test_a_second_tab_cannot_show_the_open_trial_again(tmp_path, runs):
               trials_per_rater=2, raters_per_pair=1, name="tabs")
     tab1 = rater_client(app, "tabs", "same-browser")
     nxt = post_json(tab1, "/api/s/tabs/next").get_json()
-    assert tab1.get(nxt["images"][0]).status_code == 200
+    assert tab1.get(nxt["images_url"]).status_code == 200
     tab2 = app.test_client()  # the same browser: its cookies
     tab2._cookies = tab1._cookies
-    assert tab2.get(nxt["images"][0]).status_code == 410
+    assert tab2.get(nxt["images_url"]).status_code == 410
 
 
 def _database_urls() -> list:
@@ -181,22 +160,24 @@ def test_a_changed_served_copy_is_refused_and_not_counted_as_delivered(
         engine.dispose()
     app = make_app(tmp_path / "inst", database_url=database_url)
     add_study(app, runs, ["cic", "lrac"], images=8, practice=1, attention_images=2,
-              attention_rate=0.2, trials_per_rater=5, raters_per_pair=2)
+              attention_rate=0.2, trials_per_rater=5, raters_per_pair=2, attention_min_failures=1)
     client = rater_client(app, "s1", "b1")
     trial = post_json(client, "/api/s/s1/next").get_json()
     with app.app_context():
         path = Path(get_session().get(Trial, trial["trial_id"]).served_1)
     good = path.read_bytes()
     path.write_bytes(good + b"\0")
-    bad = client.get(trial["images"][0])
+    bad = client.get(trial["images_url"])
     assert bad.status_code == 409 and "changed after create-study" in bad.get_json()["error"]
     assert "recreate the study" in bad.get_json()["error"]
-    both = client.get(trial["images_url"])  # the page's request: the same rule
-    assert both.status_code == 409 and "changed after create-study" in both.get_json()["error"]
     path.write_bytes(good)
-    again = client.get(trial["images"][0])
-    assert again.status_code == 200 and again.data == good
-    assert client.get(trial["images"][0]).status_code == 410
+    again = client.get(trial["images_url"])
+    assert again.status_code == 200
+    one = again.data[:int(again.headers["X-Image-Lengths"].split(",")[0])]
+    with app.app_context():
+        seed = get_session().get(Trial, trial["trial_id"]).dither_seed
+    assert one == media.dither(good, seed, 1)
+    assert client.get(trial["images_url"]).status_code == 410
 
 
 def test_the_page_gets_both_images_in_one_response_once(app, runs):
@@ -217,26 +198,46 @@ def test_the_page_gets_both_images_in_one_response_once(app, runs):
             with app.app_context():
                 trial = get_session().get(Trial, nxt["trial_id"])
                 gt_slot = 2 if trial.generated_first else 1
-                assert (one, two) == (Path(trial.served_1).read_bytes(),
-                                      Path(trial.served_2).read_bytes())
+                # what was sent is the served copies dithered with the trial's recorded seed
+                assert (one, two) == tuple(
+                    media.dither(Path(p).read_bytes(), trial.dither_seed, slot)
+                    for slot, p in ((1, trial.served_1), (2, trial.served_2)))
                 name = trial.image.name
-            gt = PILImage.open(io.BytesIO((one, two)[gt_slot - 1]))
-            np.testing.assert_array_equal(np.asarray(gt), load_rgb(runs / "gt" / f"{name}.png"))
+            gt = np.asarray(PILImage.open(io.BytesIO((one, two)[gt_slot - 1]))).astype(int)
+            truth = load_rgb(runs / "gt" / f"{name}.png").astype(int)
+            assert np.abs(gt - truth).max() == 1 and (gt != truth).mean() > 0.5
             headers.append(dict(resp.headers))
             assert client.get(nxt["images_url"]).status_code == 410
-            assert client.get(nxt["images"][seen % 2]).status_code == 410
             assert post_json(client, nxt["answer_url"], good_answer(gt_slot)).get_json()["valid"]
             seen += 1
     assert seen >= 16 and all(h == headers[0] for h in headers), headers
     assert not {"Last-Modified", "ETag", "Content-Disposition", "Expires"} & set(headers[0])
     assert headers[0]["Cache-Control"] == "no-store, private"
-    client = rater_client(app, "s1", "b9")  # one slot alone first: then no second delivery
+    client = rater_client(app, "s1", "b9")
     nxt = post_json(client, "/api/s/s1/next").get_json()
-    assert client.get(nxt["images"][1]).status_code == 200
-    late = client.get(nxt["images_url"])
-    assert late.status_code == 410 and "delivered already" in late.get_json()["error"]
     other = rater_client(app, "s1", "b10")  # not this rater's trial: 404
     assert other.get(nxt["images_url"]).status_code == 404
+    assert "/image/" not in str(app.url_map)  # no route sends one image alone
+
+
+def test_no_delivered_image_repeats_bytes(tmp_path: Path, runs: Path):
+    """Every delivery is unique bytes: raters with several accounts who see the same photo
+    (here every rater sees every test photo) never receive the same bytes twice, so "the
+    image whose bytes I saw before is the real one" decides nothing."""
+    app = make_app(tmp_path / "inst")
+    add_study(app, runs, ["cic"], images=4, practice=0, attention_images=1,
+              attention_rate=0.0, trials_per_rater=4, raters_per_pair=6)
+    seen: dict[str, int] = {}
+    for r in range(6):
+        client = rater_client(app, "s1", f"acct{r}")
+        while not (nxt := post_json(client, "/api/s/s1/next").get_json())["done"]:
+            resp = client.get(nxt["images_url"])
+            n1 = int(resp.headers["X-Image-Lengths"].split(",")[0])
+            for data in (resp.data[:n1], resp.data[n1:]):
+                key = hashlib.sha256(data).hexdigest()
+                seen[key] = seen.get(key, 0) + 1
+            post_json(client, nxt["answer_url"], good_answer(1))
+    assert len(seen) == 2 * 6 * 4 and set(seen.values()) == {1}
 
 
 def test_the_answer_brings_the_next_trial(app, client):

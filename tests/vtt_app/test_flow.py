@@ -44,7 +44,7 @@ def runs(tmp_path: Path) -> Path:
 def app(tmp_path: Path, runs: Path):
     app = make_app(tmp_path / "instance")
     add_study(app, runs, METHODS, images=6, practice=2, attention_images=3,
-              trials_per_rater=6, raters_per_pair=2)
+              trials_per_rater=6, raters_per_pair=2, attention_min_failures=1)
     return app
 
 
@@ -112,11 +112,11 @@ def test_practice_feedback_says_which_was_true(app):
 def test_images_preload_and_differ(app, runs: Path):
     client = rater_client(app, "s1", "browser-3")
     nxt = post_json(client, "/api/s/s1/next").get_json()
-    one, two = (client.get(u) for u in nxt["images"])
-    assert one.status_code == two.status_code == 200
-    assert one.mimetype == "image/png" and one.data != two.data
-    assert "no-store" in one.headers["Cache-Control"]
-    assert all("gt" not in u and "pixcolor" not in u for u in nxt["images"])
+    both = client.get(nxt["images_url"])
+    assert both.status_code == 200 and "no-store" in both.headers["Cache-Control"]
+    n1 = int(both.headers["X-Image-Lengths"].split(",")[0])
+    assert both.data[:n1] != both.data[n1:]
+    assert "gt" not in nxt["images_url"] and "pixcolor" not in nxt["images_url"]
 
 
 def test_cli_init_create_study_and_export(tmp_path: Path, runs: Path):
@@ -127,7 +127,15 @@ def test_cli_init_create_study_and_export(tmp_path: Path, runs: Path):
                            "--methods", ",".join(METHODS), "--images", "5", "--practice", "2",
                            "--raters-per-pair", "1", "--trials-per-rater", "4",
                            "--attention-images", "2"])  # fmt: skip
+    # 1 check per rater (round(0.1 x 4)) but 2 failures needed: the rule could never fire
+    assert res.exit_code != 0 and "can never flag anyone" in res.output, res.output
+    assert "--attention-min-failures to 1" in res.output
+    res = cli.invoke(args=["create-study", "--name", "cli", "--runs", str(runs),
+                           "--methods", ",".join(METHODS), "--images", "5", "--practice", "2",
+                           "--raters-per-pair", "1", "--trials-per-rater", "4",
+                           "--attention-images", "2", "--attention-rate", "0.5"])  # fmt: skip
     assert res.exit_code == 0, res.output
+    assert "a rater answering at random is flagged with probability 0.25" in res.output
     bad = cli.invoke(args=["create-study", "--name", "cli", "--runs", str(runs),
                            "--methods", "cic"])  # fmt: skip
     assert bad.exit_code != 0 and "exists already" in bad.output
@@ -173,7 +181,7 @@ def test_admin_progress_and_export_download(app):
     assert z.status_code == 200
     with zipfile.ZipFile(io.BytesIO(z.data)) as zf:
         rows = list(csv.DictReader(io.StringIO(zf.read("responses.csv").decode())))
-        assert {"responses.csv", "raters.csv"} == set(zf.namelist())
+        assert {"responses.csv", "raters.csv", "plan.json", "plan.md"} == set(zf.namelist())
     with app.app_context():
         assert len(rows) == get_session().scalar(select(func.count(Response.id)))
     bearer = app.test_client().get("/admin/s/s1",

@@ -192,6 +192,7 @@ def test_consent_promises_what_the_session_delivers(tmp_path, n_images, practice
     app = make_app(tmp_path / "inst")
     add_study(app, runs, ["cic", "lrac"], images=n_images, practice=practice,
               attention_images=attention_images, attention_rate=0.1, trials_per_rater=50,
+              attention_min_failures=1,
               raters_per_pair=3, name="small")
     client = app.test_client()
     html = client.get("/s/small/").get_data(as_text=True)
@@ -203,6 +204,7 @@ def test_consent_promises_what_the_session_delivers(tmp_path, n_images, practice
     # a later rater who finds the pairs already filled is told why the session was short
     add_study(app, runs, ["cic"], images=n_images, practice=practice,
               attention_images=attention_images, attention_rate=0.1, trials_per_rater=50,
+              attention_min_failures=1,
               raters_per_pair=1, name="full")
     run_session(rater_client(app, "full", "first"), "full", chooser(app))
     late = rater_client(app, "full", "second")

@@ -75,13 +75,13 @@ def test_only_own_open_trial(app):
     bob = rater_client(app, "s1", "bob")
     nxt = post_json(alice, "/api/s/s1/next").get_json()
     assert post_json(bob, nxt["answer_url"], good_answer(1)).status_code == 404
-    assert bob.get(nxt["images"][0]).status_code == 404
+    assert bob.get(nxt["images_url"]).status_code == 404
     assert post_json(app.test_client(), nxt["answer_url"], good_answer(1)).status_code in (
         401, 403)  # fmt: skip
     assert post_json(alice, "/api/trials/999/answer", good_answer(1)).status_code == 404
-    assert alice.get(nxt["images"][0].replace("/image/1", "/image/3")).status_code == 404
+    assert alice.get(nxt["images_url"].replace("/images", "/image/1")).status_code == 404
     post_json(alice, nxt["answer_url"], good_answer(1))
-    assert alice.get(nxt["images"][0]).status_code == 410  # answered: images gone
+    assert alice.get(nxt["images_url"]).status_code == 410  # answered: images gone
     fresh = rater_client(app, "s1", "carol")
     assert post_json(fresh, "/api/s/nope/next").status_code == 404
 
@@ -146,11 +146,12 @@ def test_served_copies_are_checked_and_the_runs_folder_no_longer_matters(app, cl
     nxt = post_json(client, "/api/s/s1/next").get_json()
     for png in runs.glob("*/*.png"):  # rewriting the benchmark's files changes nothing shown
         png.write_bytes(b"\0")
-    assert client.get(nxt["images"][0]).status_code == 200
+    assert client.get(nxt["images_url"]).status_code == 200
+    nxt = post_json(client, nxt["answer_url"], good_answer(1)).get_json()["next"]
     with app.app_context():
         path = Path(get_session().get(Trial, nxt["trial_id"]).served_2)
     path.write_bytes(path.read_bytes() + b"\0")  # a served copy changed: refused
-    r = client.get(nxt["images"][1])
+    r = client.get(nxt["images_url"])
     assert r.status_code == 409 and "changed" in r.get_json()["error"]
 
 
