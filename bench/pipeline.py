@@ -190,7 +190,20 @@ def _closing(summary: RunSummary, runs_dir: Path) -> str:
         "Next steps:",
         f"  outputs:  {runs_dir}/<method>/<image_id>.png, metrics in {runs_dir}/metrics.csv",
         "  VTT app:  flask --app vtt_app init-db && flask --app vtt_app create-study "
-        f"--runs {runs_dir} --methods {study} && flask --app vtt_app run",
+        f"--runs {runs_dir} --methods {study}{_small_study_flags(summary.split.usable)} "
+        "&& flask --app vtt_app run",
         f"  report:   python analysis/report.py --runs {runs_dir} --out report",
     ]
     return "\n".join(lines)
+
+
+def _small_study_flags(usable: int) -> str:
+    """create-study options for a split too small for its defaults (500 rated photos, 5
+    practice, 20 attention photos): 2 practice and 8 attention photos, the rest rated, and
+    enough attention checks (4 at 24 photos) for the flag rule to fire."""
+    if usable >= 530 or usable < 14:
+        return ""
+    rated = usable - 10
+    rate = max(0.1, round(4.5 / rated, 2))
+    return (f" --images {rated} --practice 2 --attention-images 8 --attention-rate {rate}")
+
