@@ -22,16 +22,17 @@ import pandas as pd
 
 from analysis.diversity import PAIR_COLUMNS, image_pairs, sample_methods
 from analysis.lab_stats import AB_EDGES, ab_counts, ab_edges, histogram_intersection, image_ab
-from analysis.metrics import DEFAULT_METRICS, get_metric, grey_ratio, worse_than_grey
+from analysis.metrics import DEFAULT_METRICS, Metric, get_metric, grey_ratio, worse_than_grey
 from analysis.runs import (
     GREY_METHOD,
     GT_METHOD,
+    CachedImages,
     RunsFolder,
     Skip,
     map_chunks,
     order_methods,
 )
-from analysis.ssim import MinSize, _Moments, prepare_ssim
+from analysis.ssim import MinSize, _Moments
 from pixcolor.io import ImageLoadError
 
 log = logging.getLogger(__name__)
@@ -100,8 +101,9 @@ class RunsEvaluation:
         return pd.DataFrame(rows, columns=["method", "n", "n_skipped", *self.metrics, *extra])
 
     def _grey_relative(self, rows: list[dict]) -> None:
-        """Add each method's global colour error relative to a grey output's (issue 16's
-        measure of global casts): ``global_ab_vs_grey``, the mean of the method's
+        """Add each method's global colour error relative to a grey output's (how far
+        global casts go beyond what no colour at all would cost): ``global_ab_vs_grey``,
+        the mean of the method's
         ``global_ab`` over the ratio of grey's mean on the same images, and
         ``worse_than_grey``, the share of those images where the method's output is further
         from the truth's mean colour than grey (ties count as not worse)."""
@@ -137,104 +139,149 @@ class RunsEvaluation:
         return pd.DataFrame(rows, columns=["method", "a", "b", "mean"])
 
 
-class _Images:
-    """The images of one image id, each decoded at most once (errors remembered)."""
+@dataclass(frozen=True)
+class _Pass:
+    """What every chunk of one :func:`evaluate_runs` call computes (sent to the workers):
+    its arguments, with ``edges`` the a/b histogram bin edges (None: no histograms),
+    ``samples`` the sample methods whose pairs are scored for diversity (may be empty) and
+    ``min_size`` the MS-SSIM fallback of those pairs."""
 
-    def __init__(self, runs: RunsFolder, image_id: str):
-        self.runs, self.image_id = runs, image_id
-        self._got: dict[str, np.ndarray | ImageLoadError] = {}
-
-    def get(self, method: str) -> np.ndarray:
-        """The image, or raises the (cached) :class:`ImageLoadError`."""
-        if method not in self._got:
-            try:
-                self._got[method] = self.runs.load(method, self.image_id)
-            except ImageLoadError as err:
-                self._got[method] = err
-        got = self._got[method]
-        if isinstance(got, ImageLoadError):
-            raise got
-        return got
+    root: str
+    methods: list[str]
+    metric_names: list[str]
+    gt_method: str
+    edges: np.ndarray | None
+    samples: list[str]
+    min_size: MinSize
 
 
-ChunkResult = tuple[list[dict], list[Skip], dict[str, np.ndarray], list[dict], list[Skip]]
+@dataclass
+class _Found:
+    """What one or more chunks found (see :class:`RunsEvaluation` for the fields)."""
+
+    rows: list[dict] = field(default_factory=list)
+    skips: list[Skip] = field(default_factory=list)
+    ab_counts: dict[str, np.ndarray] = field(default_factory=dict)
+    pairs: list[dict] = field(default_factory=list)
+    pair_skips: list[Skip] = field(default_factory=list)
+
+    def add_counts(self, method: str, counts: np.ndarray) -> None:
+        """Add (2, n_bins) a/b pixel counts to ``method``'s."""
+        old = self.ab_counts.get(method)
+        self.ab_counts[method] = counts if old is None else old + counts
+
+    def merge(self, other: _Found) -> _Found:
+        """Append ``other`` (a later chunk) to this; returns self."""
+        self.rows += other.rows
+        self.skips += other.skips
+        self.pairs += other.pairs
+        self.pair_skips += other.pair_skips
+        for m, c in other.ab_counts.items():
+            self.add_counts(m, c)
+        return self
 
 
-def _evaluate_chunk(root: str, methods: list[str], metric_names: list[str], gt_method: str,
-                    edges: np.ndarray | None, samples: list[str], min_size: MinSize,
-                    ids: list[str]) -> ChunkResult:
-    runs = RunsFolder(root)
-    specs = [get_metric(k) for k in metric_names]
-    need_ab = edges is not None or any(s.input == "ab" for s in specs)
-    rows: list[dict] = []
-    skips: list[Skip] = []
-    counts: dict[str, np.ndarray] = {}
-    pairs: list[dict] = []
-    pair_skips: list[Skip] = []
+class _Truth:
+    """The ground truth of one image: its pixels, Lab a/b and each metric's prepared state
+    (computed on first use, once per image)."""
+
+    def __init__(self, img: np.ndarray, ab: np.ndarray | None):
+        self.img, self.ab = img, ab
+        self._prepared: dict[str, object] = {}
+
+    def prepared(self, spec: Metric) -> object:
+        """``spec.prepare`` of the ground truth."""
+        if spec.name not in self._prepared:
+            self._prepared[spec.name] = spec.prepare(self.img)
+        return self._prepared[spec.name]
+
+
+def _evaluate_chunk(job: _Pass, ids: list[str]) -> _Found:
+    """Score the images ``ids`` (one chunk of :func:`map_chunks`)."""
+    runs = RunsFolder(job.root)
+    specs = [get_metric(k) for k in job.metric_names]
+    need_ab = job.edges is not None or any(s.input == "ab" for s in specs)
+    found = _Found()
     for image_id in ids:
-        images = _Images(runs, image_id)
-        gt = gt_ab = None
-        gt_state: dict[str, object] = {}
-        first: dict[str, _Moments] = {}  # finest-scale SSIM moments, reused for MS-SSIM
+        images = CachedImages(runs, image_id)
+        first = _score_outputs(job, specs, need_ab, images, found)
+        if job.samples:
+            _score_pairs(job, images, first, found)
+    return found
+
+
+def _score_outputs(job: _Pass, specs: list[Metric], need_ab: bool, images: CachedImages,
+                   found: _Found) -> dict[str, _Moments]:
+    """Every method's row (and a/b counts) for one image into ``found``; returns the sample
+    methods' prepared states of a metric with ``ms_ssim_first_scale`` (their finest-scale
+    SSIM moments, which the diversity pass reuses)."""
+    image_id, truth = images.image_id, None
+    try:
+        gt = images.get(job.gt_method)
+        truth = _Truth(gt, image_ab(gt) if need_ab else None)
+    except ImageLoadError as err:
+        if job.gt_method not in job.methods:
+            found.skips.append(Skip(job.gt_method, image_id, str(err)))
+    first: dict[str, _Moments] = {}
+    for method in job.methods:
         try:
-            gt = images.get(gt_method)
-            gt_ab = image_ab(gt) if need_ab else None
+            img = images.get(method)
         except ImageLoadError as err:
-            if gt_method not in methods:
-                skips.append(Skip(gt_method, image_id, str(err)))
-        for method in methods:
-            try:
-                img = images.get(method)
-            except ImageLoadError as err:
-                skips.append(Skip(method, image_id, str(err)))
+            found.skips.append(Skip(method, image_id, str(err)))
+            continue
+        is_gt = truth is not None and img is truth.img
+        ab = truth.ab if is_gt else (image_ab(img) if need_ab else None)
+        if job.edges is not None:
+            found.add_counts(method, ab_counts(ab, job.edges))
+        row: dict[str, object] = {"method": method, "image_id": image_id}
+        if ab is not None:
+            row["mean_a"], row["mean_b"] = ab.reshape(-1, 2).mean(0, dtype=np.float64)
+        for spec in specs:
+            row[spec.name] = float("nan")
+            if spec.needs_reference and (truth is None or img.shape != truth.img.shape):
+                if truth is not None:
+                    found.skips.append(Skip(method, image_id, f"shape {img.shape} differs "
+                                            f"from {job.gt_method} {truth.img.shape}",
+                                            spec.name))
                 continue
-            ab = gt_ab if img is gt else (image_ab(img) if need_ab else None)
-            if edges is not None:
-                c = ab_counts(ab, edges)
-                counts[method] = counts[method] + c if method in counts else c
-            row: dict[str, object] = {"method": method, "image_id": image_id}
-            if ab is not None:
-                row["mean_a"], row["mean_b"] = ab.reshape(-1, 2).mean(0, dtype=np.float64)
-            for spec in specs:
-                row[spec.name] = float("nan")
-                if spec.needs_reference and (gt is None or img.shape != gt.shape):
-                    if gt is not None:
-                        skips.append(Skip(method, image_id, f"shape {img.shape} differs from "
-                                          f"{gt_method} {gt.shape}", spec.name))
-                    continue
-                try:
-                    row[spec.name], own = _metric(spec, img, ab, gt, gt_ab, gt_state)
-                    if own is not None and spec.prepare is prepare_ssim and method in samples:
-                        first[method] = own
-                except ValueError as err:
-                    skips.append(Skip(method, image_id, str(err), spec.name))
-            rows.append(row)
-        if samples:
-            loaded = {}
-            for m in samples:
-                try:
-                    loaded[m] = images.get(m)
-                except ImageLoadError as err:
-                    pair_skips.append(Skip(m, image_id, str(err)))
-            r, s = image_pairs(image_id, loaded, min_size, first)
-            pairs += r
-            pair_skips += s
-    return rows, skips, counts, pairs, pair_skips
+            try:
+                row[spec.name], own = _metric(spec, img, ab, truth)
+            except ValueError as err:
+                found.skips.append(Skip(method, image_id, str(err), spec.name))
+                continue
+            if own is not None and spec.ms_ssim_first_scale and method in job.samples:
+                first[method] = own
+        found.rows.append(row)
+    return first
 
 
-def _metric(spec, img: np.ndarray, ab, gt, gt_ab, gt_state: dict) -> tuple[float, object]:
+def _score_pairs(job: _Pass, images: CachedImages, first: dict[str, _Moments],
+                 found: _Found) -> None:
+    """The diversity pairs of one image's sample methods into ``found``."""
+    loaded = {}
+    for m in job.samples:
+        try:
+            loaded[m] = images.get(m)
+        except ImageLoadError as err:
+            found.pair_skips.append(Skip(m, images.image_id, str(err)))
+    rows, skips = image_pairs(images.image_id, loaded, job.min_size, first)
+    found.pairs += rows
+    found.pair_skips += skips
+
+
+def _metric(spec: Metric, img: np.ndarray, ab: np.ndarray | None,
+            truth: _Truth | None) -> tuple[float, object]:
     """One metric of one output: (value, the output's prepared state, or None where the
-    metric prepares nothing). ``gt_state`` caches the ground truth's prepared states."""
+    metric prepares nothing)."""
     if not spec.needs_reference:
         return spec.fn(ab if spec.input == "ab" else img), None
     if spec.input == "ab":
-        return spec.fn(ab, gt_ab), None
+        return spec.fn(ab, truth.ab), None
     if spec.prepare is None:
-        return spec.fn(img, gt), None
-    if spec.name not in gt_state:
-        gt_state[spec.name] = spec.prepare(gt)
-    own = gt_state[spec.name] if img is gt else spec.prepare(img)
-    return spec.fn_prepared(own, gt_state[spec.name]), own
+        return spec.fn(img, truth.img), None
+    ref = truth.prepared(spec)
+    own = ref if img is truth.img else spec.prepare(img)
+    return spec.fn_prepared(own, ref), own
 
 
 def evaluate_runs(runs_dir: str | Path, methods: Sequence[str] | None = None,
@@ -271,30 +318,25 @@ def evaluate_runs(runs_dir: str | Path, methods: Sequence[str] | None = None,
     ids = list(image_ids) if image_ids is not None else runs.image_ids(methods)
     edges = None if ab_bins is None else ab_edges(ab_bins)
     samples = [] if sample_prefix is None else sample_methods(runs.methods(), sample_prefix)
-    results = map_chunks(_evaluate_chunk, ids, str(runs.root), methods, list(metrics),
-                         gt_method, edges, samples, ms_ssim_min_size, workers=workers,
-                         progress=progress, desc="metrics")
-    rows = [r for res in results for r in res[0]]
-    skips = [s for res in results for s in res[1]]
-    pair_rows = [r for res in results for r in res[3]]
-    pair_skips = [s for res in results for s in res[4]]
-    counts: dict[str, np.ndarray] = {}
-    for res in results:
-        for m, c in res[2].items():
-            counts[m] = counts[m] + c if m in counts else c
-    for s in skips:
+    job = _Pass(str(runs.root), methods, list(metrics), gt_method, edges, samples,
+                ms_ssim_min_size)
+    found = _Found()
+    for part in map_chunks(_evaluate_chunk, ids, job, workers=workers, progress=progress,
+                           desc="metrics"):
+        found.merge(part)
+    for s in found.skips:
         log.warning("skipped %s/%s%s: %s", s.method, s.image_id,
                     f" ({s.metric})" if s.metric else "", s.reason)
-    for s in pair_skips:
+    for s in found.pair_skips:
         log.warning("diversity: skipped %s/%s: %s", s.method, s.image_id, s.reason)
-    per_image = pd.DataFrame(rows, columns=["method", "image_id", *metrics])
-    counts = {m: counts[m] for m in order_methods(list(counts))}
-    return RunsEvaluation(per_image=per_image, skipped=skips, ab_counts=counts,
+    per_image = pd.DataFrame(found.rows, columns=["method", "image_id", *metrics])
+    counts = {m: found.ab_counts[m] for m in order_methods(list(found.ab_counts))}
+    return RunsEvaluation(per_image=per_image, skipped=found.skips, ab_counts=counts,
                           ab_edges=np.asarray(edges if edges is not None else AB_EDGES),
                           methods=methods, metrics=list(metrics), image_ids=ids,
-                          pairs=pd.DataFrame(pair_rows, columns=PAIR_COLUMNS),
-                          pair_skips=pair_skips,
-                          mean_ab=pd.DataFrame([r for r in rows if "mean_a" in r],
+                          pairs=pd.DataFrame(found.pairs, columns=PAIR_COLUMNS),
+                          pair_skips=found.pair_skips,
+                          mean_ab=pd.DataFrame([r for r in found.rows if "mean_a" in r],
                                                columns=MEAN_AB_COLUMNS))
 
 

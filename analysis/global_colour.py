@@ -1,4 +1,4 @@
-"""Where outputs' overall colour goes wrong, measured against a grey output (issue 16).
+"""Where outputs' overall colour goes wrong, measured against a grey output.
 
 `global_ab` (:func:`analysis.metrics.global_ab_error`) is the distance between the mean
 (a, b) of an output and of its truth; a grey output scores the truth's own distance from

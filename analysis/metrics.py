@@ -191,6 +191,10 @@ class Metric:
         prepare: optional ``prepare(img) -> state`` so a reference is processed once;
             then ``fn_prepared(prepare(pred), prepare(gt))`` replaces ``fn``.
         fn_prepared: see ``prepare``.
+        ms_ssim_first_scale: ``prepare(img)`` is also the finest scale of MS-SSIM's
+            preparation (the ``first`` of :func:`analysis.ssim.prepare_ms_ssim`), so the
+            diversity pass of :func:`analysis.evaluate.evaluate_runs` reuses a sample's
+            state instead of computing it again.
     """
 
     name: str
@@ -201,6 +205,7 @@ class Metric:
     description: str = ""
     prepare: Callable[[np.ndarray], Any] | None = None
     fn_prepared: Callable[[Any, Any], float] | None = None
+    ms_ssim_first_scale: bool = False
 
 
 METRICS: Registry[Metric] = Registry("metric")
@@ -240,7 +245,7 @@ def get_metric(name: str) -> Metric:
 
 register_metric("psnr", psnr, description="PSNR on RGB (dB, data range 255)")
 register_metric("ssim", ssim, description="SSIM, Gaussian 11x11 sigma 1.5, RGB mean",
-                prepare=prepare_ssim, fn_prepared=ssim_prepared)
+                prepare=prepare_ssim, fn_prepared=ssim_prepared, ms_ssim_first_scale=True)
 register_metric("ms_ssim", lambda p, g: ms_ssim(p, g, min_size="upsample"),
                 description="5-scale MS-SSIM, RGB mean (upsampled below 161 px)")
 register_metric("colorfulness", colorfulness, needs_reference=False,

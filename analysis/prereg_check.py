@@ -1,4 +1,4 @@
-"""Did the analysis follow the study's pre-registered plan? (issue 27, item 10)
+"""Did the analysis follow the study's pre-registered plan?
 
 The VTT app freezes a plan at ``create-study`` and exports it as ``plan.json`` (canonical
 JSON whose SHA-256 is the plan's hash) and ``plan.md`` (which prints that hash). The report

@@ -113,6 +113,26 @@ class RunsFolder:
             return {}
 
 
+class CachedImages:
+    """Every method's image of one image id, each decoded at most once (errors remembered)."""
+
+    def __init__(self, runs: RunsFolder, image_id: str):
+        self.runs, self.image_id = runs, image_id
+        self._got: dict[str, np.ndarray | ImageLoadError] = {}
+
+    def get(self, method: str) -> np.ndarray:
+        """The image, or raises the (cached) :class:`ImageLoadError`."""
+        if method not in self._got:
+            try:
+                self._got[method] = self.runs.load(method, self.image_id)
+            except ImageLoadError as err:
+                self._got[method] = err
+        got = self._got[method]
+        if isinstance(got, ImageLoadError):
+            raise got
+        return got
+
+
 def skips_frame(skips: list[Skip]) -> pd.DataFrame:
     """Skip records as a DataFrame (method, image_id, reason)."""
     cols = ["method", "image_id", "reason", "metric"]

@@ -283,14 +283,14 @@ def parse_rates(text: str) -> dict[str, float]:
 
 def rater_time(sizes: Sizes, seconds: float, practice: int = 5,
                attention_rate: float = 0.1) -> dict[str, float]:
-    """``session_trials``, ``attention``, ``minutes_per_rater``, ``rater_hours``, counted as
+    """``sitting_trials``, ``attention``, ``minutes_per_rater``, ``rater_hours``, counted as
     the consent page does (``practice + trials + round(attention_rate x trials)``, >= 1
     check, ``seconds`` each); the total adds each planned rater's unscored trials."""
     attention = max(1, round(attention_rate * sizes.trials)) if attention_rate > 0 else 0
     total = sizes.answers + sizes.raters * (practice + attention)
-    session = practice + sizes.trials + attention
-    return {"session_trials": session, "attention": attention,
-            "minutes_per_rater": session * seconds / 60, "rater_hours": total * seconds / 3600}
+    sitting = practice + sizes.trials + attention
+    return {"sitting_trials": sitting, "attention": attention,
+            "minutes_per_rater": sitting * seconds / 60, "rater_hours": total * seconds / 3600}
 
 
 _FLAGS = [  # flag, type, default, allowed range (or None), help
@@ -379,7 +379,7 @@ def plan(args: argparse.Namespace) -> list[str]:
             f"95% interval half-width in points, median of {args.studies} simulated studies "
             f"(vtt_scores, raters_images bootstrap, {boot} resamples; spread = max - min):",
             table.to_string(index=False, float_format=lambda x: f"{x:.2f}"),
-            f"rater time: {t['session_trials']} trials per session ({args.practice} practice"
+            f"rater time: {t['sitting_trials']} trials per sitting ({args.practice} practice"
             f" + {sizes.trials} scored + {t['attention']} attention) x "
             f"{args.seconds_per_trial:g} s = {t['minutes_per_rater']:.1f} min per rater; "
             f"{t['rater_hours']:.1f} rater-hours in all"]

@@ -12,8 +12,10 @@ A registry in the style of timm's ``create_model``::
     model = baselines.load("cic", "colorization_release_v2-9b330a0b.pth")  # authors' weights
     rgb = model.colorize([gray_uint8])[0]                  # (H, W, 3) uint8
 
-Importing this package registers the training stages ``cic``, ``lrac`` and ``ltbc`` with
-:mod:`pixcolor.stages`, so ``python -m baselines train NAME`` reuses :func:`pixcolor.train.train`.
+Importing this package registers the three models in :data:`REGISTRY` (name -> model class,
+whose ``presets`` are its ``paper``, ``small`` and ``tiny`` configs) and their training
+stages ``cic``, ``lrac`` and ``ltbc`` with :mod:`pixcolor.stages`, so ``python -m baselines
+train NAME`` reuses :func:`pixcolor.train.train`.
 The benchmark harness (``bench.methods``) reaches them through :func:`available` and
 :func:`load`.
 """
@@ -22,39 +24,26 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from types import ModuleType
 
-from baselines import cic, lrac, ltbc
+from baselines import cic, lrac, ltbc  # noqa: F401 - importing them registers the baselines
 from baselines.base import (
+    REGISTRY,
     BaselineCheckpointError,
     BaselineModel,
     build,
     load_our_checkpoint,
     read_checkpoint,
 )
+from pixcolor.config import Preset
 from pixcolor.io import file_sha256
-from pixcolor.registry import Registry
 
-REGISTRY: Registry[ModuleType] = Registry("baseline")  # name -> module (PRESETS, the model)
-MODEL_CLASSES: Registry[type[BaselineModel]] = Registry("baseline")
-for _module, _cls in ((cic, cic.CIC), (lrac, lrac.LRAC), (ltbc, ltbc.LTBC)):
-    REGISTRY.add(_cls.name, _module)
-    MODEL_CLASSES.add(_cls.name, _cls)
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 INFERENCE_FIELDS = {"temperature", "decode", "infer_size", "max_side"}  # safe to change on load
 
 
-def _module(name: str) -> ModuleType:
-    return REGISTRY[name]
-
-
-def _cls(name: str) -> type[BaselineModel]:
-    return MODEL_CLASSES[name]
-
-
-def presets(name: str) -> dict:
+def presets(name: str) -> dict[str, Preset]:
     """The named presets (``paper``, ``small``, ``tiny``) of a baseline."""
-    return _module(name).PRESETS
+    return REGISTRY[name].presets
 
 
 def create(name: str, preset: str = "small", **kw) -> BaselineModel:
@@ -68,13 +57,12 @@ def create(name: str, preset: str = "small", **kw) -> BaselineModel:
     Raises:
         KeyError: unknown name or preset.
     """
-    return build(_cls(name), presets(name), preset, **kw)
+    return build(REGISTRY[name], preset, **kw)
 
 
 def shipped_checkpoint(name: str) -> Path:
     """Where the demo checkpoint of a baseline lives (it may not exist yet)."""
-    _module(name)
-    return CHECKPOINT_DIR / f"{name}_small.pt"
+    return CHECKPOINT_DIR / f"{REGISTRY[name].name}_small.pt"
 
 
 def load(name: str, path: str | Path | None = None, device: str = "cpu", **kw) -> BaselineModel:
@@ -94,7 +82,7 @@ def load(name: str, path: str | Path | None = None, device: str = "cpu", **kw) -
         BaselineCheckpointError: missing file, wrong model or mismatching tensors.
         ValueError: an override that is not a test-time setting.
     """
-    cls = _cls(name)
+    cls = REGISTRY[name]
     path = Path(path) if path is not None else shipped_checkpoint(name)
     ckpt = read_checkpoint(path)
     allowed = INFERENCE_FIELDS & {f.name for f in dataclasses.fields(cls.config_cls)}
@@ -106,7 +94,7 @@ def load(name: str, path: str | Path | None = None, device: str = "cpu", **kw) -
         model.cfg = dataclasses.replace(model.cfg, **kw)
         return model.to(device)
     if name == "cic" and any(k.startswith("model1.") for k in ckpt):
-        model = build(cic.CIC, cic.PRESETS, "paper", **{"decode": "mean", **kw})
+        model = build(cic.CIC, "paper", **{"decode": "mean", **kw})
         model.load_official(ckpt, source=str(path))
         model.preset = "official"
         model.checkpoint_sha256, model.checkpoint_path = file_sha256(path), str(path)

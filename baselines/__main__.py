@@ -28,26 +28,24 @@ from pixcolor.config import (
 
 
 def _model_flags(parser: argparse.ArgumentParser) -> None:
-    """Flags for the scalar fields of every baseline's model config (union, no tuples)."""
-    seen: set[str] = set()
-    for name in baselines.REGISTRY:
-        for f in dataclasses.fields(baselines.MODEL_CLASSES[name].config_cls):
-            if f.name in seen or isinstance(f.default, tuple):
-                continue
-            seen.add(f.name)
-            typ = type(f.default)
-            parser.add_argument("--" + f.name.replace("_", "-"), type=typ, default=None,
-                                metavar=typ.__name__.upper(), help=f"model config ({name}+)")
+    """One flag per field name of the baselines' model configs (several share ``width`` or
+    ``max_side``), none for tuple fields (CIC's ``widths``)."""
+    group = parser.add_argument_group("model config (default: the preset's; a new run only)")
+    taken: set[str] = set()
+    for model_cls in baselines.REGISTRY.values():
+        fields = dataclasses.fields(model_cls.config_cls)
+        tuples = {f.name for f in fields if isinstance(f.default, tuple)}
+        add_dataclass_flags(group, model_cls.config_cls, skip=taken | tuples)
+        taken |= {f.name for f in fields}
 
 
 def _train(args) -> int:
-
     preset = baselines.presets(args.name)[args.preset]
     tcfg = config_with_overrides(preset.train, dataclass_overrides(args, TrainConfig))
     model_flags = dataclass_overrides(args, type(preset.model))
     mcfg = config_with_overrides(preset.model, model_flags)
     return train_command(args, args.name, mcfg, tcfg, model_overrides=model_flags,
-                         options={"prior_images": args.prior_images, "index": args.index})
+                         stage_options={"prior_images": args.prior_images, "index": args.index})
 
 
 def _export(args) -> int:

@@ -1,5 +1,5 @@
-"""The base of every baseline: the model class with the shared ``colorize`` entry point, its
-presets, and its checkpoint files (read, load, save for inference).
+"""The base of every baseline: the model class with the shared ``colorize`` entry point, the
+registry of the baselines, and their checkpoint files (read, load, save for inference).
 
 CIC (Zhang et al. 2016), LRAC (Larsson et al. 2016) and LTBC (Iizuka et al. 2016) all
 predict the chrominance of CIE Lab from its lightness L. PixColor's conventions
@@ -19,7 +19,6 @@ predict the chrominance of CIE Lab from its lightness L. PixColor's conventions
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
@@ -27,27 +26,22 @@ import numpy as np
 import torch
 from torch import nn
 
+from baselines.lab import recombine, to_lightness
 from pixcolor import checkpoint, color
 from pixcolor.batching import batches_by_shape
 from pixcolor.checkpoint import CheckpointError
-from pixcolor.config import TrainConfig, config_from_dict
+from pixcolor.config import Preset, config_from_dict
 from pixcolor.io import file_sha256
+from pixcolor.registry import Registry
 
 
 class BaselineCheckpointError(CheckpointError):
     """A baseline checkpoint is missing, unreadable or belongs to another model."""
 
 
-@dataclass(frozen=True)
-class BaselinePreset:
-    """A model config and the training settings that go with it."""
-
-    model: object
-    train: TrainConfig = field(default_factory=TrainConfig)
-
-
 class BaselineModel(nn.Module):
-    """Base class: subclasses implement :meth:`predict_ab` and may change :meth:`work_size`.
+    """Base class: subclasses implement :meth:`predict_ab` and may change :meth:`work_size`,
+    and are registered with :func:`register_baseline`.
 
     Attributes:
         cfg: the model config dataclass (``config_cls``).
@@ -57,6 +51,7 @@ class BaselineModel(nn.Module):
 
     name: ClassVar[str] = "baseline"
     config_cls: ClassVar[type] = object
+    presets: ClassVar[dict[str, Preset]] = {}  # ``paper``, ``small``, ``tiny``
 
     def __init__(self, cfg, preset: str = "custom") -> None:
         super().__init__()
@@ -92,7 +87,7 @@ class BaselineModel(nn.Module):
         """
         was_training = self.training
         self.eval()
-        pairs = [color.to_lightness(im) for im in images]
+        pairs = [to_lightness(im) for im in images]
         out: list[np.ndarray | None] = [None] * len(pairs)
         for (h, w), chunk in batches_by_shape([y.shape for y, _ in pairs], batch_size):
             lt = torch.from_numpy(np.stack([pairs[i][1] for i in chunk]))[:, None]
@@ -100,19 +95,32 @@ class BaselineModel(nn.Module):
             ab = self.predict_ab(lt).float()
             ab = color.resize(ab, (h, w), antialias=True).permute(0, 2, 3, 1).cpu().numpy()
             for k, i in enumerate(chunk):
-                out[i] = color.recombine(pairs[i][0], pairs[i][1], ab[k])
+                out[i] = recombine(pairs[i][0], pairs[i][1], ab[k])
         self.train(was_training)
         return out  # type: ignore[return-value]
 
 
-def build(cls: type[BaselineModel], presets: dict[str, BaselinePreset], preset: str = "small",
-          **overrides) -> BaselineModel:
-    """A model of a preset, with config fields replaced by ``overrides``."""
+REGISTRY: Registry[type[BaselineModel]] = Registry("baseline")  # name -> model class
+
+
+def register_baseline(name: str):
+    """Class decorator adding a :class:`BaselineModel` to :data:`REGISTRY` under ``name`` (its
+    ``name`` attribute)."""
+
+    def deco(cls):
+        cls.name = name
+        return REGISTRY.add(name, cls)
+
+    return deco
+
+
+def build(cls: type[BaselineModel], preset: str = "small", **overrides) -> BaselineModel:
+    """A model of one of ``cls.presets``, with config fields replaced by ``overrides``."""
     try:
-        cfg = presets[preset].model
+        cfg = cls.presets[preset].model
     except KeyError:
         raise KeyError(f"unknown {cls.name} preset {preset!r}; choose one of "
-                       f"{sorted(presets)}") from None
+                       f"{sorted(cls.presets)}") from None
     cfg = dataclasses.replace(cfg, **overrides)
     return cls(cfg, preset=preset if not overrides else f"{preset}+custom").eval()
 

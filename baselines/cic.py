@@ -39,10 +39,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.base import BaselineCheckpointError, BaselineModel, BaselinePreset
+from baselines.base import BaselineCheckpointError, BaselineModel, register_baseline
+from baselines.lab import AB_NORM, L_CENT, L_NORM, lab_from_batch
 from pixcolor import color
-from pixcolor.color import AB_NORM, L_CENT, L_NORM, lab_from_batch
-from pixcolor.config import TrainConfig
+from pixcolor.config import Preset, TrainConfig
 from pixcolor.stages import Stage, register_stage
 
 log = logging.getLogger(__name__)
@@ -158,16 +158,34 @@ class CICConfig:
     prior_file: str = ""
 
 
+PRESETS: dict[str, Preset[CICConfig]] = {
+    # Zhang et al.: 176x176 crops, batch 40, Adam lr 3e-5 (betas .9/.99, weight decay 1e-3),
+    # 450k iterations (Sec. 3.1 / the released solver).
+    "paper": Preset(CICConfig(), TrainConfig(
+        steps=450_000, batch_size=40, lr=3e-5, beta2=0.99, weight_decay=1e-3, image_size=176,
+        cond_grad_start=0, ckpt_every=5000)),
+    # CPU demo: the same 8 blocks at a quarter of the widths; PixColor's small budget.
+    "small": Preset(CICConfig(widths=(16, 32, 64, 128), infer_size=112), TrainConfig(
+        steps=20_000, batch_size=16, lr=1e-3, warmup_steps=200, grad_clip=1.0,
+        image_size=112, cond_grad_start=0, ckpt_every=250, log_every=25, num_workers=1)),
+    # Tests: seconds on a CPU.
+    "tiny": Preset(CICConfig(widths=(4, 8, 8, 16), infer_size=32), TrainConfig(
+        steps=40, batch_size=4, lr=1e-2, image_size=32, cond_grad_start=0, ckpt_every=10,
+        log_every=1, num_workers=0)),
+}
+
+
 def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, stride, padding=dilation, dilation=dilation),
             nn.ReLU(True)]
 
 
+@register_baseline("cic")
 class CIC(BaselineModel):
     """The eccv16 network; ``widths`` (64, 128, 256, 512) is the released model."""
 
-    name = "cic"
     config_cls = CICConfig
+    presets = PRESETS
 
     def __init__(self, cfg: CICConfig, preset: str = "custom") -> None:
         super().__init__(cfg, preset)
@@ -311,22 +329,6 @@ def bin_counts(ab_images: list[np.ndarray]) -> np.ndarray:
         counts += torch.bincount(torch.cdist(flat, bins).argmin(1), minlength=NUM_BINS)
     return counts.numpy()
 
-
-PRESETS: dict[str, BaselinePreset] = {
-    # Zhang et al.: 176x176 crops, batch 40, Adam lr 3e-5 (betas .9/.99, weight decay 1e-3),
-    # 450k iterations (Sec. 3.1 / the released solver).
-    "paper": BaselinePreset(CICConfig(), TrainConfig(
-        steps=450_000, batch_size=40, lr=3e-5, beta2=0.99, weight_decay=1e-3, image_size=176,
-        cond_grad_start=0, ckpt_every=5000)),
-    # CPU demo: the same 8 blocks at a quarter of the widths; PixColor's small budget.
-    "small": BaselinePreset(CICConfig(widths=(16, 32, 64, 128), infer_size=112), TrainConfig(
-        steps=20_000, batch_size=16, lr=1e-3, warmup_steps=200, grad_clip=1.0,
-        image_size=112, cond_grad_start=0, ckpt_every=250, log_every=25, num_workers=1)),
-    # Tests: seconds on a CPU.
-    "tiny": BaselinePreset(CICConfig(widths=(4, 8, 8, 16), infer_size=32), TrainConfig(
-        steps=40, batch_size=4, lr=1e-2, image_size=32, cond_grad_start=0, ckpt_every=10,
-        log_every=1, num_workers=0)),
-}
 
 __all__ = ["CIC", "CICConfig", "CICStage", "PRESETS", "ab_bins", "annealed_mean", "bin_counts",
            "rebalance_weights", "soft_encode"]

@@ -30,10 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.base import BaselineModel, BaselinePreset
+from baselines.base import BaselineModel, register_baseline
+from baselines.lab import L_CENT, L_NORM, lab_from_batch
 from pixcolor.checkpoint import read_weights
-from pixcolor.color import L_CENT, L_NORM, lab_from_batch
-from pixcolor.config import TrainConfig
+from pixcolor.config import Preset, TrainConfig
 from pixcolor.stages import Stage, register_stage
 
 TAPS = ("conv1_1", "conv2_2", "conv3_3", "conv4_3", "conv5_3", "fc6", "fc7")
@@ -54,11 +54,30 @@ class LRACConfig:
     max_side: int = 256  # inference resolution (longer side), rounded to multiples of 32
 
 
+PRESETS: dict[str, Preset[LRACConfig]] = {
+    # Larsson et al.: VGG-16 (ImageNet-initialised in the paper; here from scratch, see the
+    # model card), 128 sampled pixels per image, 224x224 crops. Optimiser: Adam.
+    "paper": Preset(LRACConfig(), TrainConfig(
+        steps=200_000, batch_size=32, lr=3e-5, image_size=224, cond_grad_start=0,
+        ckpt_every=5000)),
+    # CPU demo: a quarter of every width, fc 256 (3x3 fc6), hidden 128; PixColor's budget.
+    "small": Preset(LRACConfig(width=16, fc_width=256, fc6_kernel=3, hidden=128,
+                                       max_side=256), TrainConfig(
+        steps=20_000, batch_size=16, lr=1e-3, warmup_steps=200, grad_clip=1.0,
+        image_size=112, cond_grad_start=0, ckpt_every=250, log_every=25, num_workers=1)),
+    "tiny": Preset(LRACConfig(width=4, fc_width=16, fc6_kernel=3, hidden=32,
+                                      train_pixels=256, max_side=64), TrainConfig(
+        steps=40, batch_size=4, lr=1e-2, image_size=32, cond_grad_start=0, ckpt_every=10,
+        log_every=1, num_workers=0)),
+}
+
+
+@register_baseline("lrac")
 class LRAC(BaselineModel):
     """VGG-16 on L, hypercolumn, hidden layer, hue and chroma histograms."""
 
-    name = "lrac"
     config_cls = LRACConfig
+    presets = PRESETS
 
     def __init__(self, cfg: LRACConfig, preset: str = "custom") -> None:
         super().__init__(cfg, preset)
@@ -224,23 +243,6 @@ class LRACStage(Stage):
         weight = (chroma / cfg.chroma_max).clamp(0, 1)
         return ce_chroma + cfg.hue_weight * (weight * ce_hue).mean()
 
-
-PRESETS: dict[str, BaselinePreset] = {
-    # Larsson et al.: VGG-16 (ImageNet-initialised in the paper; here from scratch, see the
-    # model card), 128 sampled pixels per image, 224x224 crops. Optimiser: Adam.
-    "paper": BaselinePreset(LRACConfig(), TrainConfig(
-        steps=200_000, batch_size=32, lr=3e-5, image_size=224, cond_grad_start=0,
-        ckpt_every=5000)),
-    # CPU demo: a quarter of every width, fc 256 (3x3 fc6), hidden 128; PixColor's budget.
-    "small": BaselinePreset(LRACConfig(width=16, fc_width=256, fc6_kernel=3, hidden=128,
-                                       max_side=256), TrainConfig(
-        steps=20_000, batch_size=16, lr=1e-3, warmup_steps=200, grad_clip=1.0,
-        image_size=112, cond_grad_start=0, ckpt_every=250, log_every=25, num_workers=1)),
-    "tiny": BaselinePreset(LRACConfig(width=4, fc_width=16, fc6_kernel=3, hidden=32,
-                                      train_pixels=256, max_side=64), TrainConfig(
-        steps=40, batch_size=4, lr=1e-2, image_size=32, cond_grad_start=0, ckpt_every=10,
-        log_every=1, num_workers=0)),
-}
 
 __all__ = ["LRAC", "LRACConfig", "LRACStage", "PRESETS", "decode_chroma", "decode_hue",
            "hue_chroma"]

@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.base import BaselineModel, BaselinePreset
+from baselines.base import BaselineModel, register_baseline
+from baselines.lab import AB_NORM, lab_from_batch
 from pixcolor import color
-from pixcolor.color import AB_NORM, lab_from_batch
-from pixcolor.config import TrainConfig
+from pixcolor.config import Preset, TrainConfig
 from pixcolor.stages import Stage, register_stage
 
 
@@ -42,15 +42,34 @@ class LTBCConfig:
     alpha: float = 1.0 / 300.0  # weight of the classification loss (Sec. 3.5)
 
 
+PRESETS: dict[str, Preset[LTBCConfig]] = {
+    # Iizuka et al.: 224x224 inputs, batch 128, ADADELTA, ~200k iterations; we keep Adam
+    # (the shared trainer's optimiser) at a typical learning rate.
+    "paper": Preset(LTBCConfig(num_classes=1000), TrainConfig(
+        steps=200_000, batch_size=128, lr=1e-4, image_size=224, cond_grad_start=0,
+        ckpt_every=5000)),
+    # CPU demo: width 16 (a quarter of every layer); PixColor's small budget.
+    "small": Preset(LTBCConfig(width=16, global_size=128, max_side=256,
+                                       num_classes=1000), TrainConfig(
+        steps=20_000, batch_size=16, lr=1e-3, warmup_steps=200, grad_clip=1.0,
+        image_size=112, cond_grad_start=0, ckpt_every=250, log_every=25, num_workers=1)),
+    "tiny": Preset(LTBCConfig(width=8, global_size=32, max_side=64, num_classes=3),
+                           TrainConfig(steps=40, batch_size=4, lr=1e-2, image_size=32,
+                                       cond_grad_start=0, ckpt_every=10, log_every=1,
+                                       num_workers=0)),
+}
+
+
 def _conv(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, stride, 1), nn.BatchNorm2d(cout), nn.ReLU(True)]
 
 
+@register_baseline("ltbc")
 class LTBC(BaselineModel):
     """Low-level, mid-level, global, fusion, colorization and classification networks."""
 
-    name = "ltbc"
     config_cls = LTBCConfig
+    presets = PRESETS
 
     def __init__(self, cfg: LTBCConfig, preset: str = "custom") -> None:
         super().__init__(cfg, preset)
@@ -136,22 +155,5 @@ class LTBCStage(Stage):
             loss = loss + 0.0 * logits.sum()
         return loss
 
-
-PRESETS: dict[str, BaselinePreset] = {
-    # Iizuka et al.: 224x224 inputs, batch 128, ADADELTA, ~200k iterations; we keep Adam
-    # (the shared trainer's optimiser) at a typical learning rate.
-    "paper": BaselinePreset(LTBCConfig(num_classes=1000), TrainConfig(
-        steps=200_000, batch_size=128, lr=1e-4, image_size=224, cond_grad_start=0,
-        ckpt_every=5000)),
-    # CPU demo: width 16 (a quarter of every layer); PixColor's small budget.
-    "small": BaselinePreset(LTBCConfig(width=16, global_size=128, max_side=256,
-                                       num_classes=1000), TrainConfig(
-        steps=20_000, batch_size=16, lr=1e-3, warmup_steps=200, grad_clip=1.0,
-        image_size=112, cond_grad_start=0, ckpt_every=250, log_every=25, num_workers=1)),
-    "tiny": BaselinePreset(LTBCConfig(width=8, global_size=32, max_side=64, num_classes=3),
-                           TrainConfig(steps=40, batch_size=4, lr=1e-2, image_size=32,
-                                       cond_grad_start=0, ckpt_every=10, log_every=1,
-                                       num_workers=0)),
-}
 
 __all__ = ["LTBC", "LTBCConfig", "LTBCStage", "PRESETS"]

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from bench import metrics as bench_metrics
 from bench.generate import GenerateError, generate, parse_shard
-from bench.methods import DEFAULT_METHODS, METHODS
-from bench.pipeline import build, run, split_name
+from bench.methods import DEFAULT_METHODS, METHODS, MethodOptions
+from bench.pipeline import SplitSource, build, run, split_name
 from bench.split_lists import SplitError
 from bench.splits import DEFAULT_SIZE
 
@@ -113,6 +113,13 @@ def _methods(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
+def _method_options(args: argparse.Namespace) -> MethodOptions:
+    """The generation flags as the settings methods are built with."""
+    return MethodOptions(checkpoint=args.checkpoint, device=args.device,
+                         batch_size=args.batch_size, sampling_threads=args.sampling_threads,
+                         baseline_checkpoints=_pairs(args.baseline_checkpoint))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (see the module docstring)."""
     args = _parser().parse_args(argv)
@@ -140,12 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             reports = generate(split_dir, Path(args.runs) / name,
                                _methods(args.methods) or DEFAULT_METHODS,
                                shard=parse_shard(args.shard), batch_size=args.batch_size,
-                               overwrite=args.overwrite,
-                               method_kw={"checkpoint": args.checkpoint, "device": args.device,
-                                          "batch_size": args.batch_size,
-                                          "sampling_threads": args.sampling_threads,
-                                          "baseline_checkpoints":
-                                              _pairs(args.baseline_checkpoint)},
+                               overwrite=args.overwrite, options=_method_options(args),
                                echo=print)
             for rep in reports:
                 why = f": {rep.reason}" if rep.reason else ""
@@ -158,13 +160,12 @@ def main(argv: list[str] | None = None) -> int:
             print(bench_metrics.format_table(df))
             print(f"wrote {runs_dir / 'metrics.csv'}")
             return 0
-        summary = run(data=args.data, split=args.split, runs=args.runs, device=args.device,
-                      imagenet_val=args.imagenet_val, list_file=args.list_file,
-                      methods=_methods(args.methods), checkpoint=args.checkpoint,
-                      batch_size=args.batch_size, subset=args.subset, seed=args.seed,
-                      size=args.size, shard=args.shard, overwrite=args.overwrite,
-                      metric_workers=args.workers, sampling_threads=args.sampling_threads,
-                      baseline_checkpoints=_pairs(args.baseline_checkpoint), echo=print)
+        source = SplitSource(split=args.split, data=args.data, imagenet_val=args.imagenet_val,
+                             list_file=args.list_file, subset=args.subset, seed=args.seed,
+                             size=args.size)
+        summary = run(source, runs=args.runs, methods=_methods(args.methods),
+                      options=_method_options(args), shard=args.shard,
+                      overwrite=args.overwrite, metric_workers=args.workers, echo=print)
         return 0 if summary.ok else (PARTIAL if summary.split.usable else 1)
     except (SplitError, GenerateError, KeyError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -20,6 +20,7 @@ all of them into meta.json; rerunning ``generate`` (which skips everything) refr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.methods import Item, Method, create_method
+from bench.methods import Item, Method, MethodOptions, create_method
 from bench.splits import load_split_image, read_manifest
 from pixcolor.io import atomic_open, atomic_write_text, save_png
 from pixcolor.provenance import now_utc, software_versions
@@ -186,7 +187,8 @@ def _check(result: object, gt: np.ndarray) -> str | None:
 
 def generate(split_dir: str | os.PathLike, runs_dir: str | os.PathLike,
              methods: Sequence[str | Method], *, shard: tuple[int, int] = (0, 1),
-             batch_size: int = 16, overwrite: bool = False, method_kw: dict | None = None,
+             batch_size: int = 16, overwrite: bool = False,
+             options: MethodOptions | None = None,
              echo: Callable[[str], None] = log.info) -> list[MethodReport]:
     """Generate the outputs of ``methods`` for the images of a split.
 
@@ -197,7 +199,8 @@ def generate(split_dir: str | os.PathLike, runs_dir: str | os.PathLike,
         shard: (index, count) of this process's share of the images.
         batch_size: images per batch (all methods of a batch group share it).
         overwrite: regenerate method folders whose outputs came from other settings.
-        method_kw: options for :func:`bench.methods.create_method` (checkpoint, device...).
+        options: what named methods are built with (checkpoint, device, ...); under
+            torchrun a ``cuda`` device becomes this rank's GPU.
         echo: where progress lines go (the command line passes ``print``).
 
     Returns:
@@ -212,145 +215,161 @@ def generate(split_dir: str | os.PathLike, runs_dir: str | os.PathLike,
     if not rows:
         raise GenerateError(f"{split_dir / 'manifest.csv'} is missing or empty; build the "
                             "split first (python -m bench build-split)")
-    ids = [r["image_id"] for r in rows]
     runs_dir.mkdir(parents=True, exist_ok=True)
     if not (runs_dir / "manifest.csv").exists() or shard[0] == 0:
         with atomic_open(runs_dir / "manifest.csv") as f:
             f.write((split_dir / "manifest.csv").read_bytes())
-    mine = shard_ids(ids, *shard)
-    reports: dict[str, MethodReport] = {}
-    bases: dict[Method, dict] = {}
-    ready = _ready_methods(methods, dict(method_kw or {}), runs_dir, overwrite, reports, bases)
-
-    for why, names in by_reason(reports.values()).items():
-        echo(f"  skip {', '.join(names)}: {why}")
-    groups: dict[object, list[Method]] = {}
-    for m in ready:
-        groups.setdefault(m.batch_key(), []).append(m)
-    for group in groups.values():
-        _run_group(group, bases, mine, ids, split_dir, runs_dir, shard, batch_size, reports,
-                   echo)
-    return [reports[k] for k in reports]
+    options = options or MethodOptions()
+    options = dataclasses.replace(options, device=rank_device(options.device))
+    run = GenerationRun(split_dir, runs_dir, [r["image_id"] for r in rows], shard=shard,
+                        batch_size=batch_size, device=options.device, echo=echo)
+    run.run([spec if isinstance(spec, Method) else create_method(spec, options)
+             for spec in methods], overwrite=overwrite)
+    return list(run.reports.values())
 
 
-def _ready_methods(methods: Sequence[str | Method], method_kw: dict, runs_dir: Path,
-                   overwrite: bool, reports: dict[str, MethodReport],
-                   bases: dict[Method, dict]) -> list[Method]:
-    """The methods that can run: created, available and with a matching output folder (or
-    ``overwrite``, which deletes a mismatched one). Fills ``reports`` (a skipped method's
-    reason) and ``bases`` (each ready method's metadata, its device filled in)."""
-    device = method_kw["device"] = rank_device(str(method_kw.get("device", "cpu")))
-    ready = []
-    for spec in methods:
-        m = spec if isinstance(spec, Method) else create_method(spec, **method_kw)
+@dataclass
+class GenerationRun:
+    """The generation of one shard of a split: its folders, images and batch size, where
+    progress goes, and what happened to each method (:attr:`reports`).
+
+    Methods whose :meth:`~bench.methods.Method.batch_key` agree form a group: each batch of
+    images is loaded once for the group and handed to it in one
+    :meth:`~bench.methods.Method.generate_group` call.
+    """
+
+    split_dir: Path
+    runs_dir: Path  # runs/<split>: one folder per method
+    ids: list[str]  # every image of the split, in manifest order
+    shard: tuple[int, int] = (0, 1)
+    batch_size: int = 16
+    device: str = "cpu"  # the run's device, recorded for methods whose meta names none
+    echo: Callable[[str], None] = log.info
+    reports: dict[str, MethodReport] = field(default_factory=dict)
+    bases: dict[Method, dict] = field(default_factory=dict)  # a ready method's meta fields
+
+    @property
+    def mine(self) -> list[str]:
+        """This shard's images."""
+        return shard_ids(self.ids, *self.shard)
+
+    def run(self, methods: Sequence[Method], *, overwrite: bool = False) -> None:
+        """Generate every method that can run; skipped ones are reported with their reason."""
+        ready = [m for m in methods if self.prepare(m, overwrite)]
+        for why, names in by_reason(self.reports.values()).items():
+            self.echo(f"  skip {', '.join(names)}: {why}")
+        groups: dict[object, list[Method]] = {}
+        for m in ready:
+            groups.setdefault(m.batch_key(), []).append(m)
+        for group in groups.values():
+            self.run_group(group)
+
+    def prepare(self, m: Method, overwrite: bool) -> bool:
+        """Whether ``m`` can run: available and with an output folder made with the same
+        settings (or ``overwrite``, which deletes a mismatched one). Reports it either way
+        and keeps a ready method's metadata in :attr:`bases`."""
         try:
             ok, why = m.available()
             meta = m.meta() if ok else {}
         except Exception as exc:  # noqa: BLE001 - e.g. a corrupt checkpoint: skip the method
             ok, why = False, f"cannot load ({type(exc).__name__}: {exc})"
         if not ok:
-            reports[m.name] = MethodReport(m.name, "skipped", why)
-            continue
-        folder = runs_dir / m.name
-        bases[m] = {**meta, "device": meta.get("device") or device}
-        old, new = _previous_fingerprint(folder), _fingerprint(bases[m])
-        diff = _mismatch(old, new)
+            self.reports[m.name] = MethodReport(m.name, "skipped", why)
+            return False
+        folder = self.runs_dir / m.name
+        base = {**meta, "device": meta.get("device") or self.device}
+        diff = _mismatch(_previous_fingerprint(folder), _fingerprint(base))
         if diff and not overwrite:
-            reports[m.name] = MethodReport(m.name, "skipped", f"{folder} was made with other "
-                                           f"settings ({diff}); delete it or pass --overwrite")
-            continue
+            self.reports[m.name] = MethodReport(m.name, "skipped", f"{folder} was made with "
+                                                f"other settings ({diff}); delete it or pass "
+                                                "--overwrite")
+            return False
         if diff:
             shutil.rmtree(folder)
-        reports[m.name] = MethodReport(m.name, "done")
-        ready.append(m)
-    return ready
+        self.bases[m] = base
+        self.reports[m.name] = MethodReport(m.name, "done")
+        return True
 
-
-def _run_group(group: list[Method], bases: dict[Method, dict], mine: list[str],
-               ids: list[str], split_dir: Path, runs_dir: Path, shard: tuple[int, int],
-               batch_size: int, reports: dict[str, MethodReport],
-               echo: Callable[[str], None]) -> None:
-    names = [m.name for m in group]
-    pending = {m: [i for i in mine if not (runs_dir / m.name / f"{i}.png").exists()]
-               for m in group}
-    for m in group:
-        reports[m.name].existing = len(mine) - len(pending[m])
-    pend_sets = {m: set(p) for m, p in pending.items()}
-    todo = [i for i in mine if any(i in p for p in pend_sets.values())]
-    failures: dict[Method, dict] = {m: {} for m in group}
-    started, t0 = now_utc(), time.perf_counter()
-    if todo:
-        echo(f"  {'+'.join(names)}: {len(todo)} images to generate "
-             f"({sum(r.existing for r in (reports[n] for n in names))} outputs exist)")
-    try:
-        for start in range(0, len(todo), batch_size):
-            _run_batch(group, todo[start:start + batch_size], pend_sets, split_dir, runs_dir,
-                       reports, failures)
-            done = min(start + batch_size, len(todo))
-            echo(f"    {done}/{len(todo)} images, {time.perf_counter() - t0:.1f} s")
-    finally:
-        wall = time.perf_counter() - t0
+    def run_group(self, group: list[Method]) -> None:
+        """Generate this shard's images that the methods of ``group`` lack, a batch at a
+        time, then record the session in each method's folder (also when interrupted)."""
+        mine, names = self.mine, [m.name for m in group]
+        pending = {m: {i for i in mine if not (self.runs_dir / m.name / f"{i}.png").exists()}
+                   for m in group}
         for m in group:
-            _finish_method(m, bases[m], names, failures[m], reports[m.name], ids, runs_dir,
-                           shard, started, wall, echo)
-
-
-def _run_batch(group: list[Method], chunk: list[str], pend_sets: dict[Method, set],
-               split_dir: Path, runs_dir: Path, reports: dict[str, MethodReport],
-               failures: dict[Method, dict]) -> None:
-    """Load one batch of split images and run every method of ``group`` that still needs
-    them; outputs are saved, bad images and bad outputs recorded in ``failures``."""
-    items = {}
-    for i in chunk:
+            self.reports[m.name].existing = len(mine) - len(pending[m])
+        todo = [i for i in mine if any(i in p for p in pending.values())]
+        failures: dict[Method, dict[str, str]] = {m: {} for m in group}  # image id -> why
+        started, t0 = now_utc(), time.perf_counter()
+        if todo:
+            self.echo(f"  {'+'.join(names)}: {len(todo)} images to generate "
+                      f"({sum(self.reports[n].existing for n in names)} outputs exist)")
         try:
-            items[i] = Item(i, load_split_image(split_dir, i))
-        except (OSError, ValueError) as exc:
+            for start in range(0, len(todo), self.batch_size):
+                self._run_batch(group, todo[start:start + self.batch_size], pending, failures)
+                done = min(start + self.batch_size, len(todo))
+                self.echo(f"    {done}/{len(todo)} images, {time.perf_counter() - t0:.1f} s")
+        finally:
+            wall = time.perf_counter() - t0
             for m in group:
-                if i in pend_sets[m]:
-                    failures[m][i] = f"split image unreadable: {exc}"
-    requests = {m: [items[i] for i in chunk if i in items and i in pend_sets[m]] for m in group}
-    requests = {m: v for m, v in requests.items() if v}
-    if not requests:
-        return
-    try:
-        results = type(group[0]).generate_group(requests)
-    except Exception as exc:  # noqa: BLE001 - a broken method never stops the run
-        log.exception("%s failed on a batch", [m.name for m in group])
-        results = {m: [exc] * len(v) for m, v in requests.items()}
-    for m, its in requests.items():
-        res_list = list(results.get(m, []))
-        if len(res_list) != len(its):
-            res_list = [RuntimeError(f"{m.name} returned {len(res_list)} outputs for "
-                                     f"{len(its)} images")] * len(its)
-        for it, res in zip(its, res_list, strict=True):
-            err = _check(res, it.rgb)
-            if err is None:
-                save_png(runs_dir / m.name / f"{it.image_id}.png", np.asarray(res))
-                reports[m.name].generated += 1
-            else:
-                failures[m][it.image_id] = err
+                self._finish(m, failures[m], started, wall, names)
 
+    def _run_batch(self, group: list[Method], chunk: list[str],
+                   pending: dict[Method, set[str]], failures: dict[Method, dict[str, str]]
+                   ) -> None:
+        """Load one batch of split images and run every method of ``group`` that still needs
+        them; outputs are saved, bad images and bad outputs recorded in ``failures``."""
+        items = {}
+        for i in chunk:
+            try:
+                items[i] = Item(i, load_split_image(self.split_dir, i))
+            except (OSError, ValueError) as exc:
+                for m in group:
+                    if i in pending[m]:
+                        failures[m][i] = f"split image unreadable: {exc}"
+        requests = {m: [items[i] for i in chunk if i in items and i in pending[m]]
+                    for m in group}
+        requests = {m: v for m, v in requests.items() if v}
+        if not requests:
+            return
+        try:
+            results = type(group[0]).generate_group(requests)
+        except Exception as exc:  # noqa: BLE001 - a broken method never stops the run
+            log.exception("%s failed on a batch", [m.name for m in group])
+            results = {m: [exc] * len(v) for m, v in requests.items()}
+        for m, its in requests.items():
+            res_list = list(results.get(m, []))
+            if len(res_list) != len(its):
+                res_list = [RuntimeError(f"{m.name} returned {len(res_list)} outputs for "
+                                         f"{len(its)} images")] * len(its)
+            for it, res in zip(its, res_list, strict=True):
+                err = _check(res, it.rgb)
+                if err is None:
+                    save_png(self.runs_dir / m.name / f"{it.image_id}.png", np.asarray(res))
+                    self.reports[m.name].generated += 1
+                else:
+                    failures[m][it.image_id] = err
 
-def _finish_method(m: Method, base: dict, names: list[str], failures: dict,
-                   rep: MethodReport, ids: list[str], runs_dir: Path, shard: tuple[int, int],
-                   started: str, wall: float, echo: Callable[[str], None]) -> None:
-    """Close one method's report and record this session in its folder's metadata."""
-    rep.wall_time_s = wall
-    rep.failed = [{"image_id": k, "reason": v} for k, v in failures.items()]
-    if rep.failed:
-        rep.status = "incomplete"
-        for f in rep.failed[:5]:
-            echo(f"  {m.name}: {f['image_id']}: {f['reason']}")
-        if len(rep.failed) > 5:
-            echo(f"  {m.name}: ... and {len(rep.failed) - 5} more failures")
-    folder = runs_dir / m.name
-    folder.mkdir(parents=True, exist_ok=True)
-    session = {"shard": f"{shard[0]}/{shard[1]}", "started": started,
-               "finished": now_utc(), "host": socket.gethostname(),
-               "device": base["device"], "generated": rep.generated,
-               "existing": rep.existing, "failed": len(rep.failed),
-               "wall_time_s": round(wall, 3),
-               "generated_with": names if len(names) > 1 else None}
-    warns = {w["image_id"]: w["warning"] for w in m.warnings}
-    _record_session(folder, shard, _fingerprint(base), session, failures, warns)
-    write_meta(folder, m.name, runs_dir.name, ids, base)
+    def _finish(self, m: Method, failures: dict[str, str], started: str, wall: float,
+                names: list[str]) -> None:
+        """Close ``m``'s report and record this session in its folder's metadata."""
+        rep, base = self.reports[m.name], self.bases[m]
+        rep.wall_time_s = wall
+        rep.failed = [{"image_id": k, "reason": v} for k, v in failures.items()]
+        if rep.failed:
+            rep.status = "incomplete"
+            for f in rep.failed[:5]:
+                self.echo(f"  {m.name}: {f['image_id']}: {f['reason']}")
+            if len(rep.failed) > 5:
+                self.echo(f"  {m.name}: ... and {len(rep.failed) - 5} more failures")
+        folder = self.runs_dir / m.name
+        folder.mkdir(parents=True, exist_ok=True)
+        session = {"shard": f"{self.shard[0]}/{self.shard[1]}", "started": started,
+                   "finished": now_utc(), "host": socket.gethostname(),
+                   "device": base["device"], "generated": rep.generated,
+                   "existing": rep.existing, "failed": len(rep.failed),
+                   "wall_time_s": round(wall, 3),
+                   "generated_with": names if len(names) > 1 else None}
+        warns = {w["image_id"]: w["warning"] for w in m.warnings}
+        _record_session(folder, self.shard, _fingerprint(base), session, failures, warns)
+        write_meta(folder, m.name, self.runs_dir.name, self.ids, base)

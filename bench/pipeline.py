@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench import metrics as bench_metrics
 from bench.generate import GenerateError, MethodReport, by_reason, generate, parse_shard
-from bench.methods import DEFAULT_METHODS
+from bench.methods import DEFAULT_METHODS, MethodOptions
 from bench.split_lists import (
     OFFICIAL_SPLITS,
     SplitError,
@@ -86,6 +86,29 @@ def build(split: str, out: str | os.PathLike, *, data: str | os.PathLike = "data
                        keep_aspect=keep_aspect, drop_grayscale=drop_grayscale, info=info)
 
 
+@dataclass(frozen=True)
+class SplitSource:
+    """The split :func:`run` builds (or reuses) and the photos it comes from (see
+    :func:`build` for each field)."""
+
+    split: str = "demo"  # demo, ctest10k, cval1k, or any name with list_file
+    data: str = "data"  # data folder: the split goes to <data>/splits/<name>
+    imagenet_val: str | None = None  # ILSVRC2012 validation folder
+    list_file: str | None = None  # a list in the shipped format instead of the official one
+    subset: int | None = None  # keep a deterministic subset of this many images
+    seed: int = 0  # seed of the subset
+    size: int = DEFAULT_SIZE  # shorter side and crop
+
+    @property
+    def name(self) -> str:
+        """The split's folder name (:func:`split_name`)."""
+        return split_name(self.split, self.subset, self.seed)
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.data) / "splits" / self.name
+
+
 @dataclass
 class RunSummary:
     """Outcome of :func:`run`."""
@@ -101,17 +124,22 @@ class RunSummary:
                 and all(r.status != "incomplete" for r in self.reports))
 
 
-def run(*, data: str = "data", split: str = "demo", runs: str = "runs", device: str = "cpu",
-        imagenet_val: str | None = None, list_file: str | None = None,
-        methods: Sequence[str] | None = None, checkpoint: str | None = None,
-        batch_size: int = 64, subset: int | None = None, seed: int = 0,
-        size: int = DEFAULT_SIZE, shard: str | None = None, overwrite: bool = False,
-        metric_workers: int = 1, sampling_threads: int = 1,
-        baseline_checkpoints: dict[str, str] | None = None,
+def run(source: SplitSource, *, runs: str = "runs", methods: Sequence[str] | None = None,
+        options: MethodOptions | None = None, shard: str | None = None,
+        overwrite: bool = False, metric_workers: int = 1,
         echo: Callable[[str], None] = log.info) -> RunSummary:
     """Build the split, generate every available method, compute metrics, print a summary.
 
-    Progress and the summary go to ``echo`` (the command line passes ``print``).
+    Args:
+        source: the split and its photos.
+        runs: runs folder; outputs go to ``<runs>/<split name>``.
+        methods: method names (default: every registered default one).
+        options: the settings methods are built with; its ``batch_size`` is also the
+            generation batch (images loaded at once).
+        shard: ``"i/n"`` (default: the torchrun rank), see :func:`bench.generate.parse_shard`.
+        overwrite: regenerate method folders made with other settings.
+        metric_workers: processes for the metrics.
+        echo: where progress and the summary go (the command line passes ``print``).
 
     Returns:
         A :class:`RunSummary`; problems are reported, not raised (except a split that
@@ -125,22 +153,17 @@ def run(*, data: str = "data", split: str = "demo", runs: str = "runs", device: 
         raise GenerateError("under torchrun, build the split first (python -m bench "
                             "build-split ...), then run torchrun ... -m bench generate")
     t0 = time.perf_counter()
-    name = split_name(split, subset, seed)
-    split_dir, runs_dir = Path(data) / "splits" / name, Path(runs) / name
-    result = _split_step(split, name, split_dir, data=data, imagenet_val=imagenet_val,
-                         list_file=list_file, subset=subset, seed=seed, size=size, echo=echo)
+    options = options or MethodOptions()
+    runs_dir = Path(runs) / source.name
+    result = _split_step(source, echo)
     summary = RunSummary(result)
     if not result.usable:
         echo("no usable images; nothing to generate")
         return summary
     echo(f"[2/3] generate -> {runs_dir}")
-    summary.reports = generate(split_dir, runs_dir, list(methods or DEFAULT_METHODS),
-                               shard=parse_shard(shard), batch_size=batch_size,
-                               overwrite=overwrite, echo=echo,
-                               method_kw={"checkpoint": checkpoint, "device": device,
-                                          "batch_size": batch_size,
-                                          "sampling_threads": sampling_threads,
-                                          "baseline_checkpoints": baseline_checkpoints})
+    summary.reports = generate(source.folder, runs_dir, list(methods or DEFAULT_METHODS),
+                               shard=parse_shard(shard), batch_size=options.batch_size,
+                               overwrite=overwrite, options=options, echo=echo)
     if parse_shard(shard)[1] > 1:
         echo("sharded run: compute metrics once every shard is done "
              f"(python -m bench metrics --runs-dir {runs_dir})")
@@ -154,19 +177,18 @@ def run(*, data: str = "data", split: str = "demo", runs: str = "runs", device: 
     return summary
 
 
-def _split_step(split: str, name: str, split_dir: Path, *, data: str, imagenet_val: str | None,
-                list_file: str | None, subset: int | None, seed: int, size: int,
-                echo: Callable[[str], None]):
+def _split_step(source: SplitSource, echo: Callable[[str], None]) -> BuildResult:
     """Step 1 of :func:`run`: the split built earlier (an official split, no new source
     given) or built now, its problems echoed."""
-    echo(f"[1/3] split {name} -> {split_dir}")
-    result = load_built(split_dir) if (split in OFFICIAL_SPLITS and imagenet_val is None
-                                        and list_file is None) else None
+    s, split_dir = source, source.folder
+    echo(f"[1/3] split {s.name} -> {split_dir}")
+    result = load_built(split_dir) if (s.split in OFFICIAL_SPLITS and s.imagenet_val is None
+                                        and s.list_file is None) else None
     if result is not None:
         echo(f"  using the split built earlier in {split_dir} (pass --imagenet-val to rebuild)")
     else:
-        result = build(split, split_dir, data=data, imagenet_val=imagenet_val,
-                       list_file=list_file, subset=subset, seed=seed, size=size)
+        result = build(s.split, split_dir, data=s.data, imagenet_val=s.imagenet_val,
+                       list_file=s.list_file, subset=s.subset, seed=s.seed, size=s.size)
     for p in result.problems[:10]:
         echo(f"  {p['status']}: {p['image_id']} ({p['detail']})")
     if len(result.problems) > 10:

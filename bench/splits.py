@@ -155,10 +155,10 @@ def build_split(entries: Sequence[SplitEntry], source_root: str | os.PathLike,
     images.mkdir(parents=True, exist_ok=True)
     old = {r["image_id"]: r for r in read_manifest(out / "manifest.csv")}
     result = BuildResult(name, out, len(entries))
+    builder = _EntryBuilder(root, result, old, size=size, keep_aspect=keep_aspect,
+                            drop_grayscale=drop_grayscale, threshold=threshold)
     for k, e in enumerate(entries):
-        _build_entry(e, root, images, old.get(e.image_id), result, size=size,
-                     keep_aspect=keep_aspect, drop_grayscale=drop_grayscale,
-                     threshold=threshold)
+        builder.add(e)
         if progress is not None:
             progress(k + 1, len(entries))
     _write_outputs(result, size=size, keep_aspect=keep_aspect, threshold=threshold,
@@ -166,36 +166,48 @@ def build_split(entries: Sequence[SplitEntry], source_root: str | os.PathLike,
     return result
 
 
-def _build_entry(e: SplitEntry, root: Path, images: Path, old_row: dict | None,
-                 result: BuildResult, *, size: int, keep_aspect: bool, drop_grayscale: bool,
-                 threshold: float) -> None:
-    """One entry of :func:`build_split`: its manifest row (reused or processed) or its
-    problem (missing, unreadable, grayscale) added to ``result``."""
-    base = {"image_id": e.image_id, "wnid": e.wnid, "label": e.label}
-    src = find_source(root, e)
-    if src is None:
-        result.problems.append({**base, "status": "missing", "source_path": "",
-                                "detail": f"not found as {root / e.relpath} or "
-                                          f"{root / Path(e.relpath).name}"})
-        return
-    row = _reuse(old_row, src, images, keep_aspect, size)
-    if row is None:
-        try:
-            row = _process(e, src, images, size, keep_aspect)
-        except ImageLoadError as exc:
-            result.problems.append({**base, "status": "unreadable",
-                                    "source_path": str(src), "detail": exc.reason})
+@dataclass
+class _EntryBuilder:
+    """What :func:`build_split` needs for each entry: where sources are found, the previous
+    manifest rows, the protocol, and the result it fills."""
+
+    root: Path  # source folder
+    result: BuildResult
+    old: dict[str, dict]  # the previous manifest's rows by image id
+    size: int
+    keep_aspect: bool
+    drop_grayscale: bool
+    threshold: float
+
+    def add(self, e: SplitEntry) -> None:
+        """Add ``e``'s manifest row (reused or processed) or its problem (missing,
+        unreadable, grayscale) to the result."""
+        root, images, result = self.root, self.result.out / "images", self.result
+        base = {"image_id": e.image_id, "wnid": e.wnid, "label": e.label}
+        src = find_source(root, e)
+        if src is None:
+            result.problems.append({**base, "status": "missing", "source_path": "",
+                                    "detail": f"not found as {root / e.relpath} or "
+                                              f"{root / Path(e.relpath).name}"})
             return
-    gray = float(row["colorness"]) < threshold
-    if gray:
-        result.problems.append({
-            **base, "status": "grayscale_dropped" if drop_grayscale else "grayscale",
-            "source_path": str(src),
-            "detail": f"colorness {float(row['colorness']):.4f} < {threshold}"})
-    if not (gray and drop_grayscale):
-        result.rows.append(row)
-    elif (images / f"{e.image_id}.png").exists():
-        (images / f"{e.image_id}.png").unlink()
+        row = _reuse(self.old.get(e.image_id), src, images, self.keep_aspect, self.size)
+        if row is None:
+            try:
+                row = _process(e, src, images, self.size, self.keep_aspect)
+            except ImageLoadError as exc:
+                result.problems.append({**base, "status": "unreadable",
+                                        "source_path": str(src), "detail": exc.reason})
+                return
+        gray = float(row["colorness"]) < self.threshold
+        if gray:
+            result.problems.append({
+                **base, "status": "grayscale_dropped" if self.drop_grayscale else "grayscale",
+                "source_path": str(src),
+                "detail": f"colorness {float(row['colorness']):.4f} < {self.threshold}"})
+        if not (gray and self.drop_grayscale):
+            result.rows.append(row)
+        elif (images / f"{e.image_id}.png").exists():
+            (images / f"{e.image_id}.png").unlink()
 
 
 def _reuse(row: dict | None, src: Path, images: Path, keep_aspect: bool, size: int

@@ -11,7 +11,6 @@ writer adds. No pickled classes: configs are plain dicts, so files outlive renam
 from __future__ import annotations
 
 import dataclasses
-import os
 import random
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 
 from pixcolor.config import ModelConfig, config_from_dict
+from pixcolor.io import atomic_open
 
 
 class CheckpointError(ValueError):
@@ -62,13 +62,12 @@ def read_weights(path: str | Path, error: type[Exception] = CheckpointError) -> 
 
 
 def write(state: dict, path: str | Path) -> Path:
-    """Save ``state`` to ``path`` atomically (a temporary file, then a rename), creating the
-    folder: a crash leaves the old file or the new one, never half of one."""
+    """Save ``state`` to ``path`` atomically (:func:`pixcolor.io.atomic_open`), creating the
+    folder: a crash leaves the old file or the new one, never half of one, and a failed save
+    no temporary file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_open(path, "wb") as f:
+        torch.save(state, f)
     return path
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from pixcolor.config import (
     PRESETS,
     ModelConfig,
+    RunOptions,
     TrainConfig,
     add_dataclass_flags,
     config_with_overrides,
@@ -43,11 +44,20 @@ def add_run_flags(parser: argparse.ArgumentParser, presets: list[str], init_from
     p.add_argument("--max-minutes", type=float, help="stop with a checkpoint after this long")
 
 
-def train_command(args, stage: str, mcfg, tcfg, *, model_overrides: dict,
-                  options: dict | None = None, **dataset_kw) -> int:
+def train_command(args, stage_name: str, mcfg, tcfg, *, model_overrides: dict,
+                  stage_options: dict | None = None, **dataset_kw) -> int:
     """What ``pixcolor train`` and ``python -m baselines train`` run once they have the
     configs: the training images, the run, its summary as JSON; the exit status (2: the run
-    cannot start as asked, 3: the loss diverged)."""
+    cannot start as asked, 3: the loss diverged).
+
+    Args:
+        args: the parsed flags of :func:`add_run_flags`.
+        stage_name: the registered training stage.
+        mcfg, tcfg: the model config and the training settings, flags applied.
+        model_overrides: the model fields set by flags (a resume must not change them).
+        stage_options: the stage's own options (``prepare_config``).
+        **dataset_kw: more arguments of :class:`~pixcolor.data.ImageFolderDataset`.
+    """
     from pixcolor.data import ImageFolderDataset
     from pixcolor.train import RunSetupError, TrainingDiverged, train
 
@@ -58,12 +68,13 @@ def train_command(args, stage: str, mcfg, tcfg, *, model_overrides: dict,
     print(f"{args.data}: {ds.num_kept} training images in {len(ds.classes)} classes "
           f"({ds.num_below_threshold} below colorness {tcfg.colorness_threshold}, "
           f"{ds.num_unreadable} unreadable)", file=sys.stderr)
+    opts = RunOptions(preset=args.preset, device=args.device, resume=args.resume,
+                      init_from=args.init_from, warm_start=args.warm_start,
+                      deterministic=args.deterministic, freeze_bn=args.freeze_bn,
+                      max_minutes=args.max_minutes, model_overrides=model_overrides,
+                      stage_options=stage_options or {})
     try:
-        res = train(stage, ds, args.out, mcfg, tcfg, preset=args.preset, device=args.device,
-                    resume=args.resume, init_from=args.init_from, warm_start=args.warm_start,
-                    deterministic=args.deterministic,
-                    freeze_bn=args.freeze_bn, max_minutes=args.max_minutes,
-                    model_overrides=model_overrides, options=options)
+        res = train(stage_name, ds, args.out, mcfg, tcfg, opts)
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
@@ -115,7 +126,7 @@ def _colorize(args) -> int:
         args.inputs, args.out,
         lambda batch: model.colorize(batch, num_samples=args.samples, seed=args.seed,
                                      temperature=args.temperature, batch_size=args.batch_size),
-        batch_size=args.batch_size, what=f"{args.samples} samples each")
+        batch_size=args.batch_size, seed=args.seed, what=f"{args.samples} samples each")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,7 +20,8 @@ Colorize = Callable[[list[np.ndarray]], Sequence[Sequence[np.ndarray]]]
 
 
 def colorize_files(inputs: Iterable[str | Path], out: str | Path, colorize: Colorize, *,
-                   batch_size: int = 8, numbered: bool = True, what: str = "") -> int:
+                   batch_size: int = 8, numbered: bool = True, seed: int | None = None,
+                   what: str = "") -> int:
     """Colourise every image of ``inputs`` into ``out``.
 
     Args:
@@ -28,7 +29,10 @@ def colorize_files(inputs: Iterable[str | Path], out: str | Path, colorize: Colo
         out: output folder (created).
         colorize: the model's batch call.
         batch_size: images loaded and colourised at once.
-        numbered: outputs are ``<stem>_s<k>.png`` (k from 1); else one ``<stem>.png``.
+        numbered: the k-th output of an image (k from 1) is ``<stem>_seed<seed>_sample<k>.png``
+            (``<stem>_sample<k>.png`` without ``seed``); else one ``<stem>.png``.
+        seed: the seed the samples were drawn with, written in their names: ``_seed1_sample2``
+            is the second sample of seed 1, not the harness's seed-2 method ``pixcolor_s2``.
         what: said in the summary line (e.g. "3 samples each").
 
     Returns:
@@ -41,6 +45,7 @@ def colorize_files(inputs: Iterable[str | Path], out: str | Path, colorize: Colo
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     failed, done, t0 = [], 0, time.time()
+    prefix = "" if seed is None else f"_seed{seed}"
     for start in tqdm(range(0, len(files), batch_size), desc="colorize", unit="batch"):
         batch, names = [], []
         for f in files[start:start + batch_size]:
@@ -53,8 +58,9 @@ def colorize_files(inputs: Iterable[str | Path], out: str | Path, colorize: Colo
         if not batch:
             continue
         for name, outputs in zip(names, colorize(batch), strict=True):
-            for k, rgb in enumerate(outputs):
-                save_png(out / (f"{name}_s{k + 1}.png" if numbered else f"{name}.png"), rgb)
+            for k, rgb in enumerate(outputs, 1):
+                save_png(out / (f"{name}{prefix}_sample{k}.png" if numbered else f"{name}.png"),
+                         rgb)
             done += 1
     detail = f" ({what})" if what else ""
     print(f"colorized {done} of {len(files)} images{detail} into {out} "

@@ -1,21 +1,31 @@
 """PixColor: conditioning network + gated PixelCNN + refinement network (paper Sec. 3, Fig. 4).
 
-Public API (kept stable for the benchmark harness, the baselines and users)::
+Public API (the benchmark harness, the tools and users call these)::
 
     model = PixColor.from_preset("paper")        # random init
     model = PixColor.load(path=None)             # a checkpoint; None = the shipped demo one
     out = model.colorize(images, num_samples=3, seed=1, sampler="cached", temperature=1.0)
+    draws = [Draw(image=0, seed=1, index=0), ...]    # ys: (H, W) Y planes in [0, 1]
+    drawn = model.sample(ys, draws)                  # low-resolution chroma per draw
+    rgb = model.render([ys[d.image] for d in draws], drawn.chroma)   # RGB per draw
     bins, logp = model.sample_lowres(y, num_samples=3, seed=1, sampler="cached")
     logits = model.pixelcnn_logits(y, bins)
+
+``colorize`` is ``sample`` + ``render``; ``sample_lowres`` is ``sample`` for one
+(N, 1, H, W) batch. Every sample is drawn by ``sample``: it depends only on (seed, sample
+index, image content), so callers that mix images, seeds and sizes (the harness) get
+exactly what ``colorize`` gives.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -29,11 +39,31 @@ from pixcolor.io import file_sha256
 from pixcolor.models.conditioning import ConditioningNetwork
 from pixcolor.models.pixelcnn import PixelCNN
 from pixcolor.models.refine import RefinementNetwork
-from pixcolor.sampling import image_key, sample, sample_noise
+from pixcolor.sampling import image_key, sample, sample_uniforms
+
+log = logging.getLogger(__name__)
 
 SHIPPED_CHECKPOINT = Path(__file__).parent / "checkpoints" / "pixcolor_small.pt"
 
 MERGE_PIXELS = 1 << 24  # pixels merged into RGB at once (~0.4 GB per float64 RGB buffer)
+STAGES = ("pixelcnn", "refine")  # the two independently trained parts (paper Table 2)
+
+
+class Draw(NamedTuple):
+    """One low-resolution chroma sample for :meth:`PixColor.sample` to draw."""
+
+    image: int  # index into the call's Y planes
+    seed: int
+    index: int = 0  # sample index: colorize(num_samples=S, seed=k) draws indices 0 .. S-1
+
+
+@dataclass
+class ChromaSamples:
+    """What :meth:`PixColor.sample` drew: one entry per :class:`Draw`, in the draws' order."""
+
+    bins: list[torch.Tensor]  # (2, h, w) int64 in [0, cfg.bins), (Cb, Cr)
+    chroma: list[torch.Tensor]  # (2, h, w) float32: the bins' centred values, render's input
+    logp: torch.Tensor  # (D,) float64: the PixelCNN log-likelihood of each sample, in nats
 
 
 def init_weights(module: nn.Module, std: float) -> None:
@@ -63,7 +93,11 @@ class PixColor(nn.Module):
         if self.cond.global_fc is not None:
             nn.init.zeros_(self.cond.global_fc.weight)
             nn.init.zeros_(self.cond.global_fc.bias)
+        # What a loaded checkpoint says (see load); a fresh model has both stages.
+        self.stages: list[str] = list(STAGES)  # the stages whose weights were trained
+        self.checkpoint_path: str | None = None
         self.checkpoint_sha256: str | None = None
+        self.missing_keys: list[str] = []  # tensors the checkpoint lacked (initial values)
         self.eval()
 
     # ------------------------------------------------------------------ construction
@@ -75,8 +109,12 @@ class PixColor(nn.Module):
     def load(cls, path: str | Path | None = None, map_location: str = "cpu") -> PixColor:
         """Load a checkpoint written by :meth:`save` or by ``pixcolor train``.
 
-        A training checkpoint holds one stage; the other stage keeps its random init (a
-        warning is logged by the caller's choice). ``path=None`` loads the shipped demo model.
+        A training checkpoint holds one stage; the other keeps its random initialisation,
+        ``stages`` lists the trained ones and a warning names the untrained one.
+        ``path=None`` loads the shipped demo model.
+
+        Raises:
+            CheckpointError: missing, unreadable or not a PixColor checkpoint.
         """
         path = Path(path) if path is not None else SHIPPED_CHECKPOINT
         ckpt = checkpoint.read(path, map_location=map_location)
@@ -87,16 +125,20 @@ class PixColor(nn.Module):
         missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
         if unexpected:
             raise CheckpointError(f"{path}: unexpected tensors {unexpected[:5]}")
-        model.stages = ckpt.get("stages", ["pixelcnn", "refine"])
+        model.stages = list(ckpt.get("stages", STAGES))
         model.checkpoint_sha256 = file_sha256(path)
         model.checkpoint_path = str(path)
-        model.missing_keys = missing
+        model.missing_keys = list(missing)
+        untrained = [s for s in STAGES if s not in model.stages]
+        if untrained:
+            log.warning("%s holds no trained %s stage: it keeps its random initialisation",
+                        path, " or ".join(untrained))
         return model
 
     def save(self, path: str | Path, extra: dict | None = None) -> None:
         """Write an inference checkpoint (config, weights, ``extra``) atomically."""
         checkpoint.write({"model_config": dataclasses.asdict(self.cfg), "preset": self.preset,
-                          "model": self.state_dict(), "stages": ["pixelcnn", "refine"],
+                          "model": self.state_dict(), "stages": list(STAGES),
                           **(extra or {})}, path)
 
     @property
@@ -126,69 +168,77 @@ class PixColor(nn.Module):
         return self.pixelcnn(bins, self.conditioning(y, tuple(bins.shape[-2:])))
 
     @torch.no_grad()
+    def sample(self, ys: Sequence[np.ndarray | torch.Tensor], draws: Sequence[Draw], *,
+               sampler: str = "cached", temperature: float = 1.0,
+               batch_size: int | None = None, threads: int = 0) -> ChromaSamples:
+        """Draw low-resolution chroma samples: the one sampling entry of the model.
+
+        The draws of one image size go through the networks together: the conditioning
+        network once per image, the PixelCNN once per draw. A draw's noise depends only on
+        (seed, sample index, the image's 8-bit Y), so its sample does not depend on the other
+        draws of the call (up to float32 reductions that differ with the batch, which flip a
+        draw only within ~1e-6 of a CDF boundary).
+
+        Args:
+            ys: (H, W) Y planes in [0, 1], float32 arrays (:func:`pixcolor.color.luma`) or
+                tensors, any sizes (the chroma is at a 28-pixel short side).
+            draws: what to draw, each naming an index into ``ys``.
+            sampler: "cached" (fast) or "naive" (reference); both give the same samples.
+            temperature: softmax temperature; <= 0 takes the most likely bin.
+            batch_size: at most this many images per pass (None: every image of a size).
+            threads: torch CPU threads while sampling (0: unchanged; the sampler's many
+                small operations often run faster on one).
+
+        Returns:
+            The bins, their chroma and log-likelihoods, in the order of ``draws``.
+        """
+        bins: list = [None] * len(draws)
+        chroma: list = [None] * len(draws)
+        logp = torch.zeros(len(draws), dtype=torch.float64, device=self.device)
+        for (hh, ww), ks in batches_by_shape([tuple(ys[d.image].shape) for d in draws]):
+            size = self.lowres_size(hh, ww)
+            images = sorted({draws[k].image for k in ks})
+            step = batch_size or len(images)
+            for start in range(0, len(images), step):
+                row = {i: r for r, i in enumerate(images[start:start + step])}
+                mine = [k for k in ks if draws[k].image in row]
+                y = torch.stack([torch.as_tensor(ys[i]) for i in row])[:, None].to(self.device)
+                keys = [image_key(y[r]) for r in range(len(row))]
+                feats = self.conditioning(y, size)[[row[draws[k].image] for k in mine]]
+                noise = torch.stack([sample_uniforms(keys[row[draws[k].image]], draws[k].seed,
+                                                     draws[k].index, size) for k in mine])
+                with _torch_threads(threads):
+                    got, lp = sample(self.pixelcnn, feats,
+                                     noise.to(device=self.device, dtype=self.dtype),
+                                     sampler, temperature)
+                low = color.dequantize_chroma(got, self.cfg.bins)
+                logp[mine] = lp
+                for r, k in enumerate(mine):
+                    bins[k], chroma[k] = got[r], low[r]
+        return ChromaSamples(bins, chroma, logp)
+
+    @torch.no_grad()
     def sample_lowres(self, y: torch.Tensor, num_samples: int = 3, seed: int = 0,
                       sampler: str = "cached", temperature: float = 1.0,
                       ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sample low-resolution chroma bins.
+        """Sample low-resolution chroma bins of one batch: :meth:`sample` as tensors.
 
         Args:
             y: (N, 1, H, W) float in [0, 1], any size (the chroma is at a 28-pixel short side).
             num_samples: samples per image.
             seed: samples depend only on (seed, sample index, image content).
-            sampler: "cached" (fast) or "naive" (reference); both give the same samples.
-            temperature: softmax temperature; <= 0 takes the most likely bin.
+            sampler, temperature: as :meth:`sample`.
 
         Returns:
             bins (N, S, 2, h, w) int64 in [0, 32) in (Cb, Cr) order; logp (N, S) float64,
             the PixelCNN log-likelihood of each sample in nats.
         """
-        y = y.to(self.device)
         n = y.shape[0]
+        draws = [Draw(i, seed, s) for i in range(n) for s in range(num_samples)]
+        drawn = self.sample(list(y[:, 0]), draws, sampler=sampler, temperature=temperature)
         size = self.lowres_size(*y.shape[-2:])
-        feats = self.conditioning(y, size)
-        feats = feats.repeat_interleave(num_samples, dim=0)
-        noise = sample_noise([image_key(y[i]) for i in range(n)], num_samples, seed, size,
-                             device=self.device, dtype=self.dtype)
-        bins, logp = sample(self.pixelcnn, feats, noise, sampler, temperature)
-        return bins.view(n, num_samples, 2, *size), logp.view(n, num_samples)
-
-    @torch.no_grad()
-    def sample_chroma(self, ys: list[np.ndarray], pairs: list[tuple[int, int]],
-                      sampler: str = "cached", temperature: float = 1.0, threads: int = 0,
-                      ) -> list[torch.Tensor]:
-        """One low-resolution chroma sample per (image, seed), for callers that mix images,
-        seeds and sizes (the benchmark harness): the pairs of one image size are drawn in
-        one batched pass.
-
-        Args:
-            ys: (H, W) float32 Y planes in [0, 1] (:func:`pixcolor.color.luma`).
-            pairs: (index into ``ys``, seed): sample 0 of that seed, the sample
-                ``colorize(..., num_samples=1, seed=seed)`` draws.
-            sampler, temperature: as :meth:`sample_lowres`.
-            threads: torch CPU threads while sampling (0: unchanged; the sampler's many
-                small operations often run faster on one).
-
-        Returns:
-            Per pair, the dequantised chroma (2, h, w) (Cb, Cr) on the model's device: the
-            input of :meth:`render`.
-        """
-        out: list[torch.Tensor | None] = [None] * len(pairs)
-        for (hh, ww), ks in batches_by_shape([ys[i].shape for i, _ in pairs]):
-            images = sorted({pairs[k][0] for k in ks})
-            row = {i: r for r, i in enumerate(images)}
-            y = torch.from_numpy(np.stack([ys[i] for i in images]))[:, None].to(self.device)
-            size = self.lowres_size(hh, ww)
-            feats = self.conditioning(y, size)
-            idx = torch.tensor([row[pairs[k][0]] for k in ks], device=feats.device)
-            noise = torch.cat([sample_noise([image_key(y[row[pairs[k][0]]])], 1, pairs[k][1],
-                                            size, device=self.device, dtype=self.dtype)
-                               for k in ks])
-            with _torch_threads(threads):
-                bins, _ = sample(self.pixelcnn, feats[idx], noise, sampler, temperature)
-            low = color.dequantize_chroma(bins, self.cfg.bins)
-            for r, k in enumerate(ks):
-                out[k] = low[r]
-        return out  # type: ignore[return-value]
+        return (torch.stack(drawn.bins).view(n, num_samples, 2, *size),
+                drawn.logp.view(n, num_samples))
 
     # ------------------------------------------------------------------ refinement
     @torch.no_grad()
@@ -260,10 +310,14 @@ class PixColor(nn.Module):
                  refine_at: str = "train"):
         """Colourise grayscale (or colour, whose chroma is discarded) images.
 
+        Sample s of image i is :meth:`sample`'s ``Draw(i, seed, s)``, made RGB by
+        :meth:`render`.
+
         Args:
             images: list of (H, W) or (H, W, 3) uint8 arrays, any sizes.
             num_samples: samples per image (S).
             seed: base seed; sample s of an image depends only on (seed, s, image).
+            sampler, temperature: as :meth:`sample`.
             refine: False gives the bilinearly upsampled PixelCNN sample (the ablation).
             max_side, refine_at: the refinement's working size (see :meth:`render`); the
                 chroma is upsampled bilinearly to the input size and its Y restored.
@@ -274,20 +328,17 @@ class PixColor(nn.Module):
             log-likelihoods). The output's Y equals the input's (up to uint8 rounding).
         """
         ys = [color.luma(im) for im in images]
-        out: list = [None] * len(ys)
-        logps: list = [None] * len(ys)
-        for _, chunk in batches_by_shape([yy.shape for yy in ys], batch_size):
-            y = torch.from_numpy(np.stack([ys[i] for i in chunk]))[:, None].to(self.device)
-            bins, logp = self.sample_lowres(y, num_samples, seed, sampler, temperature)
-            lowres = color.dequantize_chroma(bins, self.cfg.bins)
-            rgb = self.render([ys[i] for i in chunk for _ in range(num_samples)],
-                              list(lowres.flatten(0, 1)), refine=refine,
-                              max_side=max_side, batch_size=batch_size * num_samples,
-                              refine_at=refine_at)
-            for k, i in enumerate(chunk):
-                out[i] = np.stack(rgb[k * num_samples:(k + 1) * num_samples])
-                logps[i] = logp[k].cpu().numpy()
-        return (out, logps) if return_logp else out
+        draws = [Draw(i, seed, s) for i in range(len(ys)) for s in range(num_samples)]
+        drawn = self.sample(ys, draws, sampler=sampler, temperature=temperature,
+                            batch_size=batch_size)
+        rgb = self.render([ys[d.image] for d in draws], drawn.chroma, refine=refine,
+                          max_side=max_side, batch_size=batch_size * num_samples,
+                          refine_at=refine_at)
+        first = [i * num_samples for i in range(len(ys))]  # each image's draws follow
+        out = [np.stack(rgb[k:k + num_samples]) for k in first]
+        if return_logp:
+            return out, [drawn.logp[k:k + num_samples].cpu().numpy() for k in first]
+        return out
 
 
 @contextmanager
@@ -301,7 +352,3 @@ def _torch_threads(n: int) -> Iterator[None]:
     finally:
         torch.set_num_threads(old)
 
-
-def expected_cond_size(cfg: ModelConfig, image_size: int) -> int:
-    """Chroma resolution a square training crop of ``image_size`` gives."""
-    return math.ceil(image_size / cfg.cond_stride)

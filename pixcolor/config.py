@@ -1,4 +1,5 @@
-"""Model and training configurations, and the named presets (paper Table 2).
+"""Model and training configurations, the named presets (paper Table 2), the options of a
+training run, and the command-line flags generated from the dataclasses.
 
 Every checkpoint stores both dataclasses as plain dicts, so a checkpoint alone rebuilds its
 model (``ModelConfig(**ckpt["model_config"])``).
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 
 @dataclass(frozen=True)
@@ -72,15 +75,21 @@ class TrainConfig:
     num_workers: int = 2
 
 
+ModelConfigT = TypeVar("ModelConfigT")
+
+
 @dataclass(frozen=True)
-class Preset:
-    model: ModelConfig = field(default_factory=ModelConfig)
+class Preset(Generic[ModelConfigT]):
+    """A model config and the training settings that go with it: the presets of PixColor
+    (:data:`PRESETS`, of :class:`ModelConfig`) and of each baseline (their configs)."""
+
+    model: ModelConfigT
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-PRESETS: dict[str, Preset] = {
+PRESETS: dict[str, Preset[ModelConfig]] = {
     # The paper's exact settings (Table 2).
-    "paper": Preset(),
+    "paper": Preset(ModelConfig()),
     # CPU-sized: the same structure (ResNet bottleneck stages, adaptation net, gated
     # PixelCNN with vertical/horizontal stacks, refinement net), fewer and narrower layers.
     # Conditioning stride 4 (no stride in layer2), so a 112x112 crop gives 28x28 chroma.
@@ -112,12 +121,35 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-def get_preset(name: str) -> Preset:
+def get_preset(name: str) -> Preset[ModelConfig]:
     """Look up a preset by name; raises ``KeyError`` naming the choices."""
     try:
         return PRESETS[name]
     except KeyError:
         raise KeyError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a training run starts and runs, beside its two configs: the run flags both
+    training CLIs share (:func:`pixcolor.cli.add_run_flags`)."""
+
+    preset: str = "custom"  # the preset's name, recorded in the checkpoints
+    device: str = "cpu"  # torch device (under torchrun with cuda: each rank's own GPU)
+    resume: bool = False  # continue from the newest checkpoint of the run folder
+    init_from: str | None = None  # pretrained weights for the stage's ``init_from`` hook
+    # A checkpoint of the same model whose weights (and architecture) start a new run with
+    # a fresh optimizer, step count and lr schedule.
+    warm_start: str | None = None
+    deterministic: bool = False  # deterministic algorithms (CPU runs exactly repeatable)
+    freeze_bn: bool = False  # BatchNorm uses running statistics (equal across process counts)
+    max_minutes: float | None = None  # stop, with a checkpoint, after this much wall time
+    progress: bool = True  # a progress bar on rank 0
+    # The model fields the caller set explicitly (command-line flags): a resumed or
+    # warm-started run is refused when its checkpoint's differ.
+    model_overrides: dict = field(default_factory=dict)
+    # The stage's own options for its ``prepare_config`` hook (CIC's ``prior_images``).
+    stage_options: dict = field(default_factory=dict)
 
 
 def config_from_dict(cls, d: dict):
@@ -154,14 +186,17 @@ def _bool(s: str) -> bool:
     raise argparse.ArgumentTypeError(f"{s!r} is not a boolean (use true or false)")
 
 
-def add_dataclass_flags(parser: argparse.ArgumentParser, cls, group: str | None = None) -> None:
+def add_dataclass_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls,
+                        group: str | None = None, skip: Collection[str] = ()) -> None:
     """One ``--field-name`` flag per dataclass field, default None (= keep the preset).
 
     Tuple fields take comma-separated integers (``--cond-blocks 1,2,2``); ``group`` puts the
-    flags under their own heading in ``--help``.
+    flags under their own heading in ``--help``; the fields named in ``skip`` get no flag.
     """
     target = parser.add_argument_group(group) if group else parser
     for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
         flag = "--" + f.name.replace("_", "-")
         typ = type(f.default) if f.default is not dataclasses.MISSING else str
         if typ is bool:

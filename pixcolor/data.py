@@ -104,7 +104,8 @@ def make_example(rgb: np.ndarray, lowres_short_side: int = LOWRES_SHORT_SIDE) ->
 
 
 class ImageFolderDataset(Dataset):
-    """Colourful photos under a folder, as model-ready tensors (see the module docstring).
+    """The photos of a folder above the colorness threshold, as model-ready tensors (see
+    the module docstring).
 
     Attributes:
         classes: sorted first-level folder names (ImageNet wnids); labels index into it.
@@ -119,7 +120,8 @@ class ImageFolderDataset(Dataset):
                  scale: tuple[float, float] = TRAIN_SCALE, ratio: tuple[float, float] = TRAIN_RATIO,
                  lowres_short_side: int = LOWRES_SHORT_SIDE, workers: int | None = None,
                  rebuild_index: bool = False) -> None:
-        """Index (or reuse the index of) ``root`` and keep the colourful, readable images.
+        """Index (or reuse the index of) ``root`` and keep the readable images above the
+        colorness threshold.
 
         Args:
             root: image folder. ``root/<class>/...`` files get the class's label, files

@@ -5,10 +5,11 @@ the checks that refuse a start that would not be what the caller asked for."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from pixcolor import checkpoint
-from pixcolor.config import config_from_dict
+from pixcolor.config import RunOptions, config_from_dict
 from pixcolor.io import file_sha256
 from pixcolor.stages import Stage
 
@@ -36,12 +37,12 @@ def _check_overrides(ref: Path, saved: dict, overrides: dict, resuming: bool) ->
             + (" or use a new --out)" if resuming else ")"))
 
 
-def read_warm_start(path: str | Path, stage: str, config_cls) -> tuple[dict, dict, dict]:
+def read_warm_start(path: str | Path, stage_name: str, config_cls) -> tuple[dict, dict, dict]:
     """(model config dict, model state dict, provenance) of a warm-start checkpoint.
 
     Raises:
-        RunSetupError: unreadable, or not a checkpoint of ``stage``'s model (the message names
-            it).
+        RunSetupError: unreadable, or not a checkpoint of ``stage_name``'s model (the
+            message names it).
     """
     path = Path(path)
     try:
@@ -54,47 +55,73 @@ def read_warm_start(path: str | Path, stage: str, config_cls) -> tuple[dict, dic
     kind = st.get("stage") or ("pixcolor" if "stages" in st else None)
     pixcolor = ("pixelcnn", "refine", "pixcolor")  # every PixColor file holds the whole model
     model_of = {k: "pixcolor" for k in pixcolor}
-    if model_of.get(kind, kind) != model_of.get(stage, stage):
+    if model_of.get(kind, kind) != model_of.get(stage_name, stage_name):
         raise RunSetupError(
-            f"--warm-start {path}: a {kind!r} checkpoint cannot start a {stage!r} run")
+            f"--warm-start {path}: a {kind!r} checkpoint cannot start a {stage_name!r} run")
     tr = st.get("training") or {}
     steps = {k: v for k, v in tr.items() if k.endswith("step")} or {"step": st.get("step")}
     return cfg, weights, {"file": path.name, "sha256": file_sha256(path), "steps": steps}
 
 
-def start_run(stage_cls: type[Stage], dataset, out: Path, mcfg, *, preset, resume, warm_start,
-           init_from, model_overrides, options):
-    """The run's stage with its starting weights: (stage, model config, preset, resumed state
-    or None, warm-start provenance or None). A resumed run takes its newest checkpoint's
-    config; a warm start its file's; a fresh run the caller's, completed by the stage's
-    ``prepare_config``."""
-    stage = stage_cls.name
-    ckpts = checkpoint.numbered(out) if resume else []
-    state, warm = None, None
-    if warm_start and not ckpts:
-        cfg, warm_weights, warm = read_warm_start(warm_start, stage, stage_cls.config_cls)
-        _check_overrides(Path(warm_start), cfg, model_overrides or {}, resuming=False)
-        mcfg = config_from_dict(stage_cls.config_cls, cfg)
+@dataclass
+class RunStart:
+    """A run ready to train: its stage, built from the run's model config and preset (a
+    resumed run's or a warm start's own) and holding the starting weights, and what the run
+    carries over from an earlier one."""
+
+    stage: Stage
+    resumed: dict | None  # a resumed run's newest checkpoint (optimizer, RNG state, step)
+    warm_start: dict | None  # the run's warm-start record (file, sha256, steps), if any
+
+    @property
+    def step(self) -> int:
+        """The step the run continues from (0 unless resumed)."""
+        return int(self.resumed["step"]) if self.resumed is not None else 0
+
+
+def start_run(stage_cls: type[Stage], dataset, out: Path, mcfg, opts: RunOptions) -> RunStart:
+    """The run's stage with its starting weights. A resumed run takes its newest checkpoint's
+    config and preset, a warm start its file's config, a fresh run the caller's ``mcfg``
+    completed by the stage's ``prepare_config``.
+
+    Raises:
+        RunSetupError: the resumed folder or the warm-start file holds another model, or the
+            caller's ``opts.model_overrides`` differ from its architecture.
+    """
+    ckpts = checkpoint.numbered(out) if opts.resume else []
+    preset, resumed, warm, warm_weights = opts.preset, None, None, None
     if ckpts:
-        state = checkpoint.read(ckpts[-1])
-        if state.get("stage") != stage:
-            raise RunSetupError(f"--resume {ckpts[-1]}: a {state.get('stage')!r} checkpoint, "
-                                f"not {stage!r}; use another --out folder")
-        _check_overrides(ckpts[-1], state["model_config"], model_overrides or {}, resuming=True)
-        mcfg = config_from_dict(stage_cls.config_cls, state["model_config"])
-        preset = state.get("preset", preset)
-    if state is None and warm is None:
-        mcfg = stage_cls.prepare_config(mcfg, dataset, out=out, overrides=model_overrides or {},
-                                       options=options or {})
-    wrapper = stage_cls(mcfg, preset=preset)
-    if state is not None:
-        wrapper.model.load_state_dict(state["model"])
-        warm = state.get("warm_start")
-        log.info("resuming %s from %s (step %d)", stage, ckpts[-1], int(state["step"]))
-    elif warm is not None:
-        wrapper.model.load_state_dict(warm_weights)
-        log.info("warm start from %s (%s)", warm_start, warm["steps"])
-    elif init_from:
-        report = wrapper.init_from(init_from)
-        log.info("initialised from %s: %d tensors", init_from, len(report["loaded"]))
-    return wrapper, mcfg, preset, state, warm
+        resumed = _read_resumed(ckpts[-1], stage_cls.name, opts.model_overrides)
+        mcfg = config_from_dict(stage_cls.config_cls, resumed["model_config"])
+        preset = resumed.get("preset", preset)
+        warm = resumed.get("warm_start")
+    elif opts.warm_start:
+        cfg, warm_weights, warm = read_warm_start(opts.warm_start, stage_cls.name,
+                                                  stage_cls.config_cls)
+        _check_overrides(Path(opts.warm_start), cfg, opts.model_overrides, resuming=False)
+        mcfg = config_from_dict(stage_cls.config_cls, cfg)
+    else:
+        mcfg = stage_cls.prepare_config(mcfg, dataset, out=out, overrides=opts.model_overrides,
+                                        options=opts.stage_options)
+    stage = stage_cls(mcfg, preset=preset)
+    if resumed is not None:
+        stage.model.load_state_dict(resumed["model"])
+        log.info("resuming %s from %s (step %d)", stage.name, ckpts[-1], int(resumed["step"]))
+    elif warm_weights is not None:
+        stage.model.load_state_dict(warm_weights)
+        log.info("warm start from %s (%s)", opts.warm_start, warm["steps"])
+    elif opts.init_from:
+        report = stage.init_from(opts.init_from)
+        log.info("initialised from %s: %d tensors", opts.init_from, len(report["loaded"]))
+    return RunStart(stage, resumed, warm)
+
+
+def _read_resumed(path: Path, stage_name: str, overrides: dict) -> dict:
+    """The checkpoint a resumed run continues from, refused when another stage wrote it or
+    the caller's model fields differ from its own."""
+    state = checkpoint.read(path)
+    if state.get("stage") != stage_name:
+        raise RunSetupError(f"--resume {path}: a {state.get('stage')!r} checkpoint, "
+                            f"not {stage_name!r}; use another --out folder")
+    _check_overrides(path, state["model_config"], overrides, resuming=True)
+    return state

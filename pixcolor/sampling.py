@@ -37,13 +37,16 @@ def sample_noise(keys: list[int], num_samples: int, seed: int, size: tuple[int, 
     Row ``n * S + s`` depends only on (seed, s, keys[n]), so a sample does not change with
     the batch it is drawn in.
     """
-    out = []
-    for key in keys:
-        for s in range(num_samples):
-            state = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, s, key]).generate_state(2)
-            g = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
-            out.append(torch.rand((2, *size), generator=g, dtype=torch.float64))
+    out = [sample_uniforms(key, seed, s, size) for key in keys for s in range(num_samples)]
     return torch.stack(out).to(device=device, dtype=dtype)
+
+
+def sample_uniforms(key: int, seed: int, index: int, size: tuple[int, int]) -> torch.Tensor:
+    """The uniforms (2, h, w) float64 in [0, 1), internal (Cr, Cb) order, of sample ``index``
+    of ``seed`` for the image whose :func:`image_key` is ``key``."""
+    state = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, index, key]).generate_state(2)
+    g = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+    return torch.rand((2, *size), generator=g, dtype=torch.float64)
 
 
 def draw(logits: torch.Tensor, u: torch.Tensor,

@@ -22,6 +22,7 @@ import dataclasses
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -30,7 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from pixcolor import checkpoint
-from pixcolor.config import TrainConfig
+from pixcolor.config import RunOptions, TrainConfig
 from pixcolor.provenance import git_revision
 from pixcolor.run_start import RunSetupError, start_run
 from pixcolor.stages import Stage, get_stage, optimizer_parameters
@@ -118,141 +119,200 @@ def set_bn_frozen(module: nn.Module, frozen: bool) -> None:
             m.train(not frozen)
 
 
-def train(stage: str, dataset, out: str | Path, mcfg, tcfg: TrainConfig, *,
-          preset: str = "custom", device: str = "cpu", resume: bool = False,
-          init_from: str | None = None, warm_start: str | None = None,
-          deterministic: bool = False, freeze_bn: bool = False,
-          max_minutes: float | None = None, progress: bool = True,
-          model_overrides: dict | None = None, options: dict | None = None) -> dict:
-    """Train one stage; returns a summary dict (final step, last loss, checkpoint path).
+def train(stage_name: str, dataset, out: str | Path, mcfg, tcfg: TrainConfig,
+          opts: RunOptions | None = None) -> dict:
+    """Train one stage; returns a summary dict (final step, last loss, checkpoint path, wall
+    seconds, the trained model).
 
     Args:
-        stage: a registered stage: "pixelcnn", "refine" (or a baseline's, see
+        stage_name: a registered stage: "pixelcnn", "refine" (or a baseline's, see
             :mod:`pixcolor.stages`).
-        mcfg: the stage's model config (:class:`ModelConfig` for PixColor).
         dataset: an :class:`~pixcolor.data.ImageFolderDataset` (``__len__``, ``set_epoch``,
-            items with tensors ``y``
-            (1, S, S), ``bins`` (2, h, w), ``lowres`` (2, h, w), ``cbcr`` (2, S, S).
+            items with tensors ``y`` (1, S, S), ``bins`` (2, h, w), ``lowres`` (2, h, w),
+            ``cbcr`` (2, S, S)).
         out: run folder for checkpoints and ``log.csv`` (one row every ``log_every`` steps:
             the mean loss of those steps, the lr, images/s and wall seconds).
-        init_from: torchvision ResNet / DeepLabV3 weights for the conditioning network.
-        warm_start: a checkpoint of this model (a training checkpoint of any stage, a combined
-            PixColor model, a baseline's inference checkpoint) whose weights start a new run;
-            the architecture is taken from it, the optimizer, step count and lr schedule start
-            afresh. Recorded in every checkpoint of the run (``warm_start``: file name, sha256,
-            the steps it had been trained for).
-        deterministic: deterministic algorithms (CPU runs are then exactly repeatable).
-        freeze_bn: BatchNorm uses running statistics (and matches across process counts).
-        max_minutes: stop (with a checkpoint) after this much wall time.
-        model_overrides: the model fields the caller set explicitly (command-line flags); a
-            resumed or warm-started run takes its architecture from its checkpoint and is
-            refused (:class:`RunSetupError`) when these differ from it.
-        options: the stage's own options for its :meth:`~pixcolor.stages.Stage.prepare_config`
-            hook (a fresh run's config completed from its data).
+        mcfg: the stage's model config (:class:`ModelConfig` for PixColor) for a fresh run;
+            a resumed or warm-started run takes its checkpoint's.
+        tcfg: the optimisation settings.
+        opts: how the run starts and runs (:class:`~pixcolor.config.RunOptions`: preset,
+            device, resume, warm start, ...); a warm start is recorded in every checkpoint
+            of the run (``warm_start``: file name, sha256, the steps it had been trained for).
+
+    Raises:
+        RunSetupError: the run cannot start as asked (see :mod:`pixcolor.run_start`).
+        TrainingDiverged: the loss became NaN or infinite.
     """
+    opts = opts if opts is not None else RunOptions()
     if not 0 <= tcfg.decay_steps <= tcfg.steps:
         raise ValueError(f"decay_steps={tcfg.decay_steps} must lie in [0, steps={tcfg.steps}] "
                          "(--decay-steps counts the last steps of --steps)")
-    stage_cls = get_stage(stage)
-    out = Path(out)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    if world > 1 and not dist.is_initialized():
-        backend = "nccl" if device.startswith("cuda") else "gloo"
-        dist.init_process_group(backend)
-    if device.startswith("cuda") and world > 1:
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-        torch.cuda.set_device(device)
+    stage_cls = get_stage(stage_name)
+    procs = _Processes.join(opts.device)
     was_deterministic = torch.are_deterministic_algorithms_enabled()
-    if deterministic:
+    if opts.deterministic:
         torch.use_deterministic_algorithms(True)
     try:
-        return _train(stage_cls, dataset, out, mcfg, tcfg, preset=preset, device=device,
-                      resume=resume, init_from=init_from, warm_start=warm_start,
-                      freeze_bn=freeze_bn, max_minutes=max_minutes, progress=progress,
-                      world=world, rank=rank, model_overrides=model_overrides,
-                      options=options)
+        return _train(stage_cls, dataset, Path(out), mcfg, tcfg, opts, procs)
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
 
 
-def _train(stage_cls: type[Stage], dataset, out, mcfg, tcfg, *, preset, device, resume, init_from,
-           warm_start, freeze_bn, max_minutes, progress, world, rank, model_overrides,
-           options) -> dict:
-    stage = stage_cls.name
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
+@dataclass(frozen=True)
+class _Processes:
+    """This process's place among the ``world`` processes of a run (torchrun's environment):
+    its ``rank`` and its ``device`` (``cuda:LOCAL_RANK`` for many GPUs)."""
 
+    world: int
+    rank: int
+    device: str
+
+    @classmethod
+    def join(cls, device: str) -> _Processes:
+        """Read torchrun's environment; with many processes, join their process group."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+        if world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        if device.startswith("cuda") and world > 1:
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+            torch.cuda.set_device(device)
+        return cls(world, rank, device)
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.startswith("cuda")
+
+
+def _train(stage_cls: type[Stage], dataset, out: Path, mcfg, tcfg: TrainConfig,
+           opts: RunOptions, procs: _Processes) -> dict:
+    """Start the run (:func:`~pixcolor.run_start.start_run`), put its stage on the device
+    with Adam over its trainable parameters (a resumed run's optimizer and random state
+    restored), and train."""
+    if procs.rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(tcfg.seed)
     rev = git_revision()  # once: the code this process runs, whatever the checkout does later
-    wrapper, mcfg, preset, state, warm = start_run(
-        stage_cls, dataset, out, mcfg, preset=preset, resume=resume, warm_start=warm_start,
-        init_from=init_from, model_overrides=model_overrides, options=options)
-    model = wrapper.model
-    step = int(state["step"]) if state is not None else 0
-    cuda = device.startswith("cuda")
-    net, opt, params = _optimizer(wrapper, tcfg, device, world, state)
-    indexer = StepIndexer(len(dataset), tcfg.batch_size, rank, world, tcfg.seed, step)
-    loader = DataLoader(_EpochItems(dataset), batch_sampler=indexer, collate_fn=_collate,
-                        num_workers=tcfg.num_workers, pin_memory=cuda)
+    start = start_run(stage_cls, dataset, out, mcfg, opts)
+    stage = start.stage
+    stage.to(procs.device)
+    if procs.cuda:
+        stage.to(memory_format=torch.channels_last)
+    params = _train_only(stage)
+    net = _distributed(stage, procs)
+    opt = torch.optim.Adam(params, lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2),
+                           weight_decay=tcfg.weight_decay)
+    if start.resumed is not None:  # the optimizer and the random streams continue
+        opt.load_state_dict(start.resumed["optimizer"])
+        checkpoint.set_rng_state(start.resumed["rng"])
+    record = {"stage": stage.name, "preset": stage.preset,
+              "model_config": dataclasses.asdict(stage.model_config),
+              "train_config": dataclasses.asdict(tcfg), "git_rev": rev,
+              "world_size": procs.world, "stages": [stage.name], "warm_start": start.warm_start}
+    run = _Run(stage, net, opt, tcfg, out, procs, record)
+    return run.loop(dataset, start.step, opts)
 
-    def save(at: int) -> Path | None:
-        if rank != 0:
-            return None
-        st = {"stage": stage, "step": at, "preset": preset,
-              "model_config": dataclasses.asdict(mcfg), "train_config": dataclasses.asdict(tcfg),
-              "model": model.state_dict(), "optimizer": opt.state_dict(),
-              "rng": checkpoint.rng_state(),
-              "git_rev": rev, "world_size": world, "stages": [stage], "warm_start": warm}
-        return checkpoint.save_numbered(out, st, at, tcfg.keep_last)
 
-    t0 = time.time()
-    run_log = _RunLog(out, stage, tcfg, step, t0, bar=progress) if rank == 0 else None
-    last_loss, last_path = float("nan"), None
-    wrapper.set_modes()
-    if freeze_bn:
-        set_bn_frozen(model, True)
-    it = iter(loader)
-    try:
-        while step < tcfg.steps:
-            batch = {k: v.to(device, non_blocking=True) for k, v in next(it).items()}
-            last_loss = _step(net, wrapper, opt, params, batch, step, tcfg, cuda, out)
-            step += 1
+def _train_only(stage: Stage) -> list[nn.Parameter]:
+    """Let gradients reach the parameters of the stage's ``trainable()`` modules alone;
+    returns them in the optimizer's order (its saved state is indexed by it)."""
+    for p in stage.model.parameters():
+        p.requires_grad_(False)
+    params = optimizer_parameters(stage)
+    for p in params:
+        p.requires_grad_(True)
+    return params
+
+
+def _distributed(stage: Stage, procs: _Processes) -> nn.Module:
+    """The module a batch goes through: the stage, or on many processes its DDP wrapper
+    (which averages the gradients over the processes)."""
+    if procs.world == 1:
+        return stage
+    return nn.parallel.DistributedDataParallel(
+        stage, device_ids=[torch.device(procs.device).index] if procs.cuda else None,
+        find_unused_parameters=stage.find_unused_parameters)
+
+
+@dataclass
+class _Run:
+    """One process's run once started: the stage, the module its loss goes through (``net``:
+    the stage or its DDP wrapper), Adam over its trainable parameters, the settings, and
+    ``record``, what every checkpoint of the run holds beside its step and state."""
+
+    stage: Stage
+    net: nn.Module
+    opt: torch.optim.Optimizer
+    tcfg: TrainConfig
+    out: Path
+    procs: _Processes
+    record: dict
+
+    def loop(self, dataset, step: int, opts: RunOptions) -> dict:
+        """Train from ``step`` to ``tcfg.steps`` (or ``opts.max_minutes``), saving every
+        ``ckpt_every`` steps and at the end; returns the run's summary."""
+        tcfg, procs = self.tcfg, self.procs
+        indexer = StepIndexer(len(dataset), tcfg.batch_size, procs.rank, procs.world, tcfg.seed,
+                              step)
+        loader = DataLoader(_EpochItems(dataset), batch_sampler=indexer, collate_fn=_collate,
+                            num_workers=tcfg.num_workers, pin_memory=procs.cuda)
+        t0 = time.time()
+        run_log = None
+        if procs.rank == 0:
+            run_log = _RunLog(self.out, self.stage.name, tcfg, step, t0, bar=opts.progress)
+        last_loss, last_path = float("nan"), None
+        self.stage.set_modes()
+        if opts.freeze_bn:
+            set_bn_frozen(self.stage.model, True)
+        batches = iter(loader)
+        try:
+            while step < tcfg.steps:
+                batch = {k: v.to(procs.device, non_blocking=True)
+                         for k, v in next(batches).items()}
+                last_loss = self.step(batch, step)
+                step += 1
+                if run_log is not None:
+                    run_log.update(step, last_loss)
+                timed_out = (opts.max_minutes is not None
+                             and (time.time() - t0) / 60 > opts.max_minutes)
+                if step % tcfg.ckpt_every == 0 or step == tcfg.steps or timed_out:
+                    last_path = self.save(step) if procs.rank == 0 else None
+                if timed_out:
+                    log.info("stopping after %.1f minutes at step %d", opts.max_minutes, step)
+                    break
+        finally:
             if run_log is not None:
-                run_log.update(step, last_loss)
-            timed_out = max_minutes is not None and (time.time() - t0) / 60 > max_minutes
-            if step % tcfg.ckpt_every == 0 or step == tcfg.steps or timed_out:
-                last_path = save(step)
-            if timed_out:
-                log.info("stopping after %.1f minutes at step %d", max_minutes, step)
-                break
-    finally:
-        if run_log is not None:
-            run_log.close()
-    if world > 1:
-        dist.barrier()
-    return {"stage": stage, "step": step, "loss": last_loss, "checkpoint": last_path,
-            "wall_s": time.time() - t0, "model": model}
+                run_log.close()
+        if procs.world > 1:
+            dist.barrier()
+        return {"stage": self.stage.name, "step": step, "loss": last_loss,
+                "checkpoint": last_path, "wall_s": time.time() - t0, "model": self.stage.model}
 
+    def step(self, batch: dict[str, torch.Tensor], step: int) -> float:
+        """One optimizer step at ``step``'s learning rate; returns the batch's loss."""
+        tcfg = self.tcfg
+        self.stage.before_step(step, tcfg)
+        for g in self.opt.param_groups:
+            g["lr"] = lr_at(step, tcfg)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.procs.cuda):
+            loss = self.net(batch)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"{self.stage.name}: loss is {loss.item()} at step {step}; stopping. The last "
+                f"good checkpoint is kept in {self.out} (lower --lr or enable --grad-clip).")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if tcfg.grad_clip > 0:
+            params = [p for g in self.opt.param_groups for p in g["params"]]
+            torch.nn.utils.clip_grad_norm_(params, tcfg.grad_clip)
+        self.opt.step()
+        return float(loss.detach())
 
-def _step(net: nn.Module, wrapper: Stage, opt: torch.optim.Optimizer, params: list, batch: dict,
-          step: int, tcfg: TrainConfig, cuda: bool, out: Path) -> float:
-    """One optimizer step at ``step``'s learning rate; returns the batch's loss."""
-    wrapper.before_step(step, tcfg)
-    for g in opt.param_groups:
-        g["lr"] = lr_at(step, tcfg)
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-        loss = net(batch)
-    if not torch.isfinite(loss):
-        raise TrainingDiverged(
-            f"{wrapper.name}: loss is {loss.item()} at step {step}; stopping. The last good "
-            f"checkpoint is kept in {out} (lower --lr or enable --grad-clip).")
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    if tcfg.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(params, tcfg.grad_clip)
-    opt.step()
-    return float(loss.detach())
+    def save(self, step: int) -> Path:
+        """Write ``ckpt_<step>.pt``: the model, the optimizer, the random state, ``record``."""
+        st = {**self.record, "step": step, "model": self.stage.model.state_dict(),
+              "optimizer": self.opt.state_dict(), "rng": checkpoint.rng_state()}
+        return checkpoint.save_numbered(self.out, st, step, self.tcfg.keep_last)
 
 
 class _RunLog:
@@ -260,7 +320,7 @@ class _RunLog:
     (the mean loss since the previous row, the lr of the row's last step, images/s, wall
     seconds since ``t0``) and an optional progress bar."""
 
-    def __init__(self, out: Path, stage: str, tcfg: TrainConfig, step: int, t0: float,
+    def __init__(self, out: Path, stage_name: str, tcfg: TrainConfig, step: int, t0: float,
                  bar: bool):
         self.tcfg, self.t0 = tcfg, t0
         self.t_last, self.n_last = t0, 0
@@ -274,7 +334,8 @@ class _RunLog:
         if bar:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=tcfg.steps, initial=step, desc=f"train {stage}", unit="step")
+            self.bar = tqdm(total=tcfg.steps, initial=step, desc=f"train {stage_name}",
+                            unit="step")
 
     def update(self, step: int, loss: float) -> None:
         """Count the step just taken (``step`` is the number of steps done)."""
@@ -301,30 +362,4 @@ class _RunLog:
         self.logf.close()
 
 
-def _optimizer(wrapper: Stage, tcfg: TrainConfig, device: str, world: int,
-               state: dict | None) -> tuple[nn.Module, torch.optim.Optimizer, list]:
-    """The stage on its device (wrapped for DDP), its Adam over the trainable parameters, and
-    those parameters; a resumed run's optimizer and random state restored."""
-    wrapper.to(device)
-    cuda = device.startswith("cuda")
-    if cuda:
-        wrapper = wrapper.to(memory_format=torch.channels_last)
-    for p in wrapper.model.parameters():
-        p.requires_grad_(False)
-    params = optimizer_parameters(wrapper)
-    for p in params:
-        p.requires_grad_(True)
-    net: nn.Module = wrapper
-    if world > 1:
-        net = nn.parallel.DistributedDataParallel(
-            wrapper, device_ids=[torch.device(device).index] if cuda else None,
-            find_unused_parameters=wrapper.find_unused_parameters)
-    opt = torch.optim.Adam(params, lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2),
-                           weight_decay=tcfg.weight_decay)
-    if state is not None:
-        opt.load_state_dict(state["optimizer"])
-        checkpoint.set_rng_state(state["rng"])
-    return net, opt, params
-
-
-__all__ = ["train", "RunSetupError", "TrainingDiverged", "StepIndexer"]
+__all__ = ["RunOptions", "RunSetupError", "StepIndexer", "TrainingDiverged", "train"]

@@ -16,7 +16,7 @@
 # baselines and (where CAL_IMAGES exists) PixColor's colour calibration land in $OUT. Check
 # the steps each job reached (printed) before shipping: the budget rule wants equal steps.
 # Smoke test on a CPU: DEVICE=cpu STEPS=2 DATA=... bash scripts/device_train_demo.sh
-# The 2026-12 demo data (photos_17k + the 1k sample minus the held-out slice, issue 16):
+# The 2026-12 demo data (photos_17k + the 1k sample minus the held-out slice):
 #   python scripts/pack_photos.py data/photos/train runs/photos_train_128.tar.gz   # check: under 64 MiB
 #   device run: PACK=runs/photos_train_128.tar.gz STEPS=... bash scripts/device_train_demo.sh
 #               (carry: runs/photos_train_128.tar.gz; EXTRA="--batch-size 64" adds training

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Score a set of demo checkpoints on the held-out slice of the demo photos (issue 16):
+# Score a set of demo checkpoints on the held-out slice of the demo photos:
 # the benchmark table (global_ab, global_ab_vs_grey, worse_than_grey, Lab histogram
 # intersection, ...) and PixColor's calibration (held-out cross-entropy, 28-px global colour
 # error of single samples against grey), each stage's own loss on the held-out photos

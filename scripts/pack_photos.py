@@ -1,4 +1,4 @@
-"""Pack an image folder into one small tar of WebP files, for a GPU machine (issue 16).
+"""Pack an image folder into one small tar of WebP files, for a GPU machine.
 
 The device tool carries at most 64 MiB; the demo training photos (about 18,200 after the
 held-out slice) are 165 MB as JPEGs. Each photo is resized so its short side is ``--side``

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole test suite under the CPU settings that change numerical results, so a
 # tolerance that only holds on the developer's CPU shows up here rather than on CI's next
-# machine (issue 15). Each setting gets a fresh pytest process; a summary line per setting is
+# machine. Each setting gets a fresh pytest process; a summary line per setting is
 # printed at the end and the exit status is non-zero if any setting failed.
 #
 #   OMP_NUM_THREADS       1 / 2      thread count: changes reduction order in torch and BLAS

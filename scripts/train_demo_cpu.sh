@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Retrain the four demo systems on the 2-core CPU machine, on the demo training photos
 # (shared/data/photos_17k minus the held-out slice, plus imagenet_sample_1k), warm-started
-# from the previous release's weights with an equal budget for every system (issue 16):
+# from the previous release's weights with an equal budget for every system:
 # STEPS steps x batch 16, 200 warm-up steps, lr 1e-3, linear decay over the last DECAY steps.
 #
 #   python -m pixcolor.holdout prepare --data ../shared/data --out data/photos

@@ -6,7 +6,7 @@ previous answer brought), fetches both images (one request, ``images_url``), wai
 (``--pace`` seconds per trial, about 3.5 for a human: two 1-s exposures and a decision;
 0 = full speed) and posts a well-formed answer, over one keep-alive connection as a browser
 does. Raters start spread over ``--ramp`` seconds; the test stops after ``--duration``
-seconds (or when every session is over). All traffic is on 127.0.0.1.
+seconds (or when every rater's sitting is over). All traffic is on 127.0.0.1.
 
 Printed: per endpoint the count, p50/p99/max latency and errors; the throughput; the CPU the
 load generator, the app server's processes and PostgreSQL's used (where /proc shows them);

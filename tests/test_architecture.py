@@ -52,3 +52,44 @@ def test_modules_and_functions_stay_small():
                 if n > 60:
                     long_functions.append(f"{rel}:{node.lineno} {node.name}: {n} lines")
     assert not long_modules and not long_functions, long_modules + long_functions
+
+
+def _n_parameters(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Parameters a caller can pass (``self``/``cls`` and ``*args``/``**kwargs`` not counted)."""
+    a = node.args
+    names = [p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs]]
+    return len([n for n in names if n not in ("self", "cls")])
+
+
+def _tuple_returns(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """The longest tuple the function returns, from its ``return`` statements and its
+    ``tuple[...]`` annotation (0 if none)."""
+    longest = 0
+    ann = node.returns
+    if isinstance(ann, ast.Subscript) and getattr(ann.value, "id", "") == "tuple":
+        elts = ann.slice.elts if isinstance(ann.slice, ast.Tuple) else [ann.slice]
+        if not any(isinstance(e, ast.Constant) and e.value is Ellipsis for e in elts):
+            longest = len(elts)
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Return) and isinstance(sub.value, ast.Tuple):
+            longest = max(longest, len(sub.value.elts))
+    return longest
+
+
+def test_parameters_and_returned_tuples_stay_few():
+    """A private helper takes at most 7 parameters, a public function at most 12 (options
+    beyond that belong in a dataclass), and nothing returns a tuple of more than 4."""
+    wrong = []
+    for path in SOURCES:
+        rel = path.relative_to(ROOT)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            limit = 7 if node.name.startswith("_") and not node.name.startswith("__") else 12
+            if _n_parameters(node) > limit:
+                wrong.append(f"{rel}:{node.lineno} {node.name}: {_n_parameters(node)} "
+                             f"parameters (> {limit})")
+            if _tuple_returns(node) > 4:
+                wrong.append(f"{rel}:{node.lineno} {node.name}: returns a tuple of "
+                             f"{_tuple_returns(node)}")
+    assert not wrong, "\n".join(wrong)

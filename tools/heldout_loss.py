@@ -1,4 +1,4 @@
-"""Each training stage's own loss on photos it never trained on (issue 16's held-out loss).
+"""Each training stage's own loss on photos it never trained on (the held-out loss).
 
 Every system is scored on the objective it was trained with, computed by the same code the
 trainer runs (its :class:`pixcolor.stages.Stage`), on centre crops of the held-out photos at

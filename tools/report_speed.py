@@ -1,4 +1,4 @@
-"""Time ``analysis/report.py`` end to end on generated runs (issue 6: 500 images in 60 s).
+"""Time ``analysis/report.py`` end to end on generated runs (target: 500 images in 60 s).
 
 The target: the full report for 500 images x 7 systems x 5 raters with 10,000 bootstrap
 resamples in at most 60 s on a 2-core machine, linear in the number of images. This script

@@ -1,4 +1,4 @@
-"""Sampling speed: naive vs cached PixelCNN sampling, and end-to-end colorize time (issue 3).
+"""Sampling speed: naive vs cached PixelCNN sampling, and end-to-end colorize time.
 
 The paper samples the 28x28 chroma image pixel by pixel (Sec. 3.1) and notes that "various
 additional speedup tricks" exist (Ramachandran et al. 2017). This script measures, on the

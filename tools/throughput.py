@@ -1,6 +1,6 @@
-"""Throughput of ``PixColor.colorize`` on many images (issue 3's GPU target).
+"""Throughput of ``PixColor.colorize`` on many images (the GPU target).
 
-Issue 3 asks for 3 samples of each of 10,000 images at 224x224 in at most 3 minutes on one
+The target: 3 samples of each of 10,000 images at 224x224 in at most 3 minutes on one
 H100/H200. This script colourises ``--images`` synthetic 224x224 grayscale images (smooth
 random fields: the cost does not depend on the content) with random weights of a preset,
 ``--batch-size`` images per batch, and prints images/s and the projected time for 10,000

@@ -1,8 +1,8 @@
 """Admin pages: progress per method, rater quality, flagged trials, export, oracle stage.
 
 Protected by ``ADMIN_TOKEN`` (``instance/config.py`` or the ``VTT_ADMIN_TOKEN`` variable):
-log in with it once (session), or send ``Authorization: Bearer <token>``. A rater session
-gives no access. With no token configured the admin pages are closed.
+log in with it once (kept in the session cookie), or send ``Authorization: Bearer <token>``.
+A rater's cookie gives no access. With no token configured the admin pages are closed.
 """
 
 from __future__ import annotations

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from typing import NoReturn
 
-from flask import Blueprint, Response, abort, current_app, jsonify, request, session, url_for
+from flask import Blueprint, abort, current_app, jsonify, request, session, url_for
+from flask import Response as HttpResponse
 from sqlalchemy import bindparam, select, update
 
 from . import media
-from .assignment import n_attention, next_trial, session_length
+from .assignment import n_attention, next_trial, sitting_length
 from .db import durable_commit, get_engine, get_session
 from .expiry import expire_if_stale, expire_stale, expiry_due
-from .models import Rater, Study, Trial
-from .models import Response as Answer
+from .models import Rater, Response, Study, Trial
 from .rater import current_rater, get_study
 from .responses import BadRequest, answer_json, parse_answer, record_answer
 from .security import same_secret
@@ -45,7 +45,7 @@ def _trial_json(study: Study, trial: Trial) -> dict:
         "done": False,
         "trial_id": trial.id,
         "seq": trial.seq,
-        "total": session_length(study),
+        "total": sitting_length(study),
         "practice": practice,
         "n_practice": study.n_practice,
         "exposure_ms": study.exposure_ms,
@@ -74,8 +74,6 @@ def _next_json(study: Study, trial: Trial | None) -> dict:
     return _trial_json(study, trial)
 
 
-# The statements of the hot path are built once, with bound parameters (building one costs
-# about as much CPU as running it).
 _LOCKED_RATER = (select(Study, Rater).join(Rater, Rater.study_id == Study.id)
                  .where(Study.name == bindparam("b_name"), Rater.token == bindparam("b_token"))
                  .with_for_update(of=Rater).execution_options(populate_existing=True))
@@ -87,7 +85,7 @@ _SESSION_RATERS = select(Rater.id).where(Rater.token.in_(bindparam("b_tokens", e
 _LOCK_RATERS = _SESSION_RATERS.with_for_update()
 
 
-# Claim the delivery of both images of this session's rater's open trial (none sent yet),
+# Claim the delivery of both images of this browser's rater's open trial (none sent yet),
 # returning their served copies and the dither seed; and give the claim back.
 _CLAIM = (update(Trial)
           .where(Trial.id == bindparam("b_trial"), Trial.status == "open",
@@ -104,12 +102,12 @@ def _tokens() -> list[str]:
     """The rater tokens this browser session holds (401 if none)."""
     tokens = [str(t) for t in session.get("raters", {}).values()]
     if not tokens:
-        abort(401, description="no rater session: start from the consent page")
+        abort(401, description="no rater in this browser's session: start from the consent page")
     return tokens
 
 
 def _locked_rater(study_name: str) -> tuple[Study, Rater]:
-    """The study and this session's rater of it, the rater's row locked (one query)."""
+    """The study and this browser's rater of it, the rater's row locked (one query)."""
     token = session.get("raters", {}).get(study_name)
     row = None
     if token and NAME_RE.match(study_name):  # else no study: get_study's 404, no query
@@ -124,7 +122,7 @@ def _own_trial(trial_id: int) -> tuple[Trial, Rater, Study]:
     """The trial, if it belongs to a rater of this browser session (else 404), its rater and
     study.
 
-    One query: the trial joined with its rater (whose token must be one this session holds)
+    One query: the trial joined with its rater (whose token must be one this browser holds)
     and the study.
     """
     db = get_session()
@@ -150,7 +148,7 @@ def answer(trial_id: int):
     db.execute(_LOCK_RATERS, {"b_tokens": _tokens()})
     trial, rater, study = _own_trial(trial_id)  # read after the lock: as it is now
     if trial.status == "answered":  # a repeat, or a concurrent duplicate got here first
-        resp = db.scalar(select(Answer).where(Answer.trial_id == trial.id))
+        resp = db.scalar(select(Response).where(Response.trial_id == trial.id))
         return jsonify(answer_json(trial, resp, repeated=True))
     try:
         ans = parse_answer(_json_body())
@@ -189,12 +187,12 @@ def images(trial_id: int):
     if request.method != "GET":  # Flask answers HEAD with this view: it must not deliver
         abort(405, description="fetch the images with GET")
     one, two = _deliver_or_abort(trial_id)
-    resp = Response(one + two, mimetype="application/octet-stream")
+    resp = HttpResponse(one + two, mimetype="application/octet-stream")
     resp.headers["X-Image-Lengths"] = f"{len(one)},{len(two)}"
     return _no_store(resp)
 
 
-def _no_store(resp: Response) -> Response:
+def _no_store(resp: HttpResponse) -> HttpResponse:
     resp.headers["Cache-Control"] = "no-store, private"
     return resp
 

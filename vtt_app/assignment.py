@@ -1,18 +1,18 @@
 """Balanced assignment of trials to raters (paper Sec. 4: each pair seen by K raters).
 
-A rater's session is: ``n_practice`` practice trials with feedback, then
-``trials_per_rater`` scored trials with about ``attention_rate`` attention checks mixed in
-at positions fixed when the rater starts. A scored trial takes one slot of the
-(image, method) pair that currently has the fewest active slots among those the rater may
-see (never a photo the rater has already seen), ties broken at random. Slots are
-``assignments`` rows; ``open`` and ``done`` rows count towards K, so a pair is never
-over-assigned. Open rows older than the study's timeout become ``expired`` (the slot is
-reclaimed, :mod:`vtt_app.expiry`); invalid trials and the trials of flagged raters give
-their slot back too.
+A rater's *sitting* (their whole sequence of trials, from consent to the completion code)
+is: ``n_practice`` practice trials with feedback, then ``trials_per_rater`` scored trials
+with about ``attention_rate`` attention checks mixed in at positions fixed when the rater
+starts. A scored trial takes one slot of the (image, method) pair that currently has the
+fewest active slots among those the rater may see (never a photo the rater has already
+seen), ties broken at random. Slots are ``assignments`` rows; ``open`` and ``done`` rows
+count towards K, so a pair is never over-assigned. Open rows older than the study's timeout
+become ``expired`` (the slot is reclaimed, :mod:`vtt_app.expiry`); invalid trials and the
+trials of flagged raters give their slot back too.
 
 Each image of a trial is delivered once (``api.image``). A trial whose presentation started
 (an image was delivered) and that is still open when the rater asks for the next trial (a
-reload, a second tab, a session resumed after a crash) is ``interrupted``: recorded invalid
+reload, a second tab, a sitting resumed after a crash) is ``interrupted``: recorded invalid
 with its reason, its slot re-queued, and a new trial assigned.
 
 Concurrency, with no lock over the whole study (so raters do not queue behind each other):
@@ -59,7 +59,7 @@ def rater_rng(rater: Rater, salt: int = 0) -> np.random.Generator:
     Nothing a client holds (its cookies, which carry the rater token, the pages, the
     responses, the practice feedback, the study seed) determines it, so no client can
     predict the presentation order, the attention positions or which pair comes next. The
-    secret stays in the database, so a session's plan can be reproduced from it afterwards.
+    secret stays in the database, so a sitting's plan can be reproduced from it afterwards.
     """
     return np.random.default_rng([int(rater.plan_secret, 16), salt])
 
@@ -81,16 +81,16 @@ def scored_per_rater(study: Study) -> int:
     return study.trials_per_rater
 
 
-def session_length(study: Study) -> int:
-    """Trials in one rater session: practice + scored + attention (what the consent page
-    promises; a session ends earlier only when other raters filled every pair left)."""
+def sitting_length(study: Study) -> int:
+    """Trials in one rater's sitting: practice + scored + attention (what the consent page
+    promises; a sitting ends earlier only when other raters filled every pair left)."""
     return study.n_practice + scored_per_rater(study) + n_attention(study)
 
 
 def plan_attention_positions(study: Study, rater: Rater) -> str:
-    """Choose the session positions (0-based, after practice) of the attention checks."""
+    """Choose the positions in the sitting (0-based, after practice) of the attention checks."""
     rng = rater_rng(rater, salt=1)
-    lo, hi = study.n_practice, session_length(study)
+    lo, hi = study.n_practice, sitting_length(study)
     picked = rng.choice(np.arange(lo, hi), size=n_attention(study), replace=False)
     pos = sorted(int(p) for p in picked)
     return ",".join(str(p) for p in pos)
@@ -155,8 +155,6 @@ def current_stage(session: Session, study: Study) -> str:
     return "oracle" if has_oracle else "main"
 
 
-# The statements of the hot path are built once, with bound parameters: building a statement
-# costs about as much CPU as running it.
 _SEEN = select(Trial.image_id).where(Trial.rater_id == bindparam("b_rater"))
 # Ties are broken at random inside SQL: pairs are ordered by the hash
 # (id^2 mod P * a + id * c + b) mod P, a degree-2 polynomial with coefficients a, b, c < 2^30
@@ -257,7 +255,7 @@ def _pick_image(
 
 
 INTERRUPTED = ("presentation interrupted: its images were delivered but no answer came "
-               "(page reload, second tab or resumed session)")
+               "(page reload, second tab or resumed sitting)")
 
 
 def interrupt(session: Session, trial: Trial, reason: str) -> None:
@@ -279,7 +277,7 @@ def finish(rater: Rater) -> None:
 
 def next_trial(session: Session, study: Study, rater: Rater,
                after: Trial | None = None) -> Trial | None:
-    """Return the rater's open trial or assign the next one; ``None`` when the session is over.
+    """Return the rater's open trial or assign the next one; ``None`` when the sitting is over.
 
     The caller has locked the rater's row (``SELECT ... FOR UPDATE``) and commits.
 
@@ -306,7 +304,7 @@ def next_trial(session: Session, study: Study, rater: Rater,
     if trial is not None:
         interrupt(session, trial, INTERRUPTED)
         trial = None
-    if seq >= session_length(study):
+    if seq >= sitting_length(study):
         finish(rater)
         return None
     rng = rater_rng(rater, salt=100 + seq)

@@ -12,7 +12,8 @@ import math
 import warnings
 
 import numpy as np
-from skimage import color
+
+from pixcolor.color import lab_to_rgb, rgb_to_lab
 
 
 def rotate_hue_lab(rgb: np.ndarray) -> np.ndarray:
@@ -24,15 +25,15 @@ def rotate_hue_lab(rgb: np.ndarray) -> np.ndarray:
     Returns:
         (H, W, 3) uint8 RGB image with ``a, b`` negated.
     """
-    lab = color.rgb2lab(rgb.astype(np.float64) / 255.0)
+    lab = rgb_to_lab(rgb)
     lab[..., 1:] *= -1.0
     with warnings.catch_warnings():  # out-of-gamut colours are clipped, as intended
         warnings.simplefilter("ignore", UserWarning)
-        out = color.lab2rgb(lab)
+        out = lab_to_rgb(lab)
     return np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)
 
 
-def colourfulness(rgb: np.ndarray) -> float:
+def mean_chroma(rgb: np.ndarray) -> float:
     """Mean CIELab chroma ``sqrt(a^2 + b^2)`` of a thumbnail (higher: hue rotation shows more).
 
     Args:
@@ -42,7 +43,7 @@ def colourfulness(rgb: np.ndarray) -> float:
         Mean chroma, >= 0 (about 0 for grayscale).
     """
     step = max(1, min(rgb.shape[:2]) // 64)
-    lab = color.rgb2lab(rgb[::step, ::step].astype(np.float64) / 255.0)
+    lab = rgb_to_lab(rgb[::step, ::step])
     return float(np.mean(np.hypot(lab[..., 1], lab[..., 2])))
 
 

@@ -13,14 +13,14 @@ from sqlalchemy.orm import Session
 from .assignment import release_slots
 from .models import Assignment, Pair, Rater, Study, Trial, utcnow
 
-EXPIRY_INTERVAL_S = 2.0  # default of the app setting EXPIRY_INTERVAL_S
 _last_expiry: dict[tuple[str, str], float] = {}
 
 
 def expiry_due(session: Session, study_name: str, interval_s: float) -> bool:
     """Whether :func:`expire_stale` should run now: always with ``interval_s`` <= 0, else at
-    most once per ``interval_s`` per study and database in this process (the server's
-    ``EXPIRY_INTERVAL_S``, 2 s: the timeout is minutes long, and the scan is not free)."""
+    most once per ``interval_s`` per study and database in this process (the app setting
+    ``EXPIRY_INTERVAL_S``, 2 s by default: the timeout is minutes long, and the scan is not
+    free)."""
     mono = time.monotonic()
     key = (str(session.get_bind().url), study_name)
     if interval_s > 0 and mono - _last_expiry.get(key, -1e9) < interval_s:

@@ -5,7 +5,7 @@ the same schema runs on SQLite (the default, WAL mode) and PostgreSQL. All datet
 naive UTC (see :func:`utcnow`).
 
 Tables:
-    studies       one row per study (runs folder, K raters per pair, session plan, timeout).
+    studies       one row per study (runs folder, K raters per pair, sitting plan, timeout).
     methods       the methods of a study: ``gt``, compared methods, oracle and attention.
     images        the photos of a study with their role (test | practice | attention).
     pairs         (image, method, stage) that must be rated by K distinct raters.
@@ -156,7 +156,7 @@ class Rater(_InStudy, Base):
         UniqueConstraint("study_id", "browser_id"),
     )
 
-    token: Mapped[str] = mapped_column(String(64), unique=True)  # secret, session credential
+    token: Mapped[str] = mapped_column(String(64), unique=True)  # secret, in the session cookie
     public_id: Mapped[str] = mapped_column(String(32), unique=True)  # exported rater_id
     external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     # external_id normalised for the retake check (rater.external_key): unique per study
@@ -201,7 +201,7 @@ class Trial(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"), index=True)
-    seq: Mapped[int] = mapped_column(Integer)  # 0-based position in the rater's session
+    seq: Mapped[int] = mapped_column(Integer)  # 0-based position in the rater's sitting
     kind: Mapped[str] = mapped_column(String(20))  # practice|attention|test|oracle
     stage: Mapped[str] = mapped_column(String(20), default="main")  # main | oracle
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id"))

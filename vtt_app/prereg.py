@@ -1,4 +1,4 @@
-"""The pre-registered plan of a study, frozen at ``create-study`` (issue 27, item 10).
+"""The pre-registered plan of a study, frozen at ``create-study``.
 
 :func:`freeze` stores the plan as canonical JSON (sorted keys, no spaces, ASCII) in
 ``Study.plan_json`` and the SHA-256 of those bytes in ``Study.plan_sha256``. The export
@@ -7,11 +7,12 @@ and :func:`plan_markdown` as ``plan.md``; ``analysis/report.py`` checks them and
 whether the analysis followed the plan.
 
 The plan holds the methods, the images by role with the SHA-256 of every file raters see a
-copy of, K, the session, exposure, attention and platform settings (never the platform's
-completion codes: they are secret), the oracle group, the seed, and the analysis plan: what
-``analysis/report.py`` does by default, written out here as plain values because the app
-does not import ``analysis`` (keep :data:`ANALYSIS_PLAN` in step with
-``analysis.vtt.ExclusionRules`` and ``report.py``'s defaults).
+copy of, K, the sitting (practice, scored and attention trials), exposure, attention and
+platform settings (never the platform's completion codes: they are secret), the oracle
+group, the seed, and the analysis plan: what ``analysis/report.py`` does by default, written
+out here as plain values because the app does not import ``analysis`` (keep
+:data:`ANALYSIS_PLAN` in step with ``analysis.vtt.ExclusionRules`` and ``report.py``'s
+defaults).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import json
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .assignment import n_attention, scored_per_rater, session_length
+from .assignment import n_attention, scored_per_rater, sitting_length
 from .models import Image, Method, Pair, Study
 
 SCHEMA = 1
@@ -94,7 +95,7 @@ def frozen_plan(session: Session, study: Study) -> dict:
             "trials_per_rater": study.trials_per_rater,
             "scored_per_rater": scored_per_rater(study),
             "practice": study.n_practice,
-            "session_length": session_length(study),
+            "session_length": sitting_length(study),  # the schema-1 key of a sitting's length
             "exposure_ms": study.exposure_ms,
             "assignment_timeout_s": study.assignment_timeout_s,
             "seed": study.seed,
@@ -192,7 +193,7 @@ def _settings_rows(plan: dict) -> list[tuple[str, object]]:
         ("Raters per pair (K)", d["raters_per_pair"]),
         ("Scored trials per rater", f"{d['trials_per_rater']} (offered: {d['scored_per_rater']})"),
         ("Practice trials (with feedback, not scored)", d["practice"]),
-        ("Trials per session", d["session_length"]),
+        ("Trials per sitting", d["session_length"]),
         ("Exposure per image", f"{d['exposure_ms']} ms"),
         ("Assignment timeout", f"{d['assignment_timeout_s']} s"),
         ("Attention checks per rater", f"{a['checks_per_rater']} (rate {a['rate']:g}, "

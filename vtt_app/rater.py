@@ -3,7 +3,7 @@
 A rater is identified by an unguessable token kept in the signed session cookie. A second
 attempt at the same study is refused when the same platform id (``worker_id``,
 ``PROLIFIC_PID`` or ``workerId`` in the link) or the same browser (a long-lived random
-cookie) has already finished it; an unfinished session on the same browser is resumed.
+cookie) has already finished it; an unfinished sitting on the same browser is resumed.
 Prolific and MTurk specifics (their ids, MTurk's preview, where the rater returns at the
 end) are in :mod:`vtt_app.platforms`.
 """
@@ -29,7 +29,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
 from . import platforms, security
-from .assignment import n_attention, new_rater, session_length
+from .assignment import n_attention, new_rater, sitting_length
 from .db import get_session
 from .ids import clean_external_id, external_key
 from .models import Rater, Study, Trial
@@ -40,7 +40,7 @@ bp = Blueprint("rater", __name__)
 BROWSER_COOKIE_AGE = 365 * 24 * 3600
 
 
-_STUDY = select(Study).where(Study.name == bindparam("b_name"))  # built once
+_STUDY = select(Study).where(Study.name == bindparam("b_name"))
 _RATER = select(Rater).where(Rater.token == bindparam("b_token"),
                              Rater.study_id == bindparam("b_study"))
 
@@ -62,7 +62,8 @@ def current_rater(study: Study, required: bool = True) -> Rater | None:
     if token:
         rater = get_session().scalar(_RATER, {"b_token": token, "b_study": study.id})
     if rater is None and required:
-        abort(401, description="no rater session for this study: start from the consent page")
+        abort(401, description="no rater of this study in this browser's session: start from "
+                               "the consent page")
     return rater
 
 
@@ -88,8 +89,8 @@ def index():
 def _visit(study: Study) -> platforms.Visit:
     """The platform's parameters of this visit: from the link when it has any (an id from
     the link is then fixed: the form shows it read-only and consent takes it from here, not
-    from what the form sends back), else as the link of an earlier page of this session
-    gave them."""
+    from what the form sends back), else as the link of an earlier page in this browser's
+    session cookie gave them."""
     visit = platforms.read_visit(study.platform, request.args)
     visits = dict(session.get("visits", {}))
     if visit.preview:
@@ -117,7 +118,7 @@ def consent(study_name: str):
     the instructions only: nothing can start until the worker accepts the HIT."""
     study = get_study(study_name)
     visit = _visit(study)
-    page = dict(study=study, n_trials=session_length(study), n_attention=n_attention(study))
+    page = dict(study=study, n_trials=sitting_length(study), n_attention=n_attention(study))
     if visit.preview:
         return render_template("consent.html", preview=True, **page)
     refusal = _refusal(study, visit)
@@ -219,14 +220,14 @@ def run(study_name: str):
 
 @bp.get("/s/<study_name>/done")
 def done(study_name: str):
-    """The completion code, once the session is over."""
+    """The completion code, once the sitting is over."""
     study = get_study(study_name)
     rater = current_rater(study)
     if rater.finished_at is None:
         return redirect(url_for("rater.run", study_name=study.name))
     shown = get_session().scalar(select(func.count(Trial.id)).where(Trial.rater_id == rater.id))
     return render_template(
-        "done.html", study=study, code=rater.completion_code, early=shown < session_length(study),
+        "done.html", study=study, code=rater.completion_code, early=shown < sitting_length(study),
         platform_code=platforms.platform_code(study, rater),
         prolific_url=platforms.prolific_return_url(study, rater)
         if study.platform == "prolific" else "",

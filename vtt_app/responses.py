@@ -33,8 +33,9 @@ class BadRequest(ValueError):
 
 
 @dataclass
-class Answer:
-    """A parsed answer (times in ms on the page's ``performance.now`` clock)."""
+class AnswerPayload:
+    """An answer as the page sent it, checked (times in ms on the page's ``performance.now``
+    clock); :func:`record_answer` stores it as a :class:`~vtt_app.models.Response` row."""
 
     choice: int  # 1 or 2
     response_ms: float
@@ -62,7 +63,7 @@ def _num(payload: dict, key: str, lo: float, hi: float) -> float:
     return float(value)
 
 
-def parse_answer(payload: Any) -> Answer:
+def parse_answer(payload: Any) -> AnswerPayload:
     """Check the JSON body of a rating; raise :class:`BadRequest` naming the bad field."""
     if not isinstance(payload, dict):
         raise BadRequest("the body must be a JSON object")
@@ -83,7 +84,7 @@ def parse_answer(payload: Any) -> Answer:
         if slot is not None and (type(slot) is not int or slot not in (1, 2)):
             raise BadRequest(f"bad event slot {_SHORT.repr(slot)}: null, 1 or 2")
         events.append((ev["kind"], slot, _num(ev, "t", 0, big)))
-    return Answer(
+    return AnswerPayload(
         choice=int(choice),
         response_ms=_num(payload, "response_ms", 0, 3.6e6),
         onset=(_num(payload, "onset_1", 0, big), _num(payload, "onset_2", 0, big)),
@@ -97,7 +98,7 @@ def parse_answer(payload: Any) -> Answer:
     )
 
 
-def timing_problems(ans: Answer, exposure_ms: float) -> tuple[list[str], bool, bool]:
+def timing_problems(ans: AnswerPayload, exposure_ms: float) -> tuple[list[str], bool, bool]:
     """Why an answer's timing cannot be trusted (empty list: valid).
 
     Returns:
@@ -136,7 +137,7 @@ def update_flag(session: Session, study: Study, rater: Rater) -> None:
     the planned checks *and* number at least ``attention_min_failures``.
 
     The fraction is over the planned number of checks, so a rater can be flagged before the
-    session ends; a flagged rater's slots are given back (their answers stay, flagged). The
+    sitting ends; a flagged rater's slots are given back (their answers stay, flagged). The
     minimum keeps one slip from flagging an honest rater when few checks are planned: with
     5 checks and the defaults (25%, 2), a rater answering at random (fails half) is flagged
     with probability 0.81 and an honest one failing 1 check in 10 with probability 0.08.
@@ -155,7 +156,7 @@ def update_flag(session: Session, study: Study, rater: Rater) -> None:
         release_rater_slots(session, rater)
 
 
-# Built once (the hot path of a running study; Core statements, no unit of work).
+# Core statements: an answer's rows are written without the ORM's unit of work.
 _INSERT_RESPONSE = insert(Response)
 _INSERT_EVENT = insert(TimingEvent)
 _ANSWERED = (update(Trial).where(Trial.id == bindparam("b_trial"))
@@ -164,7 +165,7 @@ _DONE = (update(Assignment).where(Assignment.id == bindparam("b_assignment"),
                                   Assignment.status == "open").values(status="done"))
 
 
-def record_answer(session: Session, study: Study, trial: Trial, ans: Answer,
+def record_answer(session: Session, study: Study, trial: Trial, ans: AnswerPayload,
                   rater: Rater) -> Response:
     """Store the answer of an open trial, its events, and update slots and the rater flag."""
     reasons, hidden, blurred = timing_problems(ans, study.exposure_ms)
@@ -212,7 +213,7 @@ def record_answer(session: Session, study: Study, trial: Trial, ans: Answer,
     if trial.kind == "attention":
         update_flag(session, study, rater)
     session.flush()
-    return Response(**values)  # what was stored (not attached to the session)
+    return Response(**values)  # what was stored (not attached to the database session)
 
 
 def answer_json(trial: Trial, resp: Response, repeated: bool = False) -> dict:

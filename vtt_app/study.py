@@ -23,7 +23,7 @@ from pixcolor.io import ImageLoadError, file_sha256, load_rgb
 
 from . import media, platforms, prereg
 from .assignment import n_attention, scored_per_rater
-from .attention import colourfulness, flag_probability, rotate_hue_lab, smallest_flagging_rate
+from .attention import flag_probability, mean_chroma, rotate_hue_lab, smallest_flagging_rate
 from .models import Image, Method, Pair, Rater, Response, Study, Trial
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -85,7 +85,8 @@ def create_study(session: Session, opts: StudyOptions, media_dir: Path) -> Study
         platforms.check_settings(opts.platform, opts.completion_code, opts.screened_out_code)
     except platforms.PlatformError as err:
         raise StudyError(str(err)) from err
-    practice, test, attention = _choose_images(opts, runs)
+    photos = _choose_images(opts, runs)
+    test, attention = photos.test, photos.attention
     study = Study(
         name=opts.name,
         runs_dir=str(runs),
@@ -111,7 +112,7 @@ def create_study(session: Session, opts: StudyOptions, media_dir: Path) -> Study
     session.flush()
     methods = {m: Method(study_id=study.id, name=m, role="method") for m in opts.methods}
     session.add_all([Method(study_id=study.id, name=GT, role="gt"), *methods.values()])
-    images = _add_images(session, study, opts, runs, media_dir, practice, test, attention)
+    images = _add_images(session, study, opts, media_dir, photos)
     for stem in test:
         for m in opts.methods:
             path = runs / m / f"{stem}.png"
@@ -177,10 +178,19 @@ def _check_names(session: Session, opts: StudyOptions) -> None:
         raise StudyError(f"study {opts.name!r} exists already: choose another --name")
 
 
-def _choose_images(opts: StudyOptions, runs: Path) -> tuple[list[str], list[str], list[str]]:
-    """(practice, test, attention) photo names: a seeded shuffle of the photos present in gt/
+@dataclass
+class Photos:
+    """The photo names of a study by role (a photo may be both test and attention)."""
+
+    practice: list[str]
+    test: list[str]
+    attention: list[str]
+
+
+def _choose_images(opts: StudyOptions, runs: Path) -> Photos:
+    """The practice, test and attention photos: a seeded shuffle of the photos present in gt/
     and every method folder; attention photos preferably outside the test set (they then
-    never compete with pair balance), the most colourful among a few candidates."""
+    never compete with pair balance), those of highest mean chroma among a few candidates."""
     gt_stems = _stems(runs / GT)
     common = set(gt_stems)
     for m in opts.methods:
@@ -199,18 +209,19 @@ def _choose_images(opts: StudyOptions, runs: Path) -> tuple[list[str], list[str]
     spare = [spare[i] for i in rng.permutation(len(spare))][: 4 * opts.attention_images]
     pool = spare if len(spare) >= opts.attention_images else spare + test
     pool = pool[: max(4 * opts.attention_images, opts.attention_images)]
-    scored = sorted(pool, key=lambda s: -colourfulness(_read(runs / GT / f"{s}.png")))
-    return practice, test, scored[: opts.attention_images]
+    scored = sorted(pool, key=lambda s: -mean_chroma(_read(runs / GT / f"{s}.png")))
+    return Photos(practice, test, scored[: opts.attention_images])
 
 
-def _add_images(session: Session, study: Study, opts: StudyOptions, runs: Path,
-                media_dir: Path, practice: list[str], test: list[str], attention: list[str]
-                ) -> dict[str, Image]:
+def _add_images(session: Session, study: Study, opts: StudyOptions, media_dir: Path,
+                photos: Photos) -> dict[str, Image]:
     """The study's Image rows with their served copies (and attention images)."""
+    runs, attention = Path(study.runs_dir), set(photos.attention)
     images: dict[str, Image] = {}
-    for stem, role in [(s, "practice") for s in practice] + [(s, "test") for s in test]:
+    for stem, role in ([(s, "practice") for s in photos.practice]
+                       + [(s, "test") for s in photos.test]):
         images[stem] = Image(study_id=study.id, name=stem, role=role)
-    for stem in attention:
+    for stem in photos.attention:
         images.setdefault(stem, Image(study_id=study.id, name=stem, role="attention"))
     for stem, image in images.items():
         gt_path = runs / GT / f"{stem}.png"

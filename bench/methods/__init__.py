@@ -5,7 +5,7 @@ A registry in the style of timm's ``@register_model`` / ``create_model``::
     @register_method("gt")
     class GroundTruth(Method): ...
 
-    method = create_method("pixcolor_s2", checkpoint=None, device="cpu")
+    method = create_method("pixcolor_s2", MethodOptions(checkpoint=None, device="cpu"))
     method = create_method("external:mine=/path/to/pngs")
 
 Registered here (paper Fig. 5 and Fig. 6):
@@ -28,8 +28,6 @@ and one sampling pass over every (image, seed) they need.
 
 from __future__ import annotations
 
-from typing import Any
-
 from bench.methods import baseline_models, pixcolor_samples, simple
 from bench.methods.external import ExternalMethod
 from bench.methods.registry import (
@@ -38,21 +36,21 @@ from bench.methods.registry import (
     NAME_RE,
     Item,
     Method,
+    MethodOptions,
     Result,
     register_method,
 )
 
-__all__ = ["DEFAULT_METHODS", "METHODS", "ExternalMethod", "Item", "Method", "Result",
-           "create_method", "register_method"]
+__all__ = ["DEFAULT_METHODS", "METHODS", "ExternalMethod", "Item", "Method", "MethodOptions",
+           "Result", "create_method", "register_method"]
 
 
-def create_method(name: str, **kw: Any) -> Method:
+def create_method(name: str, options: MethodOptions | None = None) -> Method:
     """Build a method by registry name, or ``external:NAME=DIR``.
 
     Args:
         name: registered name or external spec.
-        **kw: options for the factory (``checkpoint``, ``device``, ``batch_size``, ...);
-            factories ignore options they do not use.
+        options: the run's settings, passed to the factory as ``options=``; None: defaults.
 
     Raises:
         KeyError: unknown name (the message lists the registered ones).
@@ -66,8 +64,8 @@ def create_method(name: str, **kw: Any) -> Method:
         if ext_name in METHODS:
             raise ValueError(f"external method name {ext_name!r} is a registered method; "
                              "choose another NAME so its outputs stay apart")
-        return ExternalMethod(ext_name, folder, **kw)
-    method = METHODS[name](**kw)
+        return ExternalMethod(ext_name, folder)
+    method = METHODS[name](options=options or MethodOptions())
     method.name = name
     return method
 

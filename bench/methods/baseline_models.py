@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from functools import partial
 
-from bench.methods.registry import Item, Method, Result, register_method
+from bench.methods.registry import Item, Method, MethodOptions, Result, register_method
 
 
 class BaselineMethod(Method):
@@ -19,11 +19,11 @@ class BaselineMethod(Method):
     ``colorization_release_v2-9b330a0b.pth``.
     """
 
-    def __init__(self, baseline: str, baseline_checkpoints: dict[str, str] | None = None,
-                 device: str = "cpu", batch_size: int = 16, **kw: Any) -> None:
-        super().__init__()
-        self.baseline, self.device, self.batch_size = baseline, device, batch_size
-        self.path = (baseline_checkpoints or {}).get(baseline)
+    def __init__(self, baseline: str, options: MethodOptions | None = None) -> None:
+        super().__init__(options)
+        options = options or MethodOptions()
+        self.baseline, self.device, self.batch_size = baseline, options.device, options.batch_size
+        self.path = options.baseline_checkpoints.get(baseline)
         self._model = None
 
     def available(self) -> tuple[bool, str]:
@@ -43,9 +43,9 @@ class BaselineMethod(Method):
     def meta(self) -> dict:
         model = self._loaded()
         return {"description": f"baseline {self.baseline} (baselines.{self.baseline})",
-                "checkpoint": getattr(model, "checkpoint_path", None),
-                "checkpoint_sha256": getattr(model, "checkpoint_sha256", None),
-                "preset": getattr(model, "preset", None), "device": self.device}
+                "checkpoint": model.checkpoint_path,
+                "checkpoint_sha256": model.checkpoint_sha256,
+                "preset": model.preset, "device": self.device}
 
     def generate(self, items: Sequence[Item]) -> list[Result]:
         return list(self._loaded().colorize([it.rgb for it in items],
@@ -54,4 +54,4 @@ class BaselineMethod(Method):
 
 def register() -> None:
     for name in ("cic", "lrac", "ltbc"):
-        register_method(name)(lambda _b=name, **kw: BaselineMethod(_b, **kw))
+        register_method(name)(partial(BaselineMethod, name))

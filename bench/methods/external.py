@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -24,7 +23,7 @@ class ExternalMethod(Method):
     resized (bicubic) with a warning recorded in meta.json.
     """
 
-    def __init__(self, name: str, folder: str | Path, **kw: Any) -> None:
+    def __init__(self, name: str, folder: str | Path) -> None:
         super().__init__()
         self.name, self.folder = name, Path(folder)
         self.description = f"external outputs from {self.folder}"

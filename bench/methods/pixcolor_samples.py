@@ -5,11 +5,11 @@ Paper Fig. 6 rates PixColor with three seeds; Fig. 5 ablates the refinement netw
 (``gt28_refined``: the refinement network fed the ground-truth low-resolution chroma).
 
 All of them share one :class:`PixColorEngine` (one loaded checkpoint per device). Generated
-together, they draw every (image, seed) sample in a single batched sampling pass, and
-``pixcolor_unrefined`` reuses the seed-1 sample of ``pixcolor_s1``, so the ablation differs
-from ``pixcolor_s1`` only by the refinement. Outputs equal
-``model.colorize([image], num_samples=1, seed=k, refine=...)`` (the tests check it): the
-noise of sample 0 depends only on (seed, image), as in :func:`pixcolor.sampling.sample_noise`.
+together, they draw every sample they need in one call of :meth:`PixColor.sample` (the
+entry ``colorize`` uses), and ``pixcolor_unrefined`` reuses the seed-1 sample of
+``pixcolor_s1``, so the ablation differs from ``pixcolor_s1`` only by the refinement.
+Outputs equal ``model.colorize([image], num_samples=1, seed=k, refine=...)`` (the tests
+check it): ``Draw(image, seed, 0)`` depends only on (seed, image), never on the batch.
 """
 
 from __future__ import annotations
@@ -17,16 +17,17 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 import numpy as np
 import torch
 
-from bench.methods.registry import Item, Method, Result, register_method
+from bench.methods.registry import Item, Method, MethodOptions, Result, register_method
 from pixcolor import color
 from pixcolor.checkpoint import CheckpointError
-from pixcolor.colorizer import SHIPPED_CHECKPOINT, PixColor
+from pixcolor.colorizer import SHIPPED_CHECKPOINT, Draw, PixColor
 
 log = logging.getLogger(__name__)
 
@@ -34,41 +35,29 @@ log = logging.getLogger(__name__)
 class PixColorEngine:
     """One PixColor checkpoint on one device, shared by every PixColor method of a run.
 
-    Args:
-        checkpoint: checkpoint file; None = the shipped demo checkpoint.
-        device: torch device string.
-        sampler: "cached" or "naive" (identical samples, different speed).
-        temperature: softmax temperature of the PixelCNN.
-        batch_size: rows per refinement batch.
-        max_side: longest side the refinement network runs at (as ``colorize``).
-        sampling_threads: torch CPU threads while sampling (0: leave torch's setting). The
-            sampler's per-pixel steps are small matrix products that gain nothing from
-            threads; one thread avoids their synchronisation cost (5x faster on a busy
-            2-core machine, measured with the ``small`` preset).
+    Reads ``checkpoint``, ``device``, ``sampler``, ``temperature``, ``batch_size`` (rows per
+    refinement batch), ``max_side`` and ``sampling_threads`` of the run's
+    :class:`MethodOptions`. One sampling thread: the sampler's per-pixel steps are small
+    matrix products that gain nothing from threads, and one thread avoids their
+    synchronisation cost (5x faster on a busy 2-core machine, measured with the ``small``
+    preset).
     """
 
     _shared: dict[tuple, PixColorEngine] = {}
 
-    def __init__(self, checkpoint: str | Path | None = None, device: str = "cpu",
-                 sampler: str = "cached", temperature: float = 1.0, batch_size: int = 16,
-                 max_side: int = 1024, sampling_threads: int = 1) -> None:
-        self.path = Path(checkpoint) if checkpoint is not None else SHIPPED_CHECKPOINT
-        self.device, self.sampler, self.temperature = device, sampler, temperature
-        self.batch_size, self.max_side = max(1, batch_size), max_side
-        self.sampling_threads = sampling_threads
+    def __init__(self, options: MethodOptions) -> None:
+        self.options = options
+        self.path = Path(options.checkpoint) if options.checkpoint else SHIPPED_CHECKPOINT
         self._model: PixColor | None = None
-        self._error: str | None = None
 
     @classmethod
-    def shared(cls, checkpoint: str | Path | None = None, device: str = "cpu",
-               sampler: str = "cached", temperature: float = 1.0, batch_size: int = 16,
-               sampling_threads: int = 1, **_: Any) -> PixColorEngine:
+    def shared(cls, options: MethodOptions) -> PixColorEngine:
         """The engine for these settings, created once per process."""
-        key = (str(Path(checkpoint).resolve()) if checkpoint else None, device, sampler,
-               float(temperature), int(batch_size), int(sampling_threads))
+        path = str(Path(options.checkpoint).resolve()) if options.checkpoint else None
+        key = (path, options.device, options.sampler, float(options.temperature),
+               int(options.batch_size), int(options.max_side), int(options.sampling_threads))
         if key not in cls._shared:
-            cls._shared[key] = cls(checkpoint, device, sampler, temperature, batch_size,
-                                   sampling_threads=sampling_threads)
+            cls._shared[key] = cls(options)
         return cls._shared[key]
 
     @property
@@ -79,7 +68,7 @@ class PixColorEngine:
             CheckpointError: missing or unreadable checkpoint.
         """
         if self._model is None:
-            self._model = PixColor.load(self.path).to(self.device).eval()
+            self._model = PixColor.load(self.path).to(self.options.device).eval()
         return self._model
 
     def available(self, need_refine: bool = True) -> tuple[bool, str]:
@@ -93,56 +82,68 @@ class PixColorEngine:
             model = self.model
         except CheckpointError as exc:
             return False, str(exc)
-        if need_refine and "refine" not in getattr(model, "stages", ["refine"]):
+        if need_refine and "refine" not in model.stages:
             return False, f"{self.path} holds no trained refinement network"
         return True, ""
 
     def meta(self) -> dict:
         """Checkpoint, model and sampler fields for meta.json."""
-        m = self.model
+        m, o = self.model, self.options
         return {"checkpoint": str(self.path), "checkpoint_sha256": m.checkpoint_sha256,
-                "preset": m.preset, "device": self.device, "sampler": self.sampler,
-                "temperature": self.temperature,
+                "preset": m.preset, "device": o.device, "sampler": o.sampler,
+                "temperature": o.temperature,
                 "lowres_short_side": m.cfg.lowres_short_side,
                 "model_config": dataclasses.asdict(m.cfg)}
 
-    # ------------------------------------------------------------------ computation
-    def sample_chroma(self, ys: Sequence[np.ndarray], pairs: Sequence[tuple[int, int]]
-                      ) -> list[torch.Tensor]:
-        """One PixelCNN sample per (image index, seed): :meth:`PixColor.sample_chroma` with
-        this engine's sampler, temperature and sampling threads."""
-        m = self.model
-        return m.sample_chroma(ys, pairs, sampler=self.sampler, temperature=self.temperature,
-                               threads=self.sampling_threads if m.device.type == "cpu" else 0)
+    def generate(self, requests: dict[PixColorMethod, list[Item]]
+                 ) -> dict[PixColorMethod, list[Result]]:
+        """Every method's outputs from one sampling pass over the draws they need.
 
-    @torch.no_grad()
-    def finish(self, ys: Sequence[np.ndarray], lowres: Sequence[torch.Tensor], refine: bool
-               ) -> list[np.ndarray]:
-        """Full-resolution RGB from Y planes and low-resolution chroma (as ``colorize``).
-
-        Args:
-            ys: (H, W) float32 Y planes.
-            lowres: matching (2, h, w) chroma tensors.
-            refine: refinement network (True) or bilinear upsampling (False).
-
-        Returns:
-            (H, W, 3) uint8 images whose Y is the input's.
+        A failed sampling pass fails every method of the batch; a failed rendering, only its
+        method (e.g. out of memory).
         """
-        return self.model.render(list(ys), list(lowres), refine=refine,
-                                 max_side=self.max_side, batch_size=self.batch_size)
+        rows: dict[str, int] = {}  # image id -> index into ys
+        ys: list[np.ndarray] = []
+        for it in (it for items in requests.values() for it in items):
+            if it.image_id not in rows:
+                rows[it.image_id] = len(ys)
+                ys.append(color.luminance(it.rgb))
+        needed = {meth: [rows[it.image_id] for it in items]
+                  for meth, items in requests.items()}
+        draws = sorted({d for meth, idx in needed.items() for d in meth.draws(idx)})
+        model, o = self.model, self.options
+        try:
+            drawn = model.sample(ys, draws, sampler=o.sampler, temperature=o.temperature,
+                                 threads=o.sampling_threads if model.device.type == "cpu" else 0)
+        except (RuntimeError, ValueError) as exc:
+            log.error("PixColor sampling failed on a batch: %s", exc)
+            return {meth: [exc] * len(items) for meth, items in requests.items()}
+        chroma = dict(zip(draws, drawn.chroma, strict=True))
+        out: dict[PixColorMethod, list[Result]] = {}
+        for meth, items in requests.items():
+            idx = needed[meth]
+            try:
+                out[meth] = model.render([ys[i] for i in idx], meth.lowres(items, idx, chroma),
+                                         refine=meth.refine, max_side=o.max_side,
+                                         batch_size=max(1, o.batch_size))
+            except (RuntimeError, ValueError) as exc:
+                log.error("%s failed on a batch: %s", meth.name, exc)
+                out[meth] = [exc] * len(items)
+        return out
 
 
-class _PixColorBase(Method):
-    """Shared plumbing: the engine, availability, meta and joint generation."""
+class PixColorMethod(Method):
+    """A method generated by the run's :class:`PixColorEngine`: it names the samples it
+    needs (:meth:`draws`) and the low-resolution chroma it renders (:meth:`lowres`)."""
 
-    needs_refine = True
+    refine = True  # the refinement network (True) or bilinear upsampling (False)
 
-    def __init__(self, **kw: Any) -> None:
-        super().__init__()
-        self.engine = PixColorEngine.shared(**kw)
+    def __init__(self, options: MethodOptions | None = None) -> None:
+        super().__init__(options)
+        self.engine = PixColorEngine.shared(options or MethodOptions())
 
     def available(self) -> tuple[bool, str]:
-        return self.engine.available(self.needs_refine)
+        return self.engine.available(self.refine)
 
     def meta(self) -> dict:
         return {**super().meta(), **self.engine.meta()}
@@ -150,61 +151,60 @@ class _PixColorBase(Method):
     def batch_key(self) -> object:
         return ("pixcolor", id(self.engine))
 
+    def draws(self, rows: list[int]) -> list[Draw]:
+        """The samples this method needs for the images ``rows`` (none by default)."""
+        return []
+
+    def lowres(self, items: Sequence[Item], rows: list[int], drawn: dict[Draw, torch.Tensor]
+               ) -> list[torch.Tensor]:
+        """The (2, h, w) low-resolution chroma to render for each of ``items`` (whose Y
+        planes are ``rows``), given the chroma of the batch's draws."""
+        raise NotImplementedError
+
     def generate(self, items: Sequence[Item]) -> list[Result]:
-        return self.generate_group({self: list(items)})[self]
+        return self.engine.generate({self: list(items)})[self]
 
     @classmethod
     def generate_group(cls, requests: dict[Method, list[Item]]) -> dict[Method, list[Result]]:
-        engine = next(iter(requests)).engine  # type: ignore[attr-defined]
-        index: dict[str, int] = {}
-        ys: list[np.ndarray] = []
-        for items in requests.values():
-            for it in items:
-                if it.image_id not in index:
-                    index[it.image_id] = len(ys)
-                    ys.append(color.luminance(it.rgb))
-        pairs = sorted({(index[it.image_id], m.seed) for m, items in requests.items()
-                        if isinstance(m, PixColorSample) for it in items})
-        results: dict[Method, list[Result]] = {}
-        try:
-            lows = dict(zip(pairs, engine.sample_chroma(ys, pairs), strict=True))
-            for m, items in requests.items():
-                idx = [index[it.image_id] for it in items]
-                if isinstance(m, PixColorSample):
-                    low = [lows[(i, m.seed)] for i in idx]
-                else:
-                    low = [m.gt_lowres(it) for it in items]  # type: ignore[attr-defined]
-                results[m] = engine.finish([ys[i] for i in idx], low, m.refine)  # type: ignore
-        except (RuntimeError, ValueError) as exc:  # e.g. out of memory: fail this batch only
-            log.error("PixColor batch failed: %s", exc)
-            for m, items in requests.items():
-                results.setdefault(m, [exc] * len(items))
-        return results
+        # Methods share a batch key only when they share an engine: PixColor methods.
+        jobs = cast("dict[PixColorMethod, list[Item]]", requests)
+        return dict(next(iter(jobs)).engine.generate(jobs))
 
 
-class PixColorSample(_PixColorBase):
+class PixColorSample(PixColorMethod):
     """Sample 0 of ``seed``, refined (``pixcolor_sK``) or bilinearly upsampled."""
 
-    def __init__(self, seed: int, refine: bool = True, **kw: Any) -> None:
-        super().__init__(**kw)
+    def __init__(self, seed: int, refine: bool = True,
+                 options: MethodOptions | None = None) -> None:
+        super().__init__(options)
         self.seed, self.refine = seed, refine
-        self.needs_refine = refine
         self.description = (f"PixColor sample with seed {seed}, " +
                             ("refinement network" if refine else "bilinear upsampling "
                              "of the PixelCNN sample (paper Fig. 5 ablation)"))
+
+    def draws(self, rows: list[int]) -> list[Draw]:
+        return [Draw(r, self.seed) for r in rows]
+
+    def lowres(self, items: Sequence[Item], rows: list[int], drawn: dict[Draw, torch.Tensor]
+               ) -> list[torch.Tensor]:
+        return [drawn[d] for d in self.draws(rows)]
 
     def meta(self) -> dict:
         return {**super().meta(), "seed": self.seed, "refine": self.refine}
 
 
-class GT28Refined(_PixColorBase):
+class GT28Refined(PixColorMethod):
     """The refinement network on ground-truth low-resolution chroma (paper Fig. 5)."""
 
-    refine = True
     description = ("refinement network fed the ground-truth chroma downsampled to the "
                    "model's low resolution (28-pixel short side), paper Fig. 5")
 
+    def lowres(self, items: Sequence[Item], rows: list[int], drawn: dict[Draw, torch.Tensor]
+               ) -> list[torch.Tensor]:
+        return [self.gt_lowres(it) for it in items]
+
     def gt_lowres(self, item: Item) -> torch.Tensor:
+        """The ground truth's chroma at the model's low resolution, (2, h, w) float32."""
         cbcr = torch.from_numpy(color.rgb_to_ycbcr(item.rgb)[..., 1:].transpose(2, 0, 1).copy())
         return color.lowres_chroma(cbcr.float(), self.engine.model.cfg.lowres_short_side)
 
@@ -214,8 +214,6 @@ class GT28Refined(_PixColorBase):
 
 def register() -> None:
     for seed in (1, 2, 3):
-        register_method(f"pixcolor_s{seed}")(
-            lambda _s=seed, **kw: PixColorSample(seed=_s, refine=True, **kw))
-    register_method("pixcolor_unrefined")(
-        lambda **kw: PixColorSample(seed=1, refine=False, **kw))
+        register_method(f"pixcolor_s{seed}")(partial(PixColorSample, seed, True))
+    register_method("pixcolor_unrefined")(partial(PixColorSample, 1, False))
     register_method("gt28_refined")(GT28Refined)

@@ -1,13 +1,12 @@
-"""The method registry: :class:`Method`, :class:`Item`, :func:`register_method` (see
-:mod:`bench.methods`)."""
+"""The method registry: :class:`Method`, :class:`Item`, :class:`MethodOptions`,
+:func:`register_method` (see :mod:`bench.methods`)."""
 
 from __future__ import annotations
 
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,13 +30,30 @@ class Item:
 Result = np.ndarray | Exception  # (H, W, 3) uint8 output, or why this image failed
 
 
+@dataclass(frozen=True)
+class MethodOptions:
+    """The settings of a run that methods are built with (each method reads the fields it
+    uses; an unknown field is a ``TypeError``, never silently dropped)."""
+
+    checkpoint: str | None = None  # PixColor checkpoint; None: the shipped demo one
+    device: str = "cpu"  # torch device (cpu, cuda, cuda:1)
+    batch_size: int = 16  # images per model batch (PixColor: rows per refinement batch)
+    sampling_threads: int = 1  # torch CPU threads while sampling the PixelCNN (0: torch's)
+    sampler: str = "cached"  # PixColor sampler: "cached" or "naive" (same samples)
+    temperature: float = 1.0  # PixColor's PixelCNN softmax temperature
+    max_side: int = 1024  # PixColor's longest working side (PixColor.render's max_side)
+    # The baselines' checkpoints by name ({"cic": PATH}); a missing name: the shipped one.
+    baseline_checkpoints: dict[str, str] = field(default_factory=dict)
+
+
 class Method:
     """Base class: one named way of producing ``<image_id>.png`` from a split image."""
 
     name: str = ""
     description: str = ""
 
-    def __init__(self, **kw: Any) -> None:
+    def __init__(self, options: MethodOptions | None = None) -> None:
+        """``options``: the run's settings (a method without a model ignores them)."""
         self.warnings: list[dict] = []  # per-image notes for meta.json (e.g. resized)
 
     def available(self) -> tuple[bool, str]:
@@ -65,6 +81,8 @@ class Method:
 def register_method(name: str, *, default: bool = True, overwrite: bool = False
                     ) -> Callable[[Callable[..., Method]], Callable[..., Method]]:
     """Decorator registering a :class:`Method` class or factory under ``name``.
+
+    :func:`~bench.methods.create_method` calls it as ``factory(options=MethodOptions(...))``.
 
     Args:
         name: registry key (letters, digits, ``_ . -``).

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
-from bench.methods.registry import Item, Method, Result, register_method
+from bench.methods.registry import Item, Method, MethodOptions, Result, register_method
 from pixcolor import color
 
 
@@ -30,8 +29,9 @@ class GT28Unrefined(Method):
     description = ("ground-truth chroma downsampled to a 28-pixel short side, bilinearly "
                    "upsampled, with the original Y (paper Fig. 3)")
 
-    def __init__(self, short_side: int = color.LOWRES_SHORT_SIDE, **kw: Any) -> None:
-        super().__init__()
+    def __init__(self, options: MethodOptions | None = None,
+                 short_side: int = color.LOWRES_SHORT_SIDE) -> None:
+        super().__init__(options)
         self.short_side = short_side
 
     def meta(self) -> dict:

@@ -19,10 +19,10 @@ Conventions (shared by every caller):
 import importlib
 
 # Where each public name lives. Loaded on first use (PEP 562), so that numpy-only users (the
-# analysis of output images: ``rgb_to_ab``) do not import torch with ``ycbcr`` and ``lab``.
+# analysis of output images: ``rgb_to_ab``; the web app: ``rgb_to_lab``, ``lab_to_rgb``) do
+# not import torch with ``ycbcr``.
 _HOMES = {
-    **dict.fromkeys(("AB_NORM", "L_CENT", "L_NORM", "lab_from_batch", "lab_to_rgb", "recombine",
-                     "rgb_to_lab", "rgb_to_lab_torch", "to_lightness"), "lab"),
+    **dict.fromkeys(("lab_to_rgb", "rgb_to_lab", "rgb_to_lab_torch"), "lab"),
     **dict.fromkeys(("rgb_to_ab",), "lab_uint8"),
     **dict.fromkeys(("COLORNESS_THRESHOLD", "LOWRES_SHORT_SIDE", "NUM_BINS", "Array", "chroma",
                      "colorness", "dequantize_chroma", "lowres_chroma", "lowres_size", "luma",

@@ -220,7 +220,7 @@ def merge_luma_chroma(y: Array, cbcr: Array) -> np.ndarray:
 
 
 def colorness(rgb: np.ndarray, luma_bins: int = 64) -> float:
-    """How colourful an image is: chroma variation not explained by luminance, >= 0.
+    """The training filter's colorness: chroma variation not explained by luminance, >= 0.
 
     The paper's Table 2 drops training images under a "colorness threshold 0.05" without
     defining colorness. Our definition: split the pixels into ``luma_bins`` equal bins of

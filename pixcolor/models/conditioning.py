@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 class Bottleneck(nn.Module):
     """torchvision-compatible bottleneck block (expansion 4, stride on the 3x3 conv)."""
 
-    expansion = 4
+    expansion = 4  # output planes per ``planes`` (the 1x1 conv3 widens 4x)
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, dilation: int = 1):
         super().__init__()
@@ -39,14 +39,15 @@ class Bottleneck(nn.Module):
         self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=dilation,
                                dilation=dilation, bias=False)
         self.bn2 = nn.BatchNorm2d(width)
-        self.conv3 = nn.Conv2d(width, planes * 4, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(planes * 4)
+        out_planes = planes * self.expansion
+        self.conv3 = nn.Conv2d(width, out_planes, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out_planes)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = None
-        if stride != 1 or inplanes != planes * 4:
+        if stride != 1 or inplanes != out_planes:
             self.downsample = nn.Sequential(
-                nn.Conv2d(inplanes, planes * 4, 1, stride=stride, bias=False),
-                nn.BatchNorm2d(planes * 4),
+                nn.Conv2d(inplanes, out_planes, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(out_planes),
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -105,7 +106,7 @@ class ConditioningNetwork(nn.Module):
 
     def _make_layer(self, planes: int, blocks: int, stride: int, dilation: int) -> nn.Sequential:
         layers = [Bottleneck(self.inplanes, planes, stride, dilation if stride == 1 else 1)]
-        self.inplanes = planes * 4
+        self.inplanes = planes * Bottleneck.expansion
         layers += [Bottleneck(self.inplanes, planes, 1, dilation) for _ in range(blocks - 1)]
         return nn.Sequential(*layers)
 

@@ -13,7 +13,7 @@ from PIL import Image
 import baselines
 from baselines.__main__ import main
 from pixcolor.data import ImageFolderDataset
-from pixcolor.train import train
+from pixcolor.train import RunOptions, train
 
 NAMES = ("cic", "lrac", "ltbc")
 
@@ -33,7 +33,7 @@ def trained(photo_dir, tmp_path_factory) -> dict[str, dict]:
         if name == "ltbc":
             mcfg = dataclasses.replace(mcfg, num_classes=len(ds.classes))
         out = tmp_path_factory.mktemp(f"run_{name}")
-        res = train(name, ds, out, mcfg, preset.train, preset="tiny", progress=False)
+        res = train(name, ds, out, mcfg, preset.train, RunOptions(preset="tiny", progress=False))
         with open(out / "log.csv", newline="") as f:
             res["losses"] = [float(r["loss"]) for r in csv.DictReader(f)]
         runs[name] = res
@@ -70,6 +70,7 @@ def test_cic_counts_its_prior_while_training(trained):
 
 def test_harness_generates_every_baseline(trained, photo_dir, tmp_path):
     from bench.generate import generate
+    from bench.methods import MethodOptions
     from bench.pipeline import build
 
     flat = tmp_path / "flat"
@@ -81,7 +82,7 @@ def test_harness_generates_every_baseline(trained, photo_dir, tmp_path):
     assert build("photos", split, images=flat, size=32, keep_aspect=True).usable == 4
     ckpts = {n: str(trained[n]["checkpoint"]) for n in NAMES}
     reports = generate(split, tmp_path / "runs", list(NAMES),
-                       method_kw={"baseline_checkpoints": ckpts}, echo=lambda s: None)
+                       options=MethodOptions(baseline_checkpoints=ckpts), echo=lambda s: None)
     assert {r.name: (r.status, r.generated) for r in reports} == {n: ("done", 4) for n in NAMES}
     for n in NAMES:
         pngs = sorted((tmp_path / "runs" / n).glob("*.png"))

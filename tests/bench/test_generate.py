@@ -13,10 +13,17 @@ from PIL import Image
 
 from bench.__main__ import main
 from bench.generate import generate, parse_shard, shard_ids
-from bench.methods import METHODS, Item, Method, create_method, register_method
+from bench.methods import (
+    METHODS,
+    Item,
+    Method,
+    MethodOptions,
+    create_method,
+    register_method,
+)
 from bench.pipeline import build
 from pixcolor import PixColor
-from pixcolor.color import luminance
+from pixcolor.color import luminance, to_uint8
 from tests.fakes import fake_photo as _photo
 
 N_IMAGES = 6
@@ -62,7 +69,7 @@ def _ids(split_dir: Path) -> list[str]:
         return [r["image_id"] for r in csv.DictReader(f)]
 
 
-def test_registry():
+def test_the_papers_methods_are_registered_and_bad_names_refused():
     for name in ("gt", "grayscale", "gt28_unrefined", "gt28_refined", "pixcolor_s1",
                  "pixcolor_s2", "pixcolor_s3", "pixcolor_unrefined", "cic", "lrac", "ltbc"):
         assert name in METHODS
@@ -70,40 +77,101 @@ def test_registry():
         create_method("nope")
     with pytest.raises(ValueError):
         create_method("external:bad name")
-    ok, why = create_method("pixcolor_s1", checkpoint="/nonexistent.pt").available()
+
+
+def test_pixcolor_without_its_checkpoint_is_unavailable_and_names_the_path():
+    ok, why = create_method("pixcolor_s1", MethodOptions(checkpoint="/nonexistent.pt")
+                            ).available()
     assert not ok and "/nonexistent.pt" in why
 
 
-def test_all_methods_and_meta(split_dir, tiny_ckpt, tmp_path):
-    runs = tmp_path / "runs" / "photos"
-    names = ["gt", "grayscale", "gt28_unrefined", "pixcolor_s1", "pixcolor_s2",
-             "pixcolor_unrefined", "gt28_refined", "cic"]
-    missing = tmp_path / "no_cic.pt"  # a baseline without its checkpoint is skipped, not fatal
-    reports = {r.name: r for r in generate(
-        split_dir, runs, names, batch_size=4,
-        method_kw={"checkpoint": str(tiny_ckpt), "baseline_checkpoints": {"cic": str(missing)}})}
+def test_method_options_refuse_unknown_fields_and_reach_the_pixcolor_engine(tiny_ckpt):
+    with pytest.raises(TypeError, match="max_sid"):
+        MethodOptions(max_sid=512)  # type: ignore[call-arg]
+    opts = MethodOptions(checkpoint=str(tiny_ckpt), max_side=300, temperature=0.5)
+    engine = create_method("pixcolor_unrefined", opts).engine
+    assert (engine.options.max_side, engine.options.temperature) == (300, 0.5)
+    assert create_method("pixcolor_s1", opts).engine is engine  # one model per settings
+    assert create_method("pixcolor_s1", MethodOptions(checkpoint=str(tiny_ckpt))
+                         ).engine is not engine
+
+
+GENERATED = ["gt", "grayscale", "gt28_unrefined", "pixcolor_s1", "pixcolor_s2",
+             "pixcolor_unrefined", "gt28_refined"]
+
+
+@pytest.fixture(scope="module")
+def generated(split_dir, tiny_ckpt, tmp_path_factory):
+    """Every method generated together in batches of 4 (``cic`` without its checkpoint):
+    (runs folder, reports by name)."""
+    runs = tmp_path_factory.mktemp("all") / "runs" / "photos"
+    missing = runs.parent / "no_cic.pt"
+    reports = generate(split_dir, runs, [*GENERATED, "cic"], batch_size=4, options=MethodOptions(
+        checkpoint=str(tiny_ckpt), baseline_checkpoints={"cic": str(missing)}))
+    return runs, {r.name: r for r in reports}
+
+
+def _png(runs: Path, method: str, image_id: str) -> np.ndarray:
+    return np.asarray(Image.open(runs / method / f"{image_id}.png"))
+
+
+def test_every_available_method_writes_one_png_per_image(generated, split_dir):
+    runs, reports = generated
+    for name in GENERATED:
+        assert reports[name].status == "done" and reports[name].generated == N_IMAGES
+        assert sorted(p.stem for p in (runs / name).glob("*.png")) == sorted(_ids(split_dir))
+
+
+def test_a_baseline_without_its_checkpoint_is_skipped_with_how_to_train_it(generated):
+    _, reports = generated
     assert reports["cic"].status == "skipped" and "no_cic.pt" in reports["cic"].reason
     assert "python -m baselines train cic" in reports["cic"].reason
-    ids = _ids(split_dir)
-    for name in names[:-1]:
-        assert reports[name].status == "done" and reports[name].generated == N_IMAGES
-        assert sorted(p.stem for p in (runs / name).glob("*.png")) == sorted(ids)
-    gt = np.asarray(Image.open(runs / "gt" / f"{ids[0]}.png"))
-    gray = np.asarray(Image.open(runs / "grayscale" / f"{ids[0]}.png"))
-    assert (gray[..., 0] == gray[..., 2]).all()
+
+
+def test_grayscale_is_the_ground_truths_y_plane(generated, split_dir):
+    runs, _ = generated
+    for i in _ids(split_dir):
+        gray = _png(runs, "grayscale", i)
+        want = to_uint8(luminance(_png(runs, "gt", i)))
+        assert all((gray[..., c] == want).all() for c in range(3))
+
+
+@pytest.mark.parametrize("method, kw", [("pixcolor_s2", {"seed": 2}),
+                                        ("pixcolor_unrefined", {"seed": 1, "refine": False})])
+def test_pixcolor_methods_equal_colorize_of_each_image_alone(generated, split_dir, tiny_ckpt,
+                                                             method, kw):
+    """Drawn jointly for a batch of images and methods, a PixColor output is exactly what
+    colorize gives for that image alone: a sample depends only on (seed, sample index,
+    image). Exact in float32 here; NOTES.md: a batch's float32 reductions could flip a draw
+    only within ~1e-6 of a CDF boundary, which these images do not meet."""
+    runs, _ = generated
     model = PixColor.load(tiny_ckpt)
-    want = model.colorize([gt], num_samples=1, seed=2)[0][0]
-    got = np.asarray(Image.open(runs / "pixcolor_s2" / f"{ids[0]}.png"))
-    # Joint sampling == colorize(seed=2) (up to uint8 rounding of batch-size numerics).
-    assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
-    assert np.abs(luminance(got) - luminance(gt)).max() < 0.02  # the input's Y is kept
+    for i in _ids(split_dir):
+        gt = _png(runs, "gt", i)
+        want = model.colorize([gt], num_samples=1, **kw)[0][0]
+        np.testing.assert_array_equal(_png(runs, method, i), want)
+
+
+def test_pixcolor_outputs_keep_the_inputs_luminance(generated, split_dir):
+    runs, _ = generated
+    for i in _ids(split_dir):
+        got, gt = _png(runs, "pixcolor_s2", i), _png(runs, "gt", i)
+        assert np.abs(luminance(got) - luminance(gt)).max() < 0.02  # uint8 rounding
+
+
+def test_meta_records_the_checkpoint_seed_preset_and_provenance(generated, tiny_ckpt):
+    runs, _ = generated
     meta = json.loads((runs / "pixcolor_s2" / "meta.json").read_text())
     for key in ("method", "checkpoint_sha256", "seed", "preset", "device", "wall_time_s",
                 "software", "images_expected", "images_present", "sessions"):
         assert key in meta
     assert meta["seed"] == 2 and meta["preset"] == "tiny" and meta["images_present"] == N_IMAGES
-    assert meta["checkpoint_sha256"] == model.checkpoint_sha256
+    assert meta["checkpoint_sha256"] == PixColor.load(tiny_ckpt).checkpoint_sha256
     assert json.loads((runs / "gt" / "meta.json").read_text())["checkpoint_sha256"] is None
+
+
+def test_the_runs_folder_holds_the_splits_manifest(generated, split_dir):
+    runs, _ = generated
     assert (runs / "manifest.csv").read_text() == (split_dir / "manifest.csv").read_text()
 
 
@@ -125,19 +193,20 @@ def test_resume_after_interruption(split_dir, counting, tmp_path):
 
 
 def test_resume_pixcolor_skips_finished_images(split_dir, tiny_ckpt, tmp_path):
-    runs, kw = tmp_path / "runs", {"checkpoint": str(tiny_ckpt)}
-    generate(split_dir, runs, ["pixcolor_s1"], batch_size=8, method_kw=kw)
+    runs, opts = tmp_path / "runs", MethodOptions(checkpoint=str(tiny_ckpt))
+    generate(split_dir, runs, ["pixcolor_s1"], batch_size=8, options=opts)
     pngs = sorted((runs / "pixcolor_s1").glob("*.png"))
     for p in pngs[:2]:
         p.unlink()
     mtimes = {p.name: p.stat().st_mtime_ns for p in pngs[2:]}
-    [rep] = generate(split_dir, runs, ["pixcolor_s1"], batch_size=8, method_kw=kw)
+    [rep] = generate(split_dir, runs, ["pixcolor_s1"], batch_size=8, options=opts)
     assert (rep.generated, rep.existing) == (2, N_IMAGES - 2)
     assert {p.name: p.stat().st_mtime_ns for p in pngs[2:]} == mtimes
     # Another checkpoint must not be mixed into the same folder.
     other = tmp_path / "other.pt"
     PixColor.from_preset("tiny").save(other, extra={"note": "different file"})
-    [rep] = generate(split_dir, runs, ["pixcolor_s1"], method_kw={"checkpoint": str(other)})
+    [rep] = generate(split_dir, runs, ["pixcolor_s1"],
+                     options=MethodOptions(checkpoint=str(other)))
     assert rep.status == "skipped" and "--overwrite" in rep.reason
 
 
@@ -194,16 +263,16 @@ def test_baseline_methods_take_their_own_checkpoints(split_dir, tmp_path):
     path = tmp_path / "cic_tiny.pt"
     save_inference_checkpoint(baselines.create("cic", preset="tiny"), path)
     runs = tmp_path / "runs"
-    [rep] = generate(split_dir, runs, ["cic"], method_kw={
-        "checkpoint": "/not/for/baselines.pt", "baseline_checkpoints": {"cic": str(path)}})
+    [rep] = generate(split_dir, runs, ["cic"], options=MethodOptions(
+        checkpoint="/not/for/baselines.pt", baseline_checkpoints={"cic": str(path)}))
     assert rep.status == "done" and rep.generated == N_IMAGES
     meta = json.loads((runs / "cic" / "meta.json").read_text())
     assert meta["preset"] == "tiny" and meta["checkpoint_sha256"]
-    [rep] = generate(split_dir, runs, ["lrac"],
-                     method_kw={"baseline_checkpoints": {"lrac": str(tmp_path / "no.pt")}})
+    [rep] = generate(split_dir, runs, ["lrac"], options=MethodOptions(
+        baseline_checkpoints={"lrac": str(tmp_path / "no.pt")}))
     assert rep.status == "skipped" and "no.pt" in rep.reason
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    reports = generate(split_dir, runs, ["ltbc", "pixcolor_s3"], method_kw={
-        "checkpoint": str(bad), "baseline_checkpoints": {"ltbc": str(bad)}})
+    reports = generate(split_dir, runs, ["ltbc", "pixcolor_s3"], options=MethodOptions(
+        checkpoint=str(bad), baseline_checkpoints={"ltbc": str(bad)}))
     assert [r.status for r in reports] == ["skipped", "skipped"]  # reported, never raised

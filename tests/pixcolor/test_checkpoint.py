@@ -32,15 +32,16 @@ def test_write_is_atomic_and_numbered_files_keep_the_newest(tmp_path: Path, monk
     path = checkpoint.write({"step": 1}, tmp_path / "sub" / "m.pt")
     assert checkpoint.read(path) == {"step": 1}
 
-    def crash(obj, f):  # a save that dies half-way leaves the old file whole
-        Path(f).write_bytes(b"half")
+    def crash(obj, f):  # a save that dies half-way
+        f.write(b"half")
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", crash)
     with pytest.raises(OSError, match="disk full"):
         checkpoint.write({"step": 2}, path)
     monkeypatch.undo()
-    assert checkpoint.read(path) == {"step": 1}
+    assert checkpoint.read(path) == {"step": 1}  # the old file is whole
+    assert os.listdir(path.parent) == ["m.pt"]  # and no temporary file is left
     out = tmp_path / "run"
     assert checkpoint.latest(out) is None
     for step in (5, 10, 20, 40):

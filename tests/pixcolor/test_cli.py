@@ -27,8 +27,9 @@ def test_colorize_folder_skips_and_reports_corrupt_file(tmp_path, photo):
         capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert sorted(p.name for p in out.glob("*.png")) == [
-        "a_s1.png", "a_s2.png", "b_s1.png", "b_s2.png"]
-    assert np.asarray(Image.open(out / "b_s1.png")).shape == (20, 32, 3)
+        "a_seed4_sample1.png", "a_seed4_sample2.png", "b_seed4_sample1.png",
+        "b_seed4_sample2.png"]
+    assert np.asarray(Image.open(out / "b_seed4_sample1.png")).shape == (20, 32, 3)
     assert "broken.jpg" in res.stderr
     failed = json.loads((out / "failed.json").read_text())
     assert [f[0].endswith("broken.jpg") for f in failed] == [True]

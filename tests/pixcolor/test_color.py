@@ -192,7 +192,8 @@ def test_luma_takes_gray_or_rgb_uint8_and_nothing_else():
 
 def test_light_users_of_colour_and_the_web_app_do_not_import_torch():
     """pixcolor.color loads its parts on first use: the analysis of output images
-    (``rgb_to_ab``) and the VTT app run without importing torch; everything else is there."""
+    (``rgb_to_ab``), the numpy Lab (``rgb_to_lab``, ``lab_to_rgb``) and the VTT app with its
+    attention checks run without importing torch; everything else is there."""
     import subprocess
     import sys
 
@@ -200,9 +201,11 @@ def test_light_users_of_colour_and_the_web_app_do_not_import_torch():
         "import sys\n"
         "import numpy as np\n"
         "import analysis.metrics, analysis.lab_stats, vtt_app\n"
-        "from pixcolor.color import rgb_to_ab\n"
+        "from pixcolor.color import lab_to_rgb, rgb_to_ab, rgb_to_lab\n"
+        "import vtt_app.attention\n"
         "vtt_app.create_app({'SECRET_KEY': 'x', 'DATABASE_URL': 'sqlite://', 'ADMIN_TOKEN': 'x'})\n"
         "rgb_to_ab(np.zeros((2, 2, 3), np.uint8))\n"
+        "lab_to_rgb(rgb_to_lab(np.zeros((2, 2, 3), np.uint8)))\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
         "from pixcolor import color\n"
         "assert color.luminance is color.ycbcr.luminance and 'torch' in sys.modules\n"

@@ -44,7 +44,7 @@ def test_bf16_channels_last_training_steps(tmp_path, stage):
 
     from pixcolor.config import config_with_overrides
     from pixcolor.data import ImageFolderDataset
-    from pixcolor.train import train
+    from pixcolor.train import RunOptions, train
 
     rng = np.random.default_rng(0)
     for i in range(8):
@@ -55,7 +55,7 @@ def test_bf16_channels_last_training_steps(tmp_path, stage):
                             lowres_short_side=tiny.model.lowres_short_side)
     res = train(stage, ds, tmp_path / "run", tiny.model,
                 config_with_overrides(tiny.train, {"steps": 3, "num_workers": 0}),
-                device="cuda", progress=False)
+                RunOptions(device="cuda", progress=False))
     assert res["step"] == 3 and np.isfinite(res["loss"])
 
 

@@ -164,21 +164,23 @@ def test_load_rejects_wrong_weights(tmp_path):
         load_backbone_weights(ConditioningNetwork(tiny_cfg), path)
 
 
-def test_sample_chroma_and_render_match_colorize_for_mixed_images_and_seeds(tiny, photo):
-    """The batched public pair (used by the harness): any (image, seed) pairs, images of two
-    sizes, give what colorize(num_samples=1, seed=k) gives for each."""
-    from pixcolor import color
+def test_sample_and_render_match_colorize_for_mixed_images_seeds_and_indices(tiny, photo):
+    """The one sampling entry (used by colorize and the harness): any draws, images of two
+    sizes, give what colorize(num_samples=S, seed=k) gives for sample s of each image."""
+    from pixcolor.colorizer import Draw
 
     images = [photo[:40, :40], photo[:40, :56], photo[8:48, :40]]
-    pairs = [(0, 1), (1, 2), (2, 1), (0, 3), (1, 1)]
+    draws = [Draw(0, 1), Draw(1, 2, 1), Draw(2, 1), Draw(0, 3, 2), Draw(1, 1)]
     ys = [color.luma(im) for im in images]
-    low = tiny.sample_chroma(ys, pairs, threads=1)
-    assert [tuple(t.shape) for t in low] == [(2, *tiny.lowres_size(*ys[i].shape))
-                                            for i, _ in pairs]
-    rgb = tiny.render([ys[i] for i, _ in pairs], low)
-    for (i, seed), out in zip(pairs, rgb, strict=True):
-        np.testing.assert_array_equal(out, tiny.colorize([images[i]], num_samples=1,
-                                                         seed=seed)[0][0])
+    drawn = tiny.sample(ys, draws, threads=1)
+    assert [tuple(t.shape) for t in drawn.chroma] == [(2, *tiny.lowres_size(*ys[d.image].shape))
+                                                     for d in draws]
+    rgb = tiny.render([ys[d.image] for d in draws], drawn.chroma)
+    for d, out, logp in zip(draws, rgb, drawn.logp, strict=True):
+        want, want_logp = tiny.colorize([images[d.image]], num_samples=d.index + 1, seed=d.seed,
+                                        return_logp=True)
+        np.testing.assert_array_equal(out, want[0][d.index])
+        assert logp.item() == want_logp[0][d.index]
 
 
 def test_batches_by_shape_groups_in_first_seen_order_and_chunks():

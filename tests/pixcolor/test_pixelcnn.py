@@ -5,7 +5,7 @@ import torch
 
 from pixcolor import PixColor
 from pixcolor.config import ModelConfig
-from pixcolor.models.pixelcnn import PixelCNN
+from pixcolor.models.pixelcnn import PixelCNN, bins_to_input
 from pixcolor.sampling import sample_cached, sample_naive, sample_noise
 
 CFG = ModelConfig(pcnn_channels=8, pcnn_first_kernel=5, pcnn_blocks=3, pcnn_kernel=3,
@@ -24,7 +24,7 @@ def _input_grad(net, h, w, i, j, ch):
     """Gradient of one logit (channel ch in (Cb=0, Cr=1) order) w.r.t. the input values."""
     bins = torch.randint(0, CFG.bins, (1, 2, h, w))
     cond = torch.randn(1, 3, h, w, dtype=torch.float64)
-    x = ((bins.flip(1).double() + 0.5) * 2 / CFG.bins - 1).requires_grad_(True)
+    x = bins_to_input(bins.flip(1), CFG.bins).double().requires_grad_(True)
     out = net.forward_internal(x, cond).view(1, 2, CFG.bins, h, w)
     internal = 1 - ch
     out[0, internal, :, i, j].sum().backward()

@@ -14,9 +14,10 @@ from PIL import Image
 from pixcolor.checkpoint import combine
 from pixcolor.config import config_with_overrides, get_preset
 from pixcolor.data import ImageFolderDataset
-from pixcolor.train import RunSetupError, TrainingDiverged, lr_at, train
+from pixcolor.train import RunOptions, RunSetupError, TrainingDiverged, lr_at, train
 
 TINY = get_preset("tiny")
+QUIET = RunOptions(preset="tiny", progress=False)
 
 
 def _blobs(rng, size=24):
@@ -53,7 +54,7 @@ def _tcfg(**kw):
 
 def _run(stage, ds, out, **kw):
     tk = {k: kw.pop(k) for k in list(kw) if k in TINY.train.__dataclass_fields__}
-    return train(stage, ds, out, TINY.model, _tcfg(**tk), preset="tiny", progress=False, **kw)
+    return train(stage, ds, out, TINY.model, _tcfg(**tk), dataclasses.replace(QUIET, **kw))
 
 
 def _losses(out):
@@ -158,13 +159,13 @@ def test_combine_takes_the_pixelcnn_stage_architecture_and_checks_the_refinement
     _run("refine", ds, tmp_path / "r", steps=1)
     refine = tmp_path / "r" / "ckpt_00000001.pt"
     glob = dataclasses.replace(TINY.model, cond_global=True, pcnn_blocks=1)
-    train("pixelcnn", ds, tmp_path / "g", glob, _tcfg(steps=1), preset="tiny", progress=False)
+    train("pixelcnn", ds, tmp_path / "g", glob, _tcfg(steps=1), QUIET)
     from pixcolor import PixColor
 
     out = combine(tmp_path / "g" / "ckpt_00000001.pt", refine, tmp_path / "m.pt")
     assert PixColor.load(out).cfg == glob  # the refinement run did not use these fields
     wide = dataclasses.replace(TINY.model, refine_width=TINY.model.refine_width * 2)
-    train("pixelcnn", ds, tmp_path / "w", wide, _tcfg(steps=1), preset="tiny", progress=False)
+    train("pixelcnn", ds, tmp_path / "w", wide, _tcfg(steps=1), QUIET)
     with pytest.raises(ValueError, match="refine_width: 8 vs 4"):
         combine(tmp_path / "w" / "ckpt_00000001.pt", refine, tmp_path / "bad.pt")
 
@@ -197,8 +198,8 @@ def test_add_global_branch_keeps_the_model_and_adam_state_and_the_run_resumes(
     assert len(b["optimizer"]["state"]) == len(a["optimizer"]["state"])
     with pytest.raises(ValueError, match="already"):
         add_global_branch(dst, tmp_path / "again.pt")
-    out = train("pixelcnn", ds, tmp_path / "g", TINY.model, _tcfg(steps=3), preset="tiny",
-                progress=False, resume=True)
+    out = train("pixelcnn", ds, tmp_path / "g", TINY.model, _tcfg(steps=3),
+                dataclasses.replace(QUIET, resume=True))
     assert out["step"] == 3 and out["model"].cond.global_fc.weight.abs().sum() > 0
 
 
@@ -306,8 +307,8 @@ def test_warm_start_takes_weights_and_architecture_and_starts_a_fresh_schedule(f
     # the architecture comes from the checkpoint, whatever model config the caller passes
     other = dataclasses.replace(TINY.model, pcnn_blocks=TINY.model.pcnn_blocks + 1)
     tk = _tcfg(steps=2, ckpt_every=1, lr=0.0, warmup_steps=0)
-    train("pixelcnn", ds, tmp_path / "warm", other, tk, preset="tiny", progress=False,
-          warm_start=str(src))
+    train("pixelcnn", ds, tmp_path / "warm", other, tk,
+          dataclasses.replace(QUIET, warm_start=str(src)))
     first = torch.load(src, weights_only=False)
     warm = torch.load(tmp_path / "warm" / "ckpt_00000001.pt", weights_only=False)
     assert warm["step"] == 1 and warm["model_config"] == first["model_config"]
@@ -318,8 +319,8 @@ def test_warm_start_takes_weights_and_architecture_and_starts_a_fresh_schedule(f
     assert not warm["optimizer"]["state"] or all(  # a fresh Adam: one step of moments
         int(s["step"]) == 1 for s in warm["optimizer"]["state"].values())
     # a resume of the warm-started run keeps the record and ignores the warm-start file
-    train("pixelcnn", ds, tmp_path / "warm", other, tk, preset="tiny", progress=False,
-          resume=True, warm_start=str(tmp_path / "missing.pt"))
+    train("pixelcnn", ds, tmp_path / "warm", other, tk,
+          dataclasses.replace(QUIET, resume=True, warm_start=str(tmp_path / "missing.pt")))
     again = torch.load(tmp_path / "warm" / "ckpt_00000002.pt", weights_only=False)
     assert again["warm_start"] == warm["warm_start"]
 

@@ -1,4 +1,4 @@
-"""The sampling speed script (issue 3, Performance) on the tiny preset: it runs and says how."""
+"""The sampling speed script on the tiny preset: it runs, extrapolates right and says how."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from tools import sampling_speed
 from tools.sampling_speed import end_to_end, main, measure
 
 
@@ -24,7 +25,19 @@ def test_measure_full_and_extrapolated_runs():
         measure("tiny", [2], torch.device("cpu"), 1, 3)
     assert full.cached_rows_timed == full.rows == 8 and part.cached_rows_timed == 3
     for r in (full, part):
-        assert r.naive_s > 0 and r.cached_s > 0 and r.cached_sps == 2 / r.cached_s
+        assert r.naive_s > 0 and r.cached_s > 0
+
+
+def test_timed_parts_are_extrapolated_to_a_whole_run(monkeypatch):
+    """With every timed call taking 1 s, a whole run costs what the docstrings say: naive
+    2 x h x w forward steps from ``steps`` timed ones, cached h rows from ``rows`` timed."""
+    monkeypatch.setattr(sampling_speed, "_timed", lambda fn, device: 1.0)
+    (full,) = measure("tiny", [2], torch.device("cpu"), 4, None)
+    (part,) = measure("tiny", [2], torch.device("cpu"), 4, 3)
+    h = full.rows
+    assert full.naive_s == part.naive_s == pytest.approx(2 * h * h / 4)
+    assert full.cached_s == pytest.approx(1.0) and part.cached_s == pytest.approx(h / 3)
+    assert part.ratio == pytest.approx((2 * h * h / 4) / (h / 3))
 
 
 def test_script_prints_table_and_json(tmp_path, capsys):

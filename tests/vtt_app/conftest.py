@@ -1,7 +1,7 @@
 """Fixtures of the VTT tests: a runs folder, an app with a study over it, a consented rater.
 
 A test module that needs another study overrides ``runs`` or ``app``; the helpers these are
-built from (and the answers, sessions and choosers of the tests) are in ``helpers.py``.
+built from (and the answers, sittings and choosers of the tests) are in ``helpers.py``.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class _SeededTokens:
 @pytest.fixture
 def seeded_tokens(monkeypatch):
     """Rater tokens, public ids and completion codes from a seeded generator instead of the
-    OS: a rater's session plan and tie-breaks derive from its token, so a test that drives
+    OS: a rater's sitting plan and tie-breaks derive from its token, so a test that drives
     several raters through random actions then takes the same path in every run."""
     monkeypatch.setattr("vtt_app.assignment.secrets", _SeededTokens(0))
 

@@ -21,7 +21,7 @@ CSRF = "test-csrf-token"
 def make_runs(root: Path, methods: list[str], n_images: int, size: int = 24, seed: int = 0) -> Path:
     """Write ``root/<method>/img_XXXX.png`` (uint8 RGB) for ``gt`` and ``methods``.
 
-    Ground truths are colourful random blocks; each method's output is the ground truth with
+    Ground truths are random blocks of strong colour; each method's output is the ground truth with
     a method-specific colour cast, so every file differs.
 
     Returns:
@@ -106,8 +106,8 @@ def answer(client: FlaskClient, trial: dict, choice: int, **over: Any):
     return post_json(client, trial["answer_url"], good_answer(choice, **over))
 
 
-def run_session(client: FlaskClient, study: str, choose=lambda trial: 1, max_trials: int = 500):
-    """Answer trials until the session is over; returns the list of (next, answer) JSONs."""
+def run_sitting(client: FlaskClient, study: str, choose=lambda trial: 1, max_trials: int = 500):
+    """Answer trials until the sitting is over; returns the list of (next, answer) JSONs."""
     log = []
     for _ in range(max_trials):
         nxt = post_json(client, f"/api/s/{study}/next")
@@ -118,11 +118,11 @@ def run_session(client: FlaskClient, study: str, choose=lambda trial: 1, max_tri
         ans = answer(client, data, choose(data))
         assert ans.status_code == 200, ans.get_data(as_text=True)
         log.append((data, ans.get_json()))
-    raise AssertionError("session did not end")
+    raise AssertionError("sitting did not end")
 
 
 def chooser(app: Flask, pick_generated=lambda trial: False):
-    """A ``choose`` for :func:`run_session` that looks the trial up in the database.
+    """A ``choose`` for :func:`run_sitting` that looks the trial up in the database.
 
     Args:
         app: the app.

@@ -25,12 +25,12 @@ from tests.vtt_app.helpers import (
     make_runs,
     post_json,
     rater_client,
-    run_session,
+    run_sitting,
 )
 from vtt_app.assignment import slot_count_mismatches
 from vtt_app.db import get_engine, get_session, make_engine
 from vtt_app.models import Assignment, Base, Pair, Rater, Response, Trial, utcnow
-from vtt_app.responses import Answer, timing_problems
+from vtt_app.responses import AnswerPayload, timing_problems
 from vtt_app.study import oracle_method_name
 
 SEEDS = ["pixcolor_s1", "pixcolor_s2", "pixcolor_s3"]
@@ -81,7 +81,7 @@ def test_concurrent_raters_give_every_pair_exactly_k(tmp_path: Path, database_ur
     def work(client):
         try:
             barrier.wait()
-            run_session(client, name)
+            run_sitting(client, name)
         except BaseException as err:  # noqa: BLE001 - reported below
             errors.append(err)
 
@@ -109,7 +109,7 @@ def _process_raters(instance: str, name: str, tag: str, barrier, failures) -> No
         clients = [rater_client(app, name, f"{tag}-{k}") for k in range(2)]
         barrier.wait()
         for client in clients:
-            run_session(client, name)
+            run_sitting(client, name)
     except BaseException as err:  # noqa: BLE001 - reported to the parent
         failures.put(repr(err))
 
@@ -225,7 +225,7 @@ def test_slot_counters_follow_every_transition(tmp_path: Path, database_url, see
         else:
             answer(client, trial, int(rng.integers(1, 3)))
         _slots(app)  # asserts the counters after every step
-    for _ in range(10):  # the careless rater finishes its session
+    for _ in range(10):  # the careless rater finishes its sitting
         trial = post_json(clients[0], "/api/s/mix/next").get_json()
         if trial["done"]:
             break
@@ -246,7 +246,7 @@ def _kind(app, trial: dict) -> str:
 
 def _answer(hz=60.0, exposure=(1000.0, 1000.0), events=()):
     t0 = 100.0
-    return Answer(choice=1, response_ms=500, onset=(t0, t0 + exposure[0]),
+    return AnswerPayload(choice=1, response_ms=500, onset=(t0, t0 + exposure[0]),
                   offset=(t0 + exposure[0], t0 + exposure[0] + exposure[1]), frames=(60, 60),
                   refresh_hz=hz, window_w=800, window_h=600, device_pixel_ratio=1.0,
                   events=list(events))
@@ -295,7 +295,7 @@ def test_attention_failures_flag_rater_and_free_slots(tmp_path: Path):
     add_study(app, runs, ["cic"], images=6, practice=0, attention_images=4, attention_rate=0.5,
               trials_per_rater=4, raters_per_pair=1, name="att")
     client = rater_client(app, "att", "careless")
-    run_session(client, "att", chooser(app, lambda t: t.kind == "attention"))
+    run_sitting(client, "att", chooser(app, lambda t: t.kind == "attention"))
     with app.app_context():
         db = get_session()
         assert db.scalar(select(Rater.flagged)) is True
@@ -326,7 +326,7 @@ def test_oracle_stage(tmp_path: Path, database_url):
         return liked.get(trial.image.name) == trial.method_name
 
     for i in range(10):  # 12 pairs x K=2 = 24 slots, 3 per rater (one per photo)
-        run_session(rater_client(app, "orc", f"main-{i}"), "orc", chooser(app, likes))
+        run_sitting(rater_client(app, "orc", f"main-{i}"), "orc", chooser(app, likes))
     res = cli.invoke(args=["create-oracle", "--study", "orc"])
     assert res.exit_code == 0, res.output
     with app.app_context():

@@ -82,7 +82,7 @@ def _wait_for(page, state: str) -> None:
     page.wait_for_selector(f"body[data-state='{state}']", state="attached")
 
 
-def test_rater_session_in_chromium(browser, live, tmp_path: Path):
+def test_rater_sitting_in_chromium(browser, live, tmp_path: Path):
     app, base = live
     page = browser.new_page(viewport={"width": 1024, "height": 768})
     page.set_default_timeout(15_000)

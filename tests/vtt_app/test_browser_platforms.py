@@ -1,4 +1,4 @@
-"""A Prolific-style and an MTurk-style session end to end in headless Chromium (issue 27).
+"""A Prolific-style and an MTurk-style sitting end to end in headless Chromium.
 
 A small fake platform runs on another origin of the same host: it frames the MTurk study as
 MTurk's worker site does (preview, then the accepted assignment), receives the HIT's
@@ -73,7 +73,7 @@ def live(tmp_path: Path, platform):
 
 
 def _run_trials(app, frame) -> None:
-    """Answer every trial of the session in ``frame`` (a page or an iframe) with clicks."""
+    """Answer every trial of the sitting in ``frame`` (a page or an iframe) with clicks."""
     while _wait_state(frame, ["ready", "feedback"]) != "done-page":
         if frame.query_selector("body[data-state='feedback']"):
             frame.click("#go")
@@ -84,7 +84,7 @@ def _run_trials(app, frame) -> None:
         frame.click(f"#choose{truth}")
 
 
-def test_prolific_session_returns_to_prolific_with_the_code(browser, live, platform):
+def test_prolific_sitting_returns_to_prolific_with_the_code(browser, live, platform):
     app, base = live
     plat, got = platform
     page = browser.new_page(viewport={"width": 1024, "height": 768})
@@ -104,7 +104,7 @@ def test_prolific_session_returns_to_prolific_with_the_code(browser, live, platf
     page.close()
 
 
-def test_mturk_session_in_the_worker_sites_frame(browser, live, platform):
+def test_mturk_sitting_in_the_worker_sites_frame(browser, live, platform):
     app, base = live
     plat, got = platform
     page = browser.new_page(viewport={"width": 1100, "height": 1000})

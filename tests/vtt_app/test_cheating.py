@@ -1,4 +1,4 @@
-"""A cheater with everything the client holds stays at chance (issue 27, must-fix 1 and 2).
+"""A cheater with everything the client holds stays at chance.
 
 The cheater plays many accounts through the app's own calls and keeps everything it sees:
 the session cookie (signed, not encrypted: it reads the rater token and CSRF token out of

@@ -1,5 +1,5 @@
 """What a rater's browser receives: nothing tells the real image from the generated one, and
-each image of a trial is delivered once (issue 17, must-fix 1 and 2)."""
+each image of a trial is delivered once."""
 
 from __future__ import annotations
 

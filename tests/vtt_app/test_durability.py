@@ -1,4 +1,4 @@
-"""Acknowledged answers survive a kill -9 of PostgreSQL (issue 27, item 5).
+"""Acknowledged answers survive a kill -9 of PostgreSQL.
 
 The tests run a private PostgreSQL cluster in a temporary folder (initdb as the ``postgres``
 user when the tests run as root, as initdb refuses root; only a unix socket in that folder,

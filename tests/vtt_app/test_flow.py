@@ -1,4 +1,4 @@
-"""VTT app: a rater's whole session, the commands, the export schema and the admin pages."""
+"""VTT app: a rater's whole sitting, the commands, the export schema and the admin pages."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from tests.vtt_app.helpers import (
     make_runs,
     post_json,
     rater_client,
-    run_session,
+    run_sitting,
 )
-from vtt_app.assignment import n_attention, session_length
+from vtt_app.assignment import n_attention, sitting_length
 from vtt_app.db import get_session
 from vtt_app.export import RESPONSE_COLUMNS
 from vtt_app.models import Assignment, Rater, Response, Study, Trial
@@ -72,16 +72,16 @@ def test_consent_requires_the_box(app):
     assert client.post("/s/s1/consent", data={"csrf_token": token}).status_code == 400
 
 
-def test_whole_session_plan_feedback_and_completion(app):
+def test_whole_sitting_plan_feedback_and_completion(app):
     client = rater_client(app, "s1", "browser-1", external_id="worker-1")
-    log = run_session(client, "s1", chooser(app))
+    log = run_sitting(client, "s1", chooser(app))
     with app.app_context():
         db = get_session()
         study = db.scalar(select(Study))
         rater = db.scalar(select(Rater))
         trials = db.scalars(select(Trial).order_by(Trial.seq)).all()
         kinds = [t.kind for t in trials]
-        assert len(trials) == session_length(study) == 2 + 6 + n_attention(study)
+        assert len(trials) == sitting_length(study) == 2 + 6 + n_attention(study)
         assert kinds[:2] == ["practice", "practice"]
         assert kinds.count("attention") == n_attention(study) == 1
         assert kinds.count("test") == 6
@@ -142,7 +142,7 @@ def test_cli_init_create_study_and_export(tmp_path: Path, runs: Path):
     missing = cli.invoke(args=["create-study", "--name", "x", "--runs", str(runs),
                                "--methods", "nope"])  # fmt: skip
     assert missing.exit_code != 0 and "not a folder" in missing.output
-    run_session(rater_client(app, "cli", "b"), "cli", chooser(app))
+    run_sitting(rater_client(app, "cli", "b"), "cli", chooser(app))
     out = tmp_path / "export"
     res = cli.invoke(args=["export", "--study", "cli", "--out", str(out)])
     assert res.exit_code == 0, res.output
@@ -164,7 +164,7 @@ def test_cli_init_create_study_and_export(tmp_path: Path, runs: Path):
 
 
 def test_admin_progress_and_export_download(app):
-    run_session(rater_client(app, "s1", "b1"), "s1")
+    run_sitting(rater_client(app, "s1", "b1"), "s1")
     admin = app.test_client()
     assert admin.get("/admin/").status_code == 302  # to the login page
     with admin.session_transaction() as s:

@@ -1,4 +1,4 @@
-"""Zero 5xx (issue 27 item 3): a property-based fuzz of every route of the VTT app.
+"""Zero 5xx: a property-based fuzz of every route of the VTT app.
 
 Each example sends one request to every rule of ``app.url_map`` (a new route is fuzzed
 without touching this file): odd path parts (ids around 2^31 and 2^63, negative, huge; text
@@ -201,7 +201,7 @@ def _requests(rule) -> st.SearchStrategy[Req]:
 
 BATCHES = st.tuples(*(_requests(r) for r in RULES)).map(list)  # one request per rule
 
-# --- the listed cases of issue 27 item 3 (and those the fuzz found), as examples ---------
+# --- hand-picked cases (and those the fuzz found), as examples ---------------------------
 
 _CSRF_H = (("X-CSRF-Token", CSRF),)
 

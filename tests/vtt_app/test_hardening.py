@@ -1,6 +1,5 @@
 """Bad input never gives a 500, exports are inert in spreadsheets, retakes are caught through
-id variants, pages carry security headers, and the attention rule needs repeated failures
-(issue 17's should-fix items)."""
+id variants, pages carry security headers, and the attention rule needs repeated failures."""
 
 from __future__ import annotations
 
@@ -21,7 +20,7 @@ from tests.vtt_app.helpers import (
     make_runs,
     post_json,
     rater_client,
-    run_session,
+    run_sitting,
 )
 from vtt_app.db import get_session
 from vtt_app.export import export_study, spreadsheet_safe
@@ -67,7 +66,7 @@ def test_every_endpoint_answers_bad_input_with_4xx(app):
                     assert r.status_code < 500, (method, url, (body or "")[:20], r.status_code)
                     seen += 1
     assert seen > 500
-    # nothing the fuzzing did broke the rater's session
+    # nothing the fuzzing did broke the rater's sitting
     assert post_json(alice, "/api/s/s1/next").status_code == 200
 
 
@@ -101,7 +100,7 @@ def test_external_ids_are_cleaned_and_compared_without_case_or_spaces():
 
 def test_retake_with_an_id_variant_is_refused(app):
     first = rater_client(app, "s1", "browser-a", external_id="retake1")
-    run_session(first, "s1")
+    run_sitting(first, "s1")
     other = app.test_client()
     other.set_cookie("vtt_bid", "browser-b")
     with other.session_transaction() as s:
@@ -179,14 +178,14 @@ def test_one_failed_attention_check_does_not_flag(tmp_path):
         return False
 
     client = rater_client(app, "att", "one-slip")
-    run_session(client, "att", chooser(app, fail_first))
+    run_sitting(client, "att", chooser(app, fail_first))
     with app.app_context():
         assert len(failed) == 1  # 1 of 2 failed: 50% > 25%, but under the minimum of 2
         assert get_session().scalar(select(Rater.flagged)) is False
 
 
 @pytest.mark.parametrize("n_images,practice,attention_images", [(10, 2, 2), (30, 3, 4)])
-def test_consent_promises_what_the_session_delivers(tmp_path, n_images, practice,
+def test_consent_promises_what_the_sitting_delivers(tmp_path, n_images, practice,
                                                     attention_images):
     runs = make_runs(tmp_path / "runs", ["cic", "lrac"], n_images=n_images)
     app = make_app(tmp_path / "inst")
@@ -198,17 +197,17 @@ def test_consent_promises_what_the_session_delivers(tmp_path, n_images, practice
     html = client.get("/s/small/").get_data(as_text=True)
     promised = int(re.search(r"then\s+(\d+) trials", html).group(1))
     client = rater_client(app, "small", "alone")
-    log = run_session(client, "small", chooser(app))  # always the truth: never flagged
+    log = run_sitting(client, "small", chooser(app))  # always the truth: never flagged
     assert len(log) == practice + promised  # alone in the study: exactly as announced
     assert "ended-early" not in client.get("/s/small/done").get_data(as_text=True)
-    # a later rater who finds the pairs already filled is told why the session was short
+    # a later rater who finds the pairs already filled is told why the sitting was short
     add_study(app, runs, ["cic"], images=n_images, practice=practice,
               attention_images=attention_images, attention_rate=0.1, trials_per_rater=50,
               attention_min_failures=1,
               raters_per_pair=1, name="full")
-    run_session(rater_client(app, "full", "first"), "full", chooser(app))
+    run_sitting(rater_client(app, "full", "first"), "full", chooser(app))
     late = rater_client(app, "full", "second")
-    run_session(late, "full", chooser(app))
+    run_sitting(late, "full", chooser(app))
     assert "ended-early" in late.get("/s/full/done").get_data(as_text=True)
 
 

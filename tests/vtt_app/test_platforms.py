@@ -1,5 +1,5 @@
 """Fielding a study on Prolific and MTurk, a required platform id, and the rater-level
-quality checks (issue 27, items 2, 7 and 8)."""
+quality checks."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from tests.vtt_app.helpers import (
     make_app,
     make_runs,
     post_json,
-    run_session,
+    run_sitting,
 )
 from vtt_app.db import get_session
 from vtt_app.export import export_study
@@ -62,13 +62,13 @@ def test_prolific_ids_are_recorded_and_the_rater_returns_with_the_study_code(app
     client, page = _client(app, "PROLIFIC_PID=pid1&STUDY_ID=st9&SESSION_ID=se7", "pro")
     assert page.status_code == 200 and 'value="pid1" readonly' in page.get_data(as_text=True)
     assert _consent(client, "pro").status_code == 302
-    run_session(client, "pro", chooser(app))  # attentive: always the real photo
+    run_sitting(client, "pro", chooser(app))  # attentive: always the real photo
     done = client.get("/s/pro/done").get_data(as_text=True)
     assert f'content="3;url={PROLIFIC}C0MPL3TE"' in done and "C0MPL3TE" in done
     # screened out by the attention checks: the second code
     cheat, _ = _client(app, "PROLIFIC_PID=pid2&STUDY_ID=st9&SESSION_ID=se8", "pro")
     _consent(cheat, "pro")
-    run_session(cheat, "pro", chooser(app, lambda t: t.kind == "attention"))
+    run_sitting(cheat, "pro", chooser(app, lambda t: t.kind == "attention"))
     assert f"{PROLIFIC}SCREENED" in cheat.get("/s/pro/done").get_data(as_text=True)
     with app.app_context():
         db = get_session()
@@ -107,7 +107,7 @@ def test_mturk_preview_shows_instructions_only_and_the_end_posts_to_external_sub
     query = f"assignmentId=A7&hitId=H1&workerId=W1&turkSubmitTo={SUBMIT}"
     client, page = _client(app, query, "turk")
     assert page.status_code == 200 and _consent(client, "turk").status_code == 302
-    run_session(client, "turk", chooser(app))
+    run_sitting(client, "turk", chooser(app))
     done = client.get("/s/turk/done").get_data(as_text=True)
     assert f'action="{SUBMIT}/mturk/externalSubmit"' in done
     assert 'name="assignmentId" value="A7"' in done
@@ -117,7 +117,7 @@ def test_turk_submit_to_must_be_an_mturk_origin(app):
     query = "assignmentId=A8&hitId=H1&workerId=W2&turkSubmitTo=https://evil.example"
     client, _ = _client(app, query, "turk")
     _consent(client, "turk")
-    run_session(client, "turk", chooser(app))
+    run_sitting(client, "turk", chooser(app))
     done = client.get("/s/turk/done").get_data(as_text=True)
     assert "evil.example" not in done and "externalSubmit" not in done
 
@@ -165,10 +165,10 @@ def test_a_rater_who_always_picks_the_real_photo_is_suspicious(tmp_path, runs):
     for k in range(5):
         client, _ = _client(app, f"worker_id=honest{k}", "q")
         _consent(client, "q")
-        run_session(client, "q", chooser(app, lambda t: t.id % 5 < 2))  # fooled 40%
+        run_sitting(client, "q", chooser(app, lambda t: t.id % 5 < 2))  # fooled 40%
     client, _ = _client(app, "worker_id=oracle", "q")
     _consent(client, "q")
-    run_session(client, "q", chooser(app))
+    run_sitting(client, "q", chooser(app))
     with app.app_context():
         db = get_session()
         out = export_study(db, db.query(Study).filter_by(name="q").one(), tmp_path / "e")[1]

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from analysis import prereg_check, report, vtt
 from pixcolor.io import file_sha256
-from tests.vtt_app.helpers import add_study, make_app, rater_client, run_session
+from tests.vtt_app.helpers import add_study, make_app, rater_client, run_sitting
 from vtt_app import prereg
 from vtt_app.assignment import n_attention
 from vtt_app.db import get_session
@@ -128,8 +128,8 @@ def test_report_checks_the_exported_plan(tmp_path: Path, runs: Path):
     app = make_app(tmp_path / "inst2")
     add_study(app, runs, ["cic", "lrac"], name="s1", images=2, practice=1,
               attention_images=2, attention_rate=0.0, trials_per_rater=2, raters_per_pair=1)
-    run_session(rater_client(app, "s1", "b1"), "s1")
-    run_session(rater_client(app, "s1", "b2"), "s1")
+    run_sitting(rater_client(app, "s1", "b1"), "s1")
+    run_sitting(rater_client(app, "s1", "b2"), "s1")
     out = tmp_path / "export"
     with app.app_context():
         export_study(get_session(), _study(app), out)

@@ -15,7 +15,7 @@ from tests.vtt_app.helpers import (
     good_answer,
     post_json,
     rater_client,
-    run_session,
+    run_sitting,
 )
 from vtt_app.db import get_engine, get_session
 from vtt_app.models import Base, Rater, Response, TimingEvent, Trial
@@ -96,7 +96,7 @@ def test_csrf_is_required(app, client):
 
 def test_rater_cannot_retake(app):
     first = rater_client(app, "s1", "browser-a", external_id="worker-7")
-    run_session(first, "s1")
+    run_sitting(first, "s1")
     # Same browser: refused on the consent page and on the form.
     assert first.get("/s/s1/").status_code == 403
     r = first.post("/s/s1/consent", data={"consent": "yes", "csrf_token": CSRF})
@@ -113,7 +113,7 @@ def test_rater_cannot_retake(app):
         assert len(get_session().scalars(select(Rater)).all()) == 1
 
 
-def test_unfinished_session_resumes(app):
+def test_unfinished_sitting_resumes(app):
     client = rater_client(app, "s1", "browser-a", external_id="w1")
     nxt = post_json(client, "/api/s/s1/next").get_json()
     rater_client(app, "s1", "browser-a", external_id="w1")  # consents again: same rater
@@ -175,7 +175,7 @@ def test_portable_sql(app, runner):
 
     event.listen(engine, "before_cursor_execute", log)
     try:
-        run_session(rater_client(app, "s1", "b1"), "s1")
+        run_sitting(rater_client(app, "s1", "b1"), "s1")
         runner.invoke(args=["export", "--study", "s1", "--out", "/dev/null/x"])
     finally:
         event.remove(engine, "before_cursor_execute", log)
