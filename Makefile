@@ -15,12 +15,16 @@ RUNS ?= runs
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch pinned: on these machines 2.13.0 resolves to a CPU build already on disk.
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'
+	# The reference implementations the FID/KID and LPIPS tests compare against. Both depend on
+	# torchvision, whose PyPI wheels pull CUDA torch: installed without dependencies (the
+	# tests load their modules from their files, with torchvision stubbed).
+	$(PY) -m pip install -q --no-deps torch-fidelity==0.4.0 lpips==0.1.4
 	@touch $(STAMP)
 
 venv: $(STAMP) ## create .venv and install the project (only when needed)

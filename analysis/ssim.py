@@ -15,7 +15,7 @@ samples of the same input are (Sec. 5.1, Fig. 8). Both live here, written from t
   column (as TensorFlow's ``tf.image.ssim_multiscale``). Each term is clamped at 0 before
   the weighted product (TensorFlow and pytorch-msssim do the same). Colour images: the
   product is taken per RGB channel and the channel values averaged, as in
-  ``tf.image.ssim_multiscale`` and pytorch-msssim; we do not convert to luminance.
+  ``tf.image.ssim_multiscale`` and pytorch-msssim; we do not convert to luma (Y).
 
 Five scales with an 11-pixel valid window need at least (11 - 1) * 2**4 + 1 = 161 pixels on
 the shorter side. Smaller images raise ``ValueError`` unless ``min_size`` selects a fallback.

@@ -39,9 +39,9 @@ def make_image(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
 
 
 def recolor(gt: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
-    """Keep the luminance-ish structure of ``gt`` and shift its colours smoothly."""
+    """Keep the luma structure of ``gt`` and shift its colours smoothly."""
     shift = (_smooth_field(rng, gt.shape[:2]) - 0.5) * 2 * strength
-    shift -= shift.mean(axis=-1, keepdims=True)  # roughly luminance-neutral
+    shift -= shift.mean(axis=-1, keepdims=True)  # roughly luma-neutral
     return np.clip(gt.astype(np.float64) + shift, 0, 255).astype(np.uint8)
 
 
@@ -61,7 +61,7 @@ def make_runs(root: str | Path, n_images: int = 6, size: tuple[int, int] = (168,
     Returns:
         The image ids.
     """
-    from pixcolor.color import luminance, to_uint8
+    from pixcolor.color import rgb_luma, to_uint8
 
     root = Path(root)
     rng = np.random.default_rng(seed)
@@ -75,7 +75,7 @@ def make_runs(root: str | Path, n_images: int = 6, size: tuple[int, int] = (168,
         Image.fromarray(gt).save(root / "gt" / f"{image_id}.png", compress_level=1)
         for k, m in enumerate(methods):
             if m == "grayscale":
-                img = np.repeat(to_uint8(luminance(gt))[..., None], 3, axis=-1)
+                img = np.repeat(to_uint8(rgb_luma(gt))[..., None], 3, axis=-1)
             else:
                 img = recolor(gt, rng, strength=20 + 8 * (k % 4))
             Image.fromarray(img).save(root / m / f"{image_id}.png", compress_level=1)

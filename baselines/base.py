@@ -8,7 +8,7 @@ predict the chrominance of CIE Lab from its lightness L. PixColor's conventions
 * input: (H, W) or (H, W, 3) uint8 images of any size (the chroma of a colour input is
   discarded);
 * output: one (H, W, 3) uint8 image per input, deterministic;
-* luminance: the predicted ab is put together with the input's own L and converted to RGB
+* lightness: the predicted ab is put together with the input's own L and converted to RGB
   as the authors' code does (``lab2rgb(cat(L_orig, ab_upsampled))``); the chroma of that
   RGB is then merged with the input's Y through :func:`pixcolor.color.merge_luma_chroma`,
   so that, as for PixColor, the output's Y equals the input's (up to uint8 rounding). The

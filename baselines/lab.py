@@ -39,8 +39,8 @@ def to_lightness(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         im = np.repeat(im[..., None], 3, -1)
     if im.ndim != 3 or im.shape[2] != 3:
         raise ValueError(f"expected an (H, W) or (H, W, 3) image, got shape {im.shape}")
-    gray = np.repeat(color.to_uint8(color.luminance(im))[..., None], 3, -1)
-    return color.luminance(im), color.rgb_to_lab(gray)[..., 0].astype(np.float32)
+    gray = np.repeat(color.to_uint8(color.rgb_luma(im))[..., None], 3, -1)
+    return color.rgb_luma(im), color.rgb_to_lab(gray)[..., 0].astype(np.float32)
 
 
 def recombine(y: np.ndarray, lightness: np.ndarray, ab: np.ndarray) -> np.ndarray:

@@ -269,7 +269,7 @@ class PixColor(nn.Module):
                 split "train" scored higher (gt28_refined PSNR, see NOTES.md).
 
         Returns:
-            (H, W, 3) uint8 images whose luminance is the input's (``merge_luma_chroma``).
+            (H, W, 3) uint8 images whose luma is the input's (``merge_luma_chroma``).
         """
         out: list = [None] * len(ys)
         shapes = [(yy.shape, tuple(low.shape)) for yy, low in zip(ys, lowres, strict=True)]

@@ -27,7 +27,7 @@ def _square(rgb: np.ndarray, side: int) -> np.ndarray:
 def sample_sheet(model: PixColor, images: list[np.ndarray], num_samples: int = 3, seed: int = 1,
                  side: int = 160, gap: int = 4) -> np.ndarray:
     """(rows * (side + gap), (num_samples + 2) * (side + gap), 3) uint8 sheet."""
-    grays = [color.merge_luma_chroma(color.luminance(im), np.zeros(im.shape[:2] + (2,)))
+    grays = [color.merge_luma_chroma(color.rgb_luma(im), np.zeros(im.shape[:2] + (2,)))
              for im in images]
     outs = model.colorize([g[..., 0] for g in grays], num_samples=num_samples, seed=seed)
     cols = num_samples + 2

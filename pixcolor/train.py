@@ -254,8 +254,12 @@ class _Run:
         tcfg, procs = self.tcfg, self.procs
         indexer = StepIndexer(len(dataset), tcfg.batch_size, procs.rank, procs.world, tcfg.seed,
                               step)
+        # The loader's own generator: making its iterator must not draw from torch's global
+        # random stream, or a resumed run (whose stream is restored before) would be shifted
+        # by one draw and stages that sample during training (LRAC's pixels) would diverge.
         loader = DataLoader(_EpochItems(dataset), batch_sampler=indexer, collate_fn=_collate,
-                            num_workers=tcfg.num_workers, pin_memory=procs.cuda)
+                            num_workers=tcfg.num_workers, pin_memory=procs.cuda,
+                            generator=torch.Generator().manual_seed(tcfg.seed))
         t0 = time.time()
         run_log = None
         if procs.rank == 0:

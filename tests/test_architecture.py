@@ -1,5 +1,7 @@
 """The layout rules of ARCHITECTURE.md, checked: the floors (no package imports one above
-it), no module over 400 lines and no function over 60 outside the tests."""
+it), no module over 400 lines and no function over 60, no helper with more than 7
+parameters or public function with more than 12, no tuple of more than 4 returned, and no
+ticket history in the code."""
 
 import ast
 from pathlib import Path
@@ -93,3 +95,15 @@ def test_parameters_and_returned_tuples_stay_few():
                 wrong.append(f"{rel}:{node.lineno} {node.name}: returns a tuple of "
                              f"{_tuple_returns(node)}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_code_carries_no_ticket_history():
+    """Code and tests say what they do and why, not which ticket asked for it."""
+    import re
+
+    pattern = re.compile("issue" + r" [0-9]+|must" + "-fix", re.IGNORECASE)
+    files = [p for d in [*FLOORS, "scripts", "tests"] for ext in ("*.py", "*.sh")
+             for p in (ROOT / d).rglob(ext)]
+    hits = [f"{p.relative_to(ROOT)}:{i}" for p in files
+            for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    assert not hits, hits

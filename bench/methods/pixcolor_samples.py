@@ -107,7 +107,7 @@ class PixColorEngine:
         for it in (it for items in requests.values() for it in items):
             if it.image_id not in rows:
                 rows[it.image_id] = len(ys)
-                ys.append(color.luminance(it.rgb))
+                ys.append(color.rgb_luma(it.rgb))
         needed = {meth: [rows[it.image_id] for it in items]
                   for meth, items in requests.items()}
         draws = sorted({d for meth, idx in needed.items() for d in meth.draws(idx)})

@@ -21,7 +21,7 @@ class Grayscale(Method):
     description = "the Y plane replicated to RGB (no colour)"
 
     def generate(self, items: Sequence[Item]) -> list[Result]:
-        return [np.repeat(color.to_uint8(color.luminance(it.rgb))[..., None], 3, -1)
+        return [np.repeat(color.to_uint8(color.rgb_luma(it.rgb))[..., None], 3, -1)
                 for it in items]
 
 
@@ -42,7 +42,7 @@ class GT28Unrefined(Method):
         for it in items:
             low = color.lowres_chroma(color.chroma(it.rgb), self.short_side)
             up = color.upsample_chroma(low, it.rgb.shape[:2])
-            out.append(color.merge_luma_chroma(color.luminance(it.rgb), up))
+            out.append(color.merge_luma_chroma(color.rgb_luma(it.rgb), up))
         return out
 
 

@@ -26,7 +26,7 @@ _HOMES = {
     **dict.fromkeys(("rgb_to_ab",), "lab_uint8"),
     **dict.fromkeys(("COLORNESS_THRESHOLD", "LOWRES_SHORT_SIDE", "NUM_BINS", "Array", "chroma",
                      "colorness", "dequantize_chroma", "lowres_chroma", "lowres_size", "luma",
-                     "luminance", "merge_luma_chroma", "quantize_chroma", "resize",
+                     "rgb_luma", "merge_luma_chroma", "quantize_chroma", "resize",
                      "rgb_to_ycbcr", "to_uint8", "upsample_chroma", "ycbcr_to_rgb"), "ycbcr"),
 }
 _SUBMODULES = ("lab", "lab_uint8", "ycbcr")

@@ -1,4 +1,4 @@
-"""YCbCr, chroma quantisation, low-resolution chroma, luminance-keeping merge, colorness
+"""YCbCr, chroma quantisation, low-resolution chroma, luma-keeping merge, colorness
 (see :mod:`pixcolor.color` for the conventions)."""
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def to_uint8(x: np.ndarray | torch.Tensor) -> np.ndarray:
     return np.clip(np.floor(np.asarray(x) * 255.0 + 0.5), 0, 255).astype(np.uint8)
 
 
-def luminance(rgb: np.ndarray) -> np.ndarray:
+def rgb_luma(rgb: np.ndarray) -> np.ndarray:
     """The Y plane of an (H, W, 3) uint8 or float RGB image as float32 (H, W) in [0, 1]."""
     return rgb_to_ycbcr(rgb)[..., 0].astype(np.float32)
 
@@ -100,7 +100,7 @@ def luma(im: np.ndarray) -> np.ndarray:
     if im.ndim == 2:
         return im.astype(np.float32) / 255.0
     if im.ndim == 3 and im.shape[2] == 3:
-        return luminance(im)
+        return rgb_luma(im)
     raise ValueError(f"expected (H, W) or (H, W, 3) image, got shape {im.shape}")
 
 
@@ -185,12 +185,12 @@ def upsample_chroma(cbcr: Array, size: tuple[int, int]) -> Array:
 
 
 def merge_luma_chroma(y: Array, cbcr: Array) -> np.ndarray:
-    """Combine a Y plane with chroma into uint8 RGB, keeping the luminance exactly.
+    """Combine a Y plane with chroma into uint8 RGB, keeping the luma exactly.
 
     Where Y and the chroma give an RGB colour outside [0, 1]^3, the chroma of that pixel is
     scaled towards grey just enough to bring the colour into the RGB cube (hue kept,
-    saturation reduced). Clipping RGB instead would change the luminance of the pixel, and
-    the output's luminance must be the input's.
+    saturation reduced). Clipping RGB instead would change the luma of the pixel, and
+    the output's luma must be the input's.
 
     Computed in float64 with torch, on the device of the tensor inputs if any, so that a
     batch of model outputs is merged on the GPU in one go (per image in numpy this was most
@@ -220,7 +220,7 @@ def merge_luma_chroma(y: Array, cbcr: Array) -> np.ndarray:
 
 
 def colorness(rgb: np.ndarray, luma_bins: int = 64) -> float:
-    """The training filter's colorness: chroma variation not explained by luminance, >= 0.
+    """The training filter's colorness: chroma variation not explained by luma, >= 0.
 
     The paper's Table 2 drops training images under a "colorness threshold 0.05" without
     defining colorness. Our definition: split the pixels into ``luma_bins`` equal bins of
@@ -233,7 +233,7 @@ def colorness(rgb: np.ndarray, luma_bins: int = 64) -> float:
 
     * A grayscale image has Cb = Cr = 0 and scores exactly 0.
     * A toned monochrome image (sepia, cyanotype, duotone) has a chroma that is a function
-      of its luminance, so it scores low however strong its tint (a sepia-toned photo
+      of its luma, so it scores low however strong its tint (a sepia-toned photo
       measures about 0.04; see ``tests/pixcolor/test_color.py``).
     * Natural photos show several colours at the same brightness. On the 1,000-photo
       ImageNet sample the median is about 0.2 and the 5th percentile about 0.05; the
@@ -242,7 +242,7 @@ def colorness(rgb: np.ndarray, luma_bins: int = 64) -> float:
 
     Args:
         rgb: (H, W, 3) uint8 or float in [0, 1].
-        luma_bins: number of luminance bins for the conditional mean.
+        luma_bins: number of luma bins for the conditional mean.
     """
     ycc = rgb_to_ycbcr(np.asarray(rgb)).reshape(-1, 3).astype(np.float64)
     if len(ycc) == 0:

@@ -30,8 +30,8 @@ def test_colorize_shapes_and_luminance(models, name, shape, rng):
     image = rng.integers(0, 256, shape, dtype=np.uint8)
     out = models[name].colorize([image])
     assert len(out) == 1 and out[0].shape == shape[:2] + (3,) and out[0].dtype == np.uint8
-    y_in = color.luminance(image) if image.ndim == 3 else image / 255.0
-    assert np.abs(color.luminance(out[0]) - y_in).max() <= 1.5 / 255  # input's Y is kept
+    y_in = color.rgb_luma(image) if image.ndim == 3 else image / 255.0
+    assert np.abs(color.rgb_luma(out[0]) - y_in).max() <= 1.5 / 255  # input's Y is kept
 
 
 @pytest.mark.parametrize("name", NAMES)

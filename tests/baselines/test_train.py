@@ -41,6 +41,30 @@ def trained(photo_dir, tmp_path_factory) -> dict[str, dict]:
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_a_resumed_baseline_run_equals_an_uninterrupted_one(photo_dir, tmp_path, name):
+    """LRAC draws its training pixels from torch's random stream: a resume continues it
+    exactly (the data loader's iterator has its own generator and draws nothing from it)."""
+    import torch
+
+    ds = ImageFolderDataset(photo_dir, size=32, train=False, colorness_threshold=0.0,
+                            index_path=tmp_path / "index.csv")
+    preset = baselines.presets(name)["tiny"]
+    mcfg = preset.model
+    if name == "ltbc":
+        mcfg = dataclasses.replace(mcfg, num_classes=len(ds.classes))
+
+    def run(out, steps, resume=False):
+        tcfg = dataclasses.replace(preset.train, steps=steps, ckpt_every=3)
+        opts = RunOptions(preset="tiny", progress=False, resume=resume, deterministic=True)
+        return train(name, ds, tmp_path / out, mcfg, tcfg, opts)["model"].state_dict()
+
+    full = run("a", 6)
+    run("b", 3)
+    resumed = run("b", 6, resume=True)
+    assert all(torch.equal(full[k], resumed[k]) for k in full), name
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_loss_falls_when_overfitting(trained, name):
     losses = trained[name]["losses"]
     assert len(losses) == 40 and np.all(np.isfinite(losses))

@@ -23,7 +23,7 @@ from bench.methods import (
 )
 from bench.pipeline import build
 from pixcolor import PixColor
-from pixcolor.color import luminance, to_uint8
+from pixcolor.color import rgb_luma, to_uint8
 from tests.fakes import fake_photo as _photo
 
 N_IMAGES = 6
@@ -132,7 +132,7 @@ def test_grayscale_is_the_ground_truths_y_plane(generated, split_dir):
     runs, _ = generated
     for i in _ids(split_dir):
         gray = _png(runs, "grayscale", i)
-        want = to_uint8(luminance(_png(runs, "gt", i)))
+        want = to_uint8(rgb_luma(_png(runs, "gt", i)))
         assert all((gray[..., c] == want).all() for c in range(3))
 
 
@@ -156,7 +156,7 @@ def test_pixcolor_outputs_keep_the_inputs_luminance(generated, split_dir):
     runs, _ = generated
     for i in _ids(split_dir):
         got, gt = _png(runs, "pixcolor_s2", i), _png(runs, "gt", i)
-        assert np.abs(luminance(got) - luminance(gt)).max() < 0.02  # uint8 rounding
+        assert np.abs(rgb_luma(got) - rgb_luma(gt)).max() < 0.02  # uint8 rounding
 
 
 def test_meta_records_the_checkpoint_seed_preset_and_provenance(generated, tiny_ckpt):

@@ -118,7 +118,7 @@ def test_lab_agrees_with_scikit_image(photo):
 
 
 def test_colorness_grayscale_is_zero(photo):
-    gray = np.repeat(color.to_uint8(color.luminance(photo))[..., None], 3, -1)
+    gray = np.repeat(color.to_uint8(color.rgb_luma(photo))[..., None], 3, -1)
     assert color.colorness(gray) == pytest.approx(0.0, abs=1e-6)
     assert color.colorness(np.zeros((4, 4, 3), np.uint8)) == pytest.approx(0.0, abs=1e-9)
 
@@ -180,7 +180,7 @@ def test_merge_luma_chroma_batched_tensor_matches_numpy_reference(rng):
 
 def test_luma_takes_gray_or_rgb_uint8_and_nothing_else():
     rgb = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(color.luma(rgb), color.luminance(rgb))
+    np.testing.assert_array_equal(color.luma(rgb), color.rgb_luma(rgb))
     gray = rgb[..., 0]
     np.testing.assert_array_equal(color.luma(gray), gray.astype(np.float32) / 255)
     assert color.chroma(rgb).shape == (5, 7, 2) and color.chroma(rgb).dtype == np.float32
@@ -208,7 +208,7 @@ def test_light_users_of_colour_and_the_web_app_do_not_import_torch():
         "lab_to_rgb(rgb_to_lab(np.zeros((2, 2, 3), np.uint8)))\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
         "from pixcolor import color\n"
-        "assert color.luminance is color.ycbcr.luminance and 'torch' in sys.modules\n"
+        "assert color.rgb_luma is color.ycbcr.rgb_luma and 'torch' in sys.modules\n"
         "assert set(color.__all__) <= set(dir(color))\n"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

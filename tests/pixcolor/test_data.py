@@ -21,7 +21,7 @@ from pixcolor.io import save_png
 def folder(tmp_path, photo):
     """ImageNet-like folder: 2 classes, colourful and gray photos, a broken file, a flat file."""
     root = tmp_path / "imgs"
-    gray = np.repeat(color.to_uint8(color.luminance(photo))[..., None], 3, -1)
+    gray = np.repeat(color.to_uint8(color.rgb_luma(photo))[..., None], 3, -1)
     (root / "n01").mkdir(parents=True)
     Image.fromarray(photo[:200, :300]).save(root / "n01" / "a.JPEG", quality=90)
     save_png(root / "n01" / "b.png", photo[100:, 50:250])

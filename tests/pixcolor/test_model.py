@@ -40,13 +40,13 @@ def test_paper_preset_gives_28x28_from_224():
 
 
 def test_colorize_any_size_keeps_luminance(tiny, photo):
-    gray = (color.luminance(photo[:45, :70]) * 255).round().astype(np.uint8)
+    gray = (color.rgb_luma(photo[:45, :70]) * 255).round().astype(np.uint8)
     rgb = photo[100:133, 50:111]
     out = tiny.colorize([gray, rgb], num_samples=2, seed=3)
     assert out[0].shape == (2, 45, 70, 3) and out[1].shape == (2, 33, 61, 3)
     assert out[0].dtype == np.uint8
-    y_back = color.luminance(out[0][0]) * 255
-    assert np.abs(y_back - gray).mean() < 1.0  # the input's luminance is restored
+    y_back = color.rgb_luma(out[0][0]) * 255
+    assert np.abs(y_back - gray).mean() < 1.0  # the input's luma is restored
     again = tiny.colorize([gray], num_samples=2, seed=3)
     assert np.array_equal(again[0], out[0])  # seeded
     unref = tiny.colorize([gray], num_samples=1, seed=3, refine=False)
@@ -54,7 +54,7 @@ def test_colorize_any_size_keeps_luminance(tiny, photo):
 
 
 def test_colorize_merges_in_pieces_without_changing_outputs(tiny, photo, monkeypatch):
-    grays = [(color.luminance(photo[i:i + 40, :50]) * 255).round().astype(np.uint8)
+    grays = [(color.rgb_luma(photo[i:i + 40, :50]) * 255).round().astype(np.uint8)
              for i in (0, 60, 120)]
     whole = tiny.colorize(grays, num_samples=2, seed=4)  # one merge of 6 outputs
     monkeypatch.setattr(pixcolor.colorizer, "MERGE_PIXELS", 2 * 40 * 50 + 1)  # pieces of 2

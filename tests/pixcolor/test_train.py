@@ -217,7 +217,7 @@ def test_checkpoints_record_the_revision_the_run_started_from(folder, tmp_path, 
 
 
 class _PoisonAfter(torch.utils.data.Dataset):
-    """Wraps a dataset; items of epochs >= ``epoch`` carry NaN luminance."""
+    """Wraps a dataset; items of epochs >= ``epoch`` carry NaN luma."""
 
     def __init__(self, ds, epoch):
         self.ds, self.bad_epoch, self.epoch = ds, epoch, 0
