@@ -1,0 +1,168 @@
+"""Inception-v3 features of image files for FID and KID, batched and cached on disk.
+
+Each image's 2048 pool features (float32) are kept under its file's sha256, in a folder
+per (variant, weights sha256): ``<cache_dir>/<variant>-<weights sha256[:16]>/<sha[:2]>/
+<sha>.npy``. The same photo in two folders is computed once, a new method's outputs are
+the only images computed when it joins a comparison, and other weights or the other
+variant never read these files. Files are written atomically; an unreadable one is
+recomputed.
+
+Torch is imported only when an image misses the cache (:mod:`analysis.inception`); images
+are read with :func:`pixcolor.io.load_rgb` and resized to 299x299 (a batch of one size
+at once, mixed sizes one by one), then batched through the network.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from analysis.inception_weights import find_weights, weights_sha256
+from pixcolor.io import atomic_open, file_sha256, iter_images, load_rgb
+
+log = logging.getLogger(__name__)
+
+FEATURE_DIM = 2048
+
+
+@dataclass
+class FeatureExtractor:
+    """An Inception variant and its weights file; the network is loaded on first use.
+
+    Attributes:
+        variant: ``"fid"`` or ``"torchvision"`` (:data:`analysis.inception.VARIANTS`).
+        weights: the weights file.
+        weights_sha256: its sha256 (part of the cache key).
+        device: torch device of the network.
+        batch_size: images per forward pass.
+        computed: images run through the network so far (cache misses).
+    """
+
+    variant: str
+    weights: Path
+    weights_sha256: str
+    device: str = "cpu"
+    batch_size: int = 50
+    computed: int = 0
+    _net: Any = field(default=None, repr=False)
+
+    @classmethod
+    def open(cls, variant: str = "fid", weights: str | os.PathLike | None = None, *,
+             device: str = "cpu", batch_size: int = 50) -> FeatureExtractor:
+        """Find the weights (:func:`analysis.inception_weights.find_weights`: argument, environment
+        variable, torch hub cache) and hash them; the network itself is not built yet.
+
+        Raises:
+            WeightsNotFound: no weights file (nothing is downloaded).
+        """
+        path = find_weights(variant, weights)
+        return cls(variant, path, weights_sha256(path), device, batch_size)
+
+    def net(self) -> Any:
+        """The :class:`analysis.inception.InceptionV3` in eval mode (loaded once)."""
+        if self._net is None:
+            from analysis.inception import load_inception
+
+            log.info("loading %s Inception-v3 weights from %s", self.variant, self.weights)
+            self._net = load_inception(self.variant, self.weights, self.device)
+        return self._net
+
+    def __call__(self, images: list[np.ndarray]) -> np.ndarray:
+        """Pool features of images.
+
+        Args:
+            images: (H, W, 3) uint8 RGB arrays, sizes may differ.
+
+        Returns:
+            (N, 2048) float32 features, in order.
+        """
+        import torch
+
+        net = self.net()
+        out = [np.zeros((0, FEATURE_DIM), np.float32)]
+
+        def prepared(group: list[np.ndarray]) -> torch.Tensor:  # images of one size
+            nchw = torch.from_numpy(np.stack(group)).permute(0, 3, 1, 2).contiguous()
+            return net.preprocess(nchw.to(self.device))
+
+        with torch.inference_mode():
+            for start in range(0, len(images), self.batch_size):
+                chunk = images[start:start + self.batch_size]
+                same = len({im.shape for im in chunk}) == 1
+                x = prepared(chunk) if same else torch.cat([prepared([im]) for im in chunk])
+                out.append(net.pool_features(x).float().cpu().numpy())
+        self.computed += len(images)
+        return np.concatenate(out)
+
+
+def image_paths(images: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+    """A folder's images (:func:`pixcolor.io.iter_images`, in its order) or the given files."""
+    if isinstance(images, str | os.PathLike):
+        return list(iter_images(images))
+    return [Path(p) for p in images]
+
+
+def _cache_file(cache_dir: Path, extractor: FeatureExtractor, sha: str) -> Path:
+    key = f"{extractor.variant}-{extractor.weights_sha256[:16]}"
+    return cache_dir / key / sha[:2] / f"{sha}.npy"
+
+
+def _read_cached(path: Path) -> np.ndarray | None:
+    try:
+        feats = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None  # missing or damaged: recompute
+    return feats if feats.shape == (FEATURE_DIM,) and feats.dtype == np.float32 else None
+
+
+def image_features(images: str | os.PathLike | Iterable[str | os.PathLike],
+                   extractor: FeatureExtractor,
+                   cache_dir: str | os.PathLike | None = None) -> np.ndarray:
+    """Inception pool features of a folder or list of image files.
+
+    Args:
+        images: a folder (its images, recursively, in :func:`pixcolor.io.iter_images`
+            order) or image files.
+        extractor: the network (:meth:`FeatureExtractor.open`).
+        cache_dir: where features are kept (module docstring); None computes all.
+
+    Returns:
+        (N, 2048) float32 features, one row per file, in order.
+
+    Raises:
+        ImageLoadError: a file that cannot be read (FID needs every image of the set).
+        WeightsNotFound: from the extractor, when an image must be computed.
+    """
+    paths = image_paths(images)
+    shas = [file_sha256(p) for p in paths]
+    found: dict[str, np.ndarray] = {}
+    if cache_dir is not None:
+        for sha in set(shas):
+            feats = _read_cached(_cache_file(Path(cache_dir), extractor, sha))
+            if feats is not None:
+                found[sha] = feats
+    missing: dict[str, Path] = {}  # one file per distinct content
+    for sha, p in zip(shas, paths, strict=True):
+        if sha not in found:
+            missing.setdefault(sha, p)
+    todo = list(missing.items())
+    log.info("FID features: %d images, %d distinct to compute, the rest from the cache",
+             len(paths), len(todo))
+    step = extractor.batch_size
+    for start in range(0, len(todo), step):
+        chunk = todo[start:start + step]
+        feats = extractor([load_rgb(p) for _, p in chunk])
+        for (sha, _), f in zip(chunk, feats, strict=True):
+            found[sha] = f
+            if cache_dir is not None:
+                with atomic_open(_cache_file(Path(cache_dir), extractor, sha), "wb") as fh:
+                    np.save(fh, f)
+    if not paths:
+        return np.zeros((0, FEATURE_DIM), np.float32)
+    return np.stack([found[sha] for sha in shas])
