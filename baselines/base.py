@@ -106,12 +106,7 @@ REGISTRY: Registry[type[BaselineModel]] = Registry("baseline")  # name -> model 
 def register_baseline(name: str):
     """Class decorator adding a :class:`BaselineModel` to :data:`REGISTRY` under ``name`` (its
     ``name`` attribute)."""
-
-    def deco(cls):
-        cls.name = name
-        return REGISTRY.add(name, cls)
-
-    return deco
+    return REGISTRY.register_named(name)
 
 
 def build(cls: type[BaselineModel], preset: str = "small", **overrides) -> BaselineModel:

@@ -46,6 +46,16 @@ class Registry(dict[str, T]):
         """Decorator form of :meth:`add`."""
         return lambda entry: self.add(name, entry, overwrite=overwrite)
 
+    def register_named(self, name: str) -> Callable[[T], T]:
+        """Class decorator: :meth:`add` the class under ``name`` and set its ``name``
+        attribute to it (stages, baselines)."""
+
+        def deco(cls):
+            cls.name = name
+            return self.add(name, cls)
+
+        return deco
+
     def __missing__(self, name: str):
         raise UnknownNameError(f"unknown {self.kind} {name!r}; choose one of "
                                f"{sorted(self)}{self.hint}")

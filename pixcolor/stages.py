@@ -30,12 +30,7 @@ STAGES: Registry[type[Stage]] = Registry(
 def register_stage(name: str):
     """Class decorator adding a :class:`Stage` to :data:`STAGES` under ``name`` (its
     ``name`` attribute)."""
-
-    def deco(cls):
-        cls.name = name
-        return STAGES.add(name, cls)
-
-    return deco
+    return STAGES.register_named(name)
 
 
 def get_stage(name: str) -> type[Stage]:
