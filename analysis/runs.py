@@ -31,8 +31,8 @@ GT_METHOD = "gt"
 GREY_METHOD = "grayscale"  # the colourless reference output (bench method name)
 # Display order of known methods (paper Fig. 6 order, then ablations); others follow sorted.
 METHOD_ORDER = ("ltbc", "cic", "lrac", "pixcolor_s1", "pixcolor_s2", "pixcolor_s3",
-                "pixcolor_oracle", "pixcolor_unrefined", "gt28_unrefined", "gt28_refined",
-                "grayscale", "gt")
+                "pixcolor_best", "pixcolor_oracle", "pixcolor_unrefined", "gt28_unrefined",
+                "gt28_refined", "grayscale", "gt")
 
 
 def order_methods(methods: list[str]) -> list[str]:

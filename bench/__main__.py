@@ -1,10 +1,13 @@
-"""Command line of the benchmark harness: ``python -m bench {build-split,generate,metrics,run}``.
+"""Command line of the benchmark harness: ``python -m bench {build-split,generate,metrics,run,
+protocols}``.
 
 Examples::
 
     python -m bench run                                   # demo split, as `make bench`
     python -m bench run --split ctest10k --imagenet-val /data/ILSVRC2012/val --device cuda
     python -m bench build-split --split ctest10k --imagenet-val DIR --subset 500 --seed 0
+    python -m bench protocols                             # the published protocols
+    python -m bench build-split --protocol imagenet-val5k --source /data/ILSVRC2012/val
     python -m bench generate --split ctest10k --methods pixcolor_s1,gt --shard 0/4
     python -m bench generate --split demo --methods external:mine=/path/to/pngs
     python -m bench metrics --runs-dir runs/demo
@@ -25,8 +28,9 @@ from bench import metrics as bench_metrics
 from bench.generate import GenerateError, generate, parse_shard
 from bench.methods import DEFAULT_METHODS, METHODS, MethodOptions
 from bench.pipeline import SplitSource, build, run, split_name
+from bench.protocols import build_protocol, format_protocol, format_table
 from bench.split_lists import SplitError
-from bench.splits import DEFAULT_SIZE
+from bench.splits import DEFAULT_SIZE, BuildResult
 
 PARTIAL = 3
 
@@ -73,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--keep-aspect", action="store_true", help="resize only, no centre crop")
     b.add_argument("--drop-grayscale", action="store_true",
                    help="leave grayscale sources out of the manifest (they are reported)")
+    b.add_argument("--protocol", default=None,
+                   help="a published protocol (python -m bench protocols) built from --source")
+    b.add_argument("--source", default=None, help="the dataset folder of --protocol")
 
     g = sub.add_parser("generate", help="generate method outputs for a built split")
     _common(g)
@@ -96,6 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--workers", type=int, default=1, help="processes for the metrics")
     _gen_opts(r)
     sub.add_parser("list-methods", help="registered method names")
+    pr = sub.add_parser("protocols", help="the published protocols build-split --protocol makes")
+    pr.add_argument("name", nargs="?", default=None, help="print every field of one protocol")
     return parser
 
 
@@ -120,6 +129,22 @@ def _method_options(args: argparse.Namespace) -> MethodOptions:
                          baseline_checkpoints=_pairs(args.baseline_checkpoint))
 
 
+def _build_protocol(args: argparse.Namespace, out: Path, name: str) -> BuildResult:
+    """build-split --protocol NAME --source DIR; the options of other splits are refused."""
+    if not (args.protocol and args.source):
+        raise SplitError("--protocol and --source go together: python -m bench build-split "
+                         "--protocol NAME --source DIR (python -m bench protocols lists them)")
+    given = [f for f, v in (("--imagenet-val", args.imagenet_val), ("--images", args.images),
+                            ("--list", args.list_file), ("--keep-aspect", args.keep_aspect),
+                            ("--drop-grayscale", args.drop_grayscale),
+                            ("--size", args.size != DEFAULT_SIZE)) if v]
+    if given:
+        raise SplitError(f"{', '.join(given)}: not with --protocol (a protocol fixes its "
+                         "images and preprocessing)")
+    return build_protocol(args.protocol, args.source, out, subset=args.subset, seed=args.seed,
+                          name=name)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (see the module docstring)."""
     args = _parser().parse_args(argv)
@@ -128,15 +153,24 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "list-methods":
             print("\n".join(sorted(METHODS)))
             return 0
+        if args.command == "protocols":
+            print(format_protocol(args.name) if args.name else format_table())
+            return 0
+        if getattr(args, "protocol", None):
+            args.split = args.protocol
         name = split_name(args.split, args.subset, args.seed)
         if getattr(args, "batch_size", 0) is None:
             args.batch_size = 64 if args.device == "cpu" else 256
         if args.command == "build-split":
             out = Path(args.out) if args.out else Path(args.data) / "splits" / name
-            result = build(args.split, out, data=args.data, imagenet_val=args.imagenet_val,
-                           images=args.images, list_file=args.list_file, subset=args.subset,
-                           seed=args.seed, size=args.size, keep_aspect=args.keep_aspect,
-                           drop_grayscale=args.drop_grayscale, name=name)
+            if args.protocol or args.source:
+                result = _build_protocol(args, out, name)
+            else:
+                result = build(args.split, out, data=args.data, imagenet_val=args.imagenet_val,
+                               images=args.images, list_file=args.list_file,
+                               subset=args.subset, seed=args.seed, size=args.size,
+                               keep_aspect=args.keep_aspect,
+                               drop_grayscale=args.drop_grayscale, name=name)
             for p in result.problems:
                 print(f"{p['status']}: {p['image_id']}: {p['detail']}")
             print(f"wrote {out}/manifest.csv, report.csv, split.json")

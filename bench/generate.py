@@ -41,7 +41,7 @@ from pixcolor.provenance import now_utc, software_versions
 log = logging.getLogger(__name__)
 
 FINGERPRINT_KEYS = ("checkpoint_sha256", "seed", "refine", "sampler", "temperature",
-                    "lowres_short_side", "source_dir")
+                    "lowres_short_side", "source_dir", "rank_samples")
 
 
 class GenerateError(ValueError):

@@ -17,6 +17,7 @@ from pathlib import Path
 from bench import metrics as bench_metrics
 from bench.generate import GenerateError, MethodReport, by_reason, generate, parse_shard
 from bench.methods import DEFAULT_METHODS, MethodOptions
+from bench.protocols import PROTOCOLS
 from bench.split_lists import (
     OFFICIAL_SPLITS,
     SplitError,
@@ -182,10 +183,15 @@ def _split_step(source: SplitSource, echo: Callable[[str], None]) -> BuildResult
     given) or built now, its problems echoed."""
     s, split_dir = source, source.folder
     echo(f"[1/3] split {s.name} -> {split_dir}")
-    result = load_built(split_dir) if (s.split in OFFICIAL_SPLITS and s.imagenet_val is None
+    built = s.split in OFFICIAL_SPLITS or s.split in PROTOCOLS  # reusable once built
+    result = load_built(split_dir) if (built and s.imagenet_val is None
                                         and s.list_file is None) else None
     if result is not None:
-        echo(f"  using the split built earlier in {split_dir} (pass --imagenet-val to rebuild)")
+        how = "build-split --protocol" if s.split in PROTOCOLS else "pass --imagenet-val"
+        echo(f"  using the split built earlier in {split_dir} ({how} to rebuild)")
+    elif s.split in PROTOCOLS:
+        raise SplitError(f"build {s.split} first: python -m bench build-split --protocol "
+                         f"{s.split} --source DIR --data {s.data}")
     else:
         result = build(s.split, split_dir, data=s.data, imagenet_val=s.imagenet_val,
                        list_file=s.list_file, subset=s.subset, seed=s.seed, size=s.size)

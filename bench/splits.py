@@ -77,6 +77,18 @@ class BuildResult:
                 f"({', '.join(parts)}; {gray} grayscale sources {kept})")
 
 
+@dataclass(frozen=True)
+class Preprocessing:
+    """A protocol other than :func:`preprocess` (the published ones of
+    :mod:`bench.protocols`): ``load`` decodes a source file (raising
+    :class:`~pixcolor.io.ImageLoadError`), ``fn`` turns the decoded (H, W, 3) uint8 into the
+    split's image, ``tag`` is the manifest's ``protocol`` column."""
+
+    tag: str
+    fn: Callable[[np.ndarray], np.ndarray]
+    load: Callable[[Path], np.ndarray] = load_rgb
+
+
 # --------------------------------------------------------------------------- images
 
 
@@ -129,7 +141,8 @@ def build_split(entries: Sequence[SplitEntry], source_root: str | os.PathLike,
                 out: str | os.PathLike, *, name: str, size: int = DEFAULT_SIZE,
                 keep_aspect: bool = False, drop_grayscale: bool = False,
                 threshold: float = color.COLORNESS_THRESHOLD, info: dict | None = None,
-                progress: Callable[[int, int], None] | None = None) -> BuildResult:
+                progress: Callable[[int, int], None] | None = None,
+                preprocessing: Preprocessing | None = None) -> BuildResult:
     """Preprocess every entry's source into ``out`` and write manifest, report and split.json.
 
     Rebuilding is incremental: a manifest row whose output PNG still has the recorded
@@ -146,6 +159,9 @@ def build_split(entries: Sequence[SplitEntry], source_root: str | os.PathLike,
         threshold: colorness under which a source is reported as grayscale.
         info: extra fields for split.json (list sha256, subset, ...).
         progress: called as ``progress(done, total)`` after each entry.
+        preprocessing: decode and preprocess another way (``size`` and ``keep_aspect``
+            must then describe its output); default :func:`pixcolor.io.load_rgb` and
+            :func:`preprocess`.
 
     Returns:
         A :class:`BuildResult`; never raises for a bad source.
@@ -155,8 +171,11 @@ def build_split(entries: Sequence[SplitEntry], source_root: str | os.PathLike,
     images.mkdir(parents=True, exist_ok=True)
     old = {r["image_id"]: r for r in read_manifest(out / "manifest.csv")}
     result = BuildResult(name, out, len(entries))
+    prep = preprocessing or Preprocessing(
+        protocol_tag(size, keep_aspect),
+        lambda rgb: preprocess(rgb, size, keep_aspect))
     builder = _EntryBuilder(root, result, old, size=size, keep_aspect=keep_aspect,
-                            drop_grayscale=drop_grayscale, threshold=threshold)
+                            drop_grayscale=drop_grayscale, threshold=threshold, prep=prep)
     for k, e in enumerate(entries):
         builder.add(e)
         if progress is not None:
@@ -178,6 +197,7 @@ class _EntryBuilder:
     keep_aspect: bool
     drop_grayscale: bool
     threshold: float
+    prep: Preprocessing  # how a source becomes the split's image
 
     def add(self, e: SplitEntry) -> None:
         """Add ``e``'s manifest row (reused or processed) or its problem (missing,
@@ -190,10 +210,11 @@ class _EntryBuilder:
                                     "detail": f"not found as {root / e.relpath} or "
                                               f"{root / Path(e.relpath).name}"})
             return
-        row = _reuse(self.old.get(e.image_id), src, images, self.keep_aspect, self.size)
+        row = _reuse(self.old.get(e.image_id), src, images, self.keep_aspect, self.size,
+                     self.prep.tag)
         if row is None:
             try:
-                row = _process(e, src, images, self.size, self.keep_aspect)
+                row = _process(e, src, images, self.prep)
             except ImageLoadError as exc:
                 result.problems.append({**base, "status": "unreadable",
                                         "source_path": str(src), "detail": exc.reason})
@@ -210,8 +231,8 @@ class _EntryBuilder:
             (images / f"{e.image_id}.png").unlink()
 
 
-def _reuse(row: dict | None, src: Path, images: Path, keep_aspect: bool, size: int
-           ) -> dict | None:
+def _reuse(row: dict | None, src: Path, images: Path, keep_aspect: bool, size: int,
+           tag: str) -> dict | None:
     if row is None or row.get("source_path") != str(src):
         return None
     png = images / f"{row['image_id']}.png"
@@ -221,7 +242,7 @@ def _reuse(row: dict | None, src: Path, images: Path, keep_aspect: bool, size: i
     square = (w == size and h == size)
     if (not keep_aspect and not square) or (keep_aspect and min(w, h) != size):
         return None
-    if row.get("protocol") != protocol_tag(size, keep_aspect):
+    if row.get("protocol") != tag:
         return None
     return row
 
@@ -232,16 +253,16 @@ def protocol_tag(size: int, keep_aspect: bool) -> str:
     return f"shorter side {size} (antialiased bilinear), crop {crop}"
 
 
-def _process(e: SplitEntry, src: Path, images: Path, size: int, keep_aspect: bool) -> dict:
-    rgb = load_rgb(src)
-    out = preprocess(rgb, size, keep_aspect)
+def _process(e: SplitEntry, src: Path, images: Path, prep: Preprocessing) -> dict:
+    rgb = prep.load(src)
+    out = prep.fn(rgb)
     png = save_png(images / f"{e.image_id}.png", out)
     return {"image_id": e.image_id, "wnid": e.wnid, "label": e.label,
             "source_path": str(src), "source_sha256": file_sha256(src),
             "output_sha256": file_sha256(png), "width": out.shape[1], "height": out.shape[0],
             "source_width": rgb.shape[1], "source_height": rgb.shape[0],
             "colorness": f"{color.colorness(out):.5f}",
-            "protocol": protocol_tag(size, keep_aspect)}
+            "protocol": prep.tag}
 
 
 def _write_outputs(result: BuildResult, *, size: int, keep_aspect: bool, threshold: float,

@@ -122,11 +122,37 @@ def _colorize(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     torch.set_grad_enabled(False)
+    if args.rank is not None:
+        return colorize_files(args.inputs, args.out, lambda batch: _best_of(model, args, batch),
+                              batch_size=args.batch_size, seed=args.seed,
+                              what=f"the most likely of {args.rank} samples each")
+    samples = 3 if args.samples is None else args.samples
     return colorize_files(
         args.inputs, args.out,
-        lambda batch: model.colorize(batch, num_samples=args.samples, seed=args.seed,
+        lambda batch: model.colorize(batch, num_samples=samples, seed=args.seed,
                                      temperature=args.temperature, batch_size=args.batch_size),
-        batch_size=args.batch_size, seed=args.seed, what=f"{args.samples} samples each")
+        batch_size=args.batch_size, seed=args.seed, what=f"{samples} samples each")
+
+
+def _best_of(model, args, batch: list) -> list:
+    """``--rank N``: per image, the sample of ``colorize(num_samples=N)`` with the highest
+    PixelCNN log-likelihood (:meth:`PixColor.best_of`), as a :class:`Chosen`."""
+    from pixcolor import color
+    from pixcolor.colorize_files import Chosen
+
+    ys = [color.luma(im) for im in batch]
+    best = model.best_of(ys, args.seed, args.rank, temperature=args.temperature,
+                         batch_size=args.batch_size)
+    rgb = model.render(ys, best.chroma, batch_size=args.batch_size)
+    return [Chosen(im, k, lp.tolist()) for im, k, lp in zip(rgb, best.index, best.logp,
+                                                              strict=True)]
+
+
+def _positive(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
+    return n
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,7 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     z = sub.add_parser("colorize", help="colourise images or folders")
     z.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
     z.add_argument("--out", required=True)
-    z.add_argument("--samples", type=int, default=3)
+    how = z.add_mutually_exclusive_group()
+    how.add_argument("--samples", type=int, default=None,
+                     help="samples per image, <stem>_seed<seed>_sample<k>.png (default 3)")
+    how.add_argument("--rank", type=_positive, metavar="N",
+                     help="write per image only the sample of N (those of --samples N) that "
+                          "the PixelCNN gives the highest log-likelihood, as "
+                          "<stem>_seed<seed>_best<N>.png; prints which (chosen.json keeps it)")
     z.add_argument("--seed", type=int, default=1)
     z.add_argument("--temperature", type=float, default=1.0)
     z.add_argument("--checkpoint", help="default: the shipped demo checkpoint")

@@ -8,11 +8,14 @@ Public API (the benchmark harness, the tools and users call these)::
     draws = [Draw(image=0, seed=1, index=0), ...]    # ys: (H, W) Y planes in [0, 1]
     drawn = model.sample(ys, draws)                  # low-resolution chroma per draw
     rgb = model.render([ys[d.image] for d in draws], drawn.chroma)   # RGB per draw
+    best = model.best_of(ys, seed=1, n=10)           # per image, the most likely of 10
+    rgb = model.render(ys, best.chroma)              # best.index: which sample, 0 .. 9
     bins, logp = model.sample_lowres(y, num_samples=3, seed=1, sampler="cached")
     logits = model.pixelcnn_logits(y, bins)
 
 ``colorize`` is ``sample`` + ``render``; ``sample_lowres`` is ``sample`` for one
-(N, 1, H, W) batch. Every sample is drawn by ``sample``: it depends only on (seed, sample
+(N, 1, H, W) batch; ``best_of`` is ``sample`` of n draws per image, ranked by their
+log-likelihood. Every sample is drawn by ``sample``: it depends only on (seed, sample
 index, image content), so callers that mix images, seeds and sizes (the harness) get
 exactly what ``colorize`` gives.
 """
@@ -64,6 +67,21 @@ class ChromaSamples:
     bins: list[torch.Tensor]  # (2, h, w) int64 in [0, cfg.bins), (Cb, Cr)
     chroma: list[torch.Tensor]  # (2, h, w) float32: the bins' centred values, render's input
     logp: torch.Tensor  # (D,) float64: the PixelCNN log-likelihood of each sample, in nats
+
+
+@dataclass
+class BestSamples:
+    """What :meth:`PixColor.best_of` chose: per image, the most likely of its n samples."""
+
+    index: list[int]  # the chosen sample's index (its Draw.index, 0 .. n-1) per image
+    chroma: list[torch.Tensor]  # (2, h, w) float32: the chosen samples' chroma, render's input
+    logp: torch.Tensor  # (I, n) float64: every sample's log-likelihood, in nats
+
+
+def most_likely(logp: Sequence[float] | torch.Tensor) -> int:
+    """The position of the highest log-likelihood in ``logp`` (the first one on ties)."""
+    values = [float(v) for v in logp]
+    return values.index(max(values))
 
 
 def init_weights(module: nn.Module, std: float) -> None:
@@ -239,6 +257,28 @@ class PixColor(nn.Module):
         size = self.lowres_size(*y.shape[-2:])
         return (torch.stack(drawn.bins).view(n, num_samples, 2, *size),
                 drawn.logp.view(n, num_samples))
+
+    @torch.no_grad()
+    def best_of(self, ys: Sequence[np.ndarray | torch.Tensor], seed: int, n: int, *,
+                sampler: str = "cached", temperature: float = 1.0,
+                batch_size: int | None = None, threads: int = 0) -> BestSamples:
+        """Per image, the most likely of ``n`` samples: the one the PixelCNN gives the
+        highest log-likelihood (the paper's oracle choice among samples, made by the model).
+
+        Image i's candidates are ``Draw(i, seed, k)`` for k in 0 .. n-1, the samples
+        ``colorize(num_samples=n, seed=seed)`` gives (n = 1: sample 0); ties go to the lowest
+        index. Like every sample, the choice depends only on (seed, n, the image), not on the
+        other images of the call. ``ys`` and the keywords are :meth:`sample`'s;
+        ``render(ys, best.chroma)`` gives the RGB outputs. Raises ValueError when n < 1.
+        """
+        if n < 1:
+            raise ValueError(f"best_of ranks n >= 1 samples per image, got n={n}")
+        draws = [Draw(i, seed, k) for i in range(len(ys)) for k in range(n)]
+        drawn = self.sample(ys, draws, sampler=sampler, temperature=temperature,
+                            batch_size=batch_size, threads=threads)
+        logp = drawn.logp.view(len(ys), n)
+        index = [most_likely(row) for row in logp]
+        return BestSamples(index, [drawn.chroma[i * n + k] for i, k in enumerate(index)], logp)
 
     # ------------------------------------------------------------------ refinement
     @torch.no_grad()

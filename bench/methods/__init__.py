@@ -13,6 +13,8 @@ Registered here (paper Fig. 5 and Fig. 6):
 * ``gt`` (the preprocessed ground truth) and ``grayscale`` (its Y plane, no colour);
 * ``pixcolor_s1``, ``pixcolor_s2``, ``pixcolor_s3``: one PixColor sample with seed 1, 2, 3
   (``model.colorize(images, num_samples=1, seed=k)``);
+* ``pixcolor_best``: of ``MethodOptions.rank_samples`` (10) seed-1 samples, the one the
+  PixelCNN gives the highest log-likelihood (``model.best_of(ys, 1, 10)``, then ``render``);
 * ``pixcolor_unrefined``: the seed-1 PixelCNN sample, bilinearly upsampled (Fig. 5);
 * ``gt28_unrefined``: ground-truth chroma downsampled to 28 pixels and bilinearly upsampled
   (Fig. 3); ``gt28_refined``: the refinement network on that chroma (Fig. 5);

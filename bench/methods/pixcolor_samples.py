@@ -1,15 +1,21 @@
-"""PixColor methods: seeds 1-3, the unrefined sample, and ground truth 28x28 + refinement.
+"""PixColor methods: seeds 1-3, the most likely of N samples, the unrefined sample, and
+ground truth 28x28 + refinement.
 
 Paper Fig. 6 rates PixColor with three seeds; Fig. 5 ablates the refinement network
 (``pixcolor_unrefined``: the PixelCNN sample bilinearly upsampled) and the PixelCNN
 (``gt28_refined``: the refinement network fed the ground-truth low-resolution chroma).
+``pixcolor_best`` keeps, of ``MethodOptions.rank_samples`` samples of seed 1, the one the
+PixelCNN gives the highest log-likelihood (:meth:`PixColor.best_of`): the paper's oracle
+choice among samples, made by the model instead of a person.
 
 All of them share one :class:`PixColorEngine` (one loaded checkpoint per device). Generated
 together, they draw every sample they need in one call of :meth:`PixColor.sample` (the
 entry ``colorize`` uses), and ``pixcolor_unrefined`` reuses the seed-1 sample of
-``pixcolor_s1``, so the ablation differs from ``pixcolor_s1`` only by the refinement.
-Outputs equal ``model.colorize([image], num_samples=1, seed=k, refine=...)`` (the tests
-check it): ``Draw(image, seed, 0)`` depends only on (seed, image), never on the batch.
+``pixcolor_s1``, so the ablation differs from ``pixcolor_s1`` only by the refinement
+(``pixcolor_best``'s candidates include it too). Outputs equal
+``model.colorize([image], num_samples=1, seed=k, refine=...)`` and, for ``pixcolor_best``,
+``model.render(ys, model.best_of(ys, 1, N).chroma)`` (the tests check it):
+``Draw(image, seed, index)`` depends only on (seed, index, image), never on the batch.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import logging
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import cast
+from typing import NamedTuple, cast
 
 import numpy as np
 import torch
@@ -27,9 +33,16 @@ import torch
 from bench.methods.registry import Item, Method, MethodOptions, Result, register_method
 from pixcolor import color
 from pixcolor.checkpoint import CheckpointError
-from pixcolor.colorizer import SHIPPED_CHECKPOINT, Draw, PixColor
+from pixcolor.colorizer import SHIPPED_CHECKPOINT, Draw, PixColor, most_likely
 
 log = logging.getLogger(__name__)
+
+
+class Sampled(NamedTuple):
+    """One drawn sample, as the engine hands it to :meth:`PixColorMethod.lowres`."""
+
+    chroma: torch.Tensor  # (2, h, w) float32 low-resolution chroma
+    logp: float  # its PixelCNN log-likelihood, in nats
 
 
 class PixColorEngine:
@@ -118,12 +131,13 @@ class PixColorEngine:
         except (RuntimeError, ValueError) as exc:
             log.error("PixColor sampling failed on a batch: %s", exc)
             return {meth: [exc] * len(items) for meth, items in requests.items()}
-        chroma = dict(zip(draws, drawn.chroma, strict=True))
+        samples = {d: Sampled(c, float(lp))
+                   for d, c, lp in zip(draws, drawn.chroma, drawn.logp, strict=True)}
         out: dict[PixColorMethod, list[Result]] = {}
         for meth, items in requests.items():
             idx = needed[meth]
             try:
-                out[meth] = model.render([ys[i] for i in idx], meth.lowres(items, idx, chroma),
+                out[meth] = model.render([ys[i] for i in idx], meth.lowres(items, idx, samples),
                                          refine=meth.refine, max_side=o.max_side,
                                          batch_size=max(1, o.batch_size))
             except (RuntimeError, ValueError) as exc:
@@ -155,10 +169,10 @@ class PixColorMethod(Method):
         """The samples this method needs for the images ``rows`` (none by default)."""
         return []
 
-    def lowres(self, items: Sequence[Item], rows: list[int], drawn: dict[Draw, torch.Tensor]
+    def lowres(self, items: Sequence[Item], rows: list[int], drawn: dict[Draw, Sampled]
                ) -> list[torch.Tensor]:
         """The (2, h, w) low-resolution chroma to render for each of ``items`` (whose Y
-        planes are ``rows``), given the chroma of the batch's draws."""
+        planes are ``rows``), given the chroma and log-likelihood of the batch's draws."""
         raise NotImplementedError
 
     def generate(self, items: Sequence[Item]) -> list[Result]:
@@ -185,12 +199,37 @@ class PixColorSample(PixColorMethod):
     def draws(self, rows: list[int]) -> list[Draw]:
         return [Draw(r, self.seed) for r in rows]
 
-    def lowres(self, items: Sequence[Item], rows: list[int], drawn: dict[Draw, torch.Tensor]
+    def lowres(self, items: Sequence[Item], rows: list[int], drawn: dict[Draw, Sampled]
                ) -> list[torch.Tensor]:
-        return [drawn[d] for d in self.draws(rows)]
+        return [drawn[d].chroma for d in self.draws(rows)]
 
     def meta(self) -> dict:
         return {**super().meta(), "seed": self.seed, "refine": self.refine}
+
+
+class PixColorBest(PixColorMethod):
+    """Of ``options.rank_samples`` samples of ``seed``, the one with the highest PixelCNN
+    log-likelihood, refined: :meth:`PixColor.best_of` drawn with the other methods."""
+
+    def __init__(self, seed: int, options: MethodOptions | None = None) -> None:
+        super().__init__(options)
+        self.seed, self.n = seed, (options or MethodOptions()).rank_samples
+        self.description = (f"PixColor: of {self.n} samples with seed {seed}, the one the "
+                            "PixelCNN gives the highest log-likelihood, refinement network")
+
+    def draws(self, rows: list[int]) -> list[Draw]:
+        return [Draw(r, self.seed, k) for r in rows for k in range(self.n)]
+
+    def lowres(self, items: Sequence[Item], rows: list[int], drawn: dict[Draw, Sampled]
+               ) -> list[torch.Tensor]:
+        out = []
+        for r in rows:
+            candidates = [drawn[Draw(r, self.seed, k)] for k in range(self.n)]
+            out.append(candidates[most_likely([c.logp for c in candidates])].chroma)
+        return out
+
+    def meta(self) -> dict:
+        return {**super().meta(), "seed": self.seed, "refine": True, "rank_samples": self.n}
 
 
 class GT28Refined(PixColorMethod):
@@ -199,7 +238,7 @@ class GT28Refined(PixColorMethod):
     description = ("refinement network fed the ground-truth chroma downsampled to the "
                    "model's low resolution (28-pixel short side), paper Fig. 5")
 
-    def lowres(self, items: Sequence[Item], rows: list[int], drawn: dict[Draw, torch.Tensor]
+    def lowres(self, items: Sequence[Item], rows: list[int], drawn: dict[Draw, Sampled]
                ) -> list[torch.Tensor]:
         return [self.gt_lowres(it) for it in items]
 
@@ -215,5 +254,6 @@ class GT28Refined(PixColorMethod):
 def register() -> None:
     for seed in (1, 2, 3):
         register_method(f"pixcolor_s{seed}")(partial(PixColorSample, seed, True))
+    register_method("pixcolor_best")(partial(PixColorBest, 1))
     register_method("pixcolor_unrefined")(partial(PixColorSample, 1, False))
     register_method("gt28_refined")(GT28Refined)

@@ -42,8 +42,14 @@ class MethodOptions:
     sampler: str = "cached"  # PixColor sampler: "cached" or "naive" (same samples)
     temperature: float = 1.0  # PixColor's PixelCNN softmax temperature
     max_side: int = 1024  # PixColor's longest working side (PixColor.render's max_side)
+    rank_samples: int = 10  # pixcolor_best: the samples it ranks by log-likelihood (>= 1)
     # The baselines' checkpoints by name ({"cic": PATH}); a missing name: the shipped one.
     baseline_checkpoints: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = self.rank_samples
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"rank_samples must be an integer >= 1, got {n!r}")
 
 
 class Method:

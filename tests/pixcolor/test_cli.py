@@ -55,3 +55,41 @@ def test_every_cli_has_a_console_script():
         res = subprocess.run([str(bindir / name), "--help"], capture_output=True, text=True,
                              timeout=120)
         assert res.returncode == 0 and "usage" in res.stdout.lower(), (name, res.stderr)
+
+
+def test_colorize_rank_writes_the_most_likely_of_n_samples(tmp_path, photo, capsys):
+    """``--rank 3`` writes <stem>_seed<seed>_best3.png: the sample of ``--samples 3`` with the
+    highest log-likelihood, says which, and keeps it in chosen.json."""
+    import pytest
+
+    from pixcolor.cli import main
+
+    torch.manual_seed(0)
+    ckpt = tmp_path / "tiny.pt"
+    PixColor.from_preset("tiny").save(ckpt)
+    src = tmp_path / "in"
+    src.mkdir()
+    for k in range(3):
+        Image.fromarray(photo[40 * k:40 * k + 40:2, :64:2]).save(src / f"p{k}.png")
+    common = [str(src), "--seed", "4", "--checkpoint", str(ckpt), "--batch-size", "2"]
+    with torch.enable_grad():  # the command turns gradients off: keep that out of other tests
+        assert main(["colorize", *common, "--out", str(tmp_path / "all"), "--samples", "3"]) == 0
+        assert main(["colorize", *common, "--out", str(tmp_path / "best"), "--rank", "3"]) == 0
+    said = capsys.readouterr().out
+    best = tmp_path / "best"
+    assert sorted(p.name for p in best.glob("*.png")) == [f"p{k}_seed4_best3.png"
+                                                          for k in range(3)]
+    chosen = json.loads((best / "chosen.json").read_text())
+    for k in range(3):
+        c = chosen[f"p{k}_seed4_best3.png"]
+        assert c["seed"] == 4 and c["samples"] == 3 and c["sample"] == c["index"] + 1
+        assert c["logp"] == max(c["logps"]) == c["logps"][c["index"]]
+        assert f"p{k}_seed4_best3.png: sample {c['sample']} of 3" in said
+        np.testing.assert_array_equal(
+            np.asarray(Image.open(best / f"p{k}_seed4_best3.png")),
+            np.asarray(Image.open(tmp_path / "all" / f"p{k}_seed4_sample{c['sample']}.png")))
+    assert "the most likely of 3 samples each" in said
+    for bad in (["--rank", "0"], ["--rank", "2", "--samples", "2"]):
+        with pytest.raises(SystemExit) as exc:
+            main(["colorize", *common, "--out", str(tmp_path / "x"), *bad])
+        assert exc.value.code == 2
