@@ -270,6 +270,8 @@ class GenerationRun:
         and keeps a ready method's metadata in :attr:`bases`."""
         try:
             ok, why = m.available()
+            if ok:
+                m.prepare_split(self.ids, self.echo)
             meta = m.meta() if ok else {}
         except Exception as exc:  # noqa: BLE001 - e.g. a corrupt checkpoint: skip the method
             ok, why = False, f"cannot load ({type(exc).__name__}: {exc})"

@@ -70,6 +70,13 @@ class Method:
         """Fields for meta.json (checkpoint sha256, seed, preset, ...)."""
         return {"description": self.description}
 
+    def prepare_split(self, ids: Sequence[str],
+                      echo: Callable[[str], None] | None = None) -> object:
+        """Called once with the split's ids (manifest order) before anything is generated:
+        a method that reads outputs from elsewhere matches them here and says what is
+        missing; raising refuses the method with the message as its reason."""
+        return None
+
     def batch_key(self) -> object:
         """Methods with equal keys are generated together by :meth:`generate_group`."""
         return ("single", self.name)
