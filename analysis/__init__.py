@@ -7,6 +7,12 @@ Modules (import them directly; this package imports nothing heavy on its own):
 * :mod:`analysis.ssim`: the SSIM / MS-SSIM implementation (Wang et al. 2003, 2004).
 * :mod:`analysis.lab_stats`: marginal Lab a/b histograms (Fig. 7).
 * :mod:`analysis.evaluate`: one pass over a runs folder (per-image metrics, histograms).
+* :mod:`analysis.paper_metrics`: LPIPS and the DDColor/CT2 colourfulness in the registry;
+  :mod:`analysis.fid_runs`: FID per method with a bootstrap interval;
+  :mod:`analysis.metrics_cache`: the metrics pass cached beside ``metrics.csv``.
+* :mod:`analysis.leaderboard`, :mod:`analysis.leaderboard_format`: every method x metric
+  with intervals and best marks, as CSV, Markdown and LaTeX; published numbers in
+  ``analysis/published.csv``.
 * :mod:`analysis.vtt`, :mod:`analysis.bootstrap`: VTT scores with bootstrap intervals,
   paired comparisons, oracle score and the refinement ablation (Figs. 5, 6).
 * :mod:`analysis.diversity`: MS-SSIM between samples of the same image (Fig. 8).

@@ -56,6 +56,9 @@ class RunsEvaluation:
         mean_ab: one row per (method, image) whose Lab a/b was computed (any ab metric,
             such as ``global_ab``, or histograms): ``method``, ``image_id``, ``mean_a``,
             ``mean_b`` (the output's overall colour, :mod:`analysis.global_colour`).
+        not_computed: metric -> why it could not run here (a missing weights file, from
+            :attr:`analysis.metrics.Metric.requires`); such metrics are not in ``metrics``
+            nor in the frames.
     """
 
     per_image: pd.DataFrame
@@ -68,6 +71,7 @@ class RunsEvaluation:
     pairs: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PAIR_COLUMNS))
     pair_skips: list[Skip] = field(default_factory=list)
     mean_ab: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=MEAN_AB_COLUMNS))
+    not_computed: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> pd.DataFrame:
         """Per method: ``method``, ``n``, ``n_skipped`` and the mean of each metric.
@@ -295,7 +299,8 @@ def evaluate_runs(runs_dir: str | Path, methods: Sequence[str] | None = None,
     Args:
         runs_dir: ``runs/<split>``.
         methods: methods to evaluate (default all method folders, ``gt`` included).
-        metrics: registered metric names (:data:`analysis.metrics.METRICS`).
+        metrics: registered metric names (:data:`analysis.metrics.METRICS`); one whose
+            ``requires`` check fails is left out and listed in ``not_computed``.
         gt_method: the ground-truth folder.
         image_ids: ids to evaluate (default: manifest.csv, else the ``gt`` PNGs).
         ab_bins: also accumulate a/b histograms with these edges (or this many bins over
@@ -312,8 +317,10 @@ def evaluate_runs(runs_dir: str | Path, methods: Sequence[str] | None = None,
         A :class:`RunsEvaluation`.
     """
     runs = RunsFolder(runs_dir)
-    for k in metrics:
-        get_metric(k)
+    not_computed = {k: why for k in metrics if (why := get_metric(k).unavailable())}
+    for k, why in not_computed.items():
+        log.info("%s not computed: %s", k, why)
+    metrics = [k for k in metrics if k not in not_computed]
     methods = list(methods) if methods is not None else runs.methods()
     ids = list(image_ids) if image_ids is not None else runs.image_ids(methods)
     edges = None if ab_bins is None else ab_edges(ab_bins)
@@ -337,7 +344,8 @@ def evaluate_runs(runs_dir: str | Path, methods: Sequence[str] | None = None,
                           pairs=pd.DataFrame(found.pairs, columns=PAIR_COLUMNS),
                           pair_skips=found.pair_skips,
                           mean_ab=pd.DataFrame([r for r in found.rows if "mean_a" in r],
-                                               columns=MEAN_AB_COLUMNS))
+                                               columns=MEAN_AB_COLUMNS),
+                          not_computed=not_computed)
 
 
 def compute_metrics(runs_dir: str | Path, methods: Sequence[str] | None = None,
@@ -362,12 +370,14 @@ def compute_metrics(runs_dir: str | Path, methods: Sequence[str] | None = None,
 
     Returns:
         One row per method: ``method``, ``n`` (images scored), ``n_skipped`` and one column
-        per metric (mean over the images where it could be computed).
+        per metric (mean over the images where it could be computed); metrics that could
+        not run at all are in ``result.attrs["not_computed"]`` (metric -> why).
     """
     ev = evaluate_runs(runs_dir, methods, metrics, gt_method=gt_method, image_ids=image_ids,
                        progress=progress, workers=workers)
     summary = ev.summary()
     summary.attrs["skipped"] = [s.__dict__ for s in ev.skipped]
+    summary.attrs["not_computed"] = dict(ev.not_computed)
     return summary
 
 

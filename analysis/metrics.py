@@ -22,12 +22,18 @@ other papers. All take (H, W, 3) uint8 RGB arrays:
 
 A registry (:data:`METRICS`, :func:`register_metric`, :func:`get_metric`) lets the benchmark
 harness compute metrics by name (:func:`analysis.evaluate.compute_metrics` over a runs
-folder).
+folder). The metrics of later colorization papers are registered by
+:mod:`analysis.paper_metrics` (imported at the end of this module): LPIPS (AlexNet and
+VGG16, weights loaded on first use, never at import), DDColor's and CT2's colourfulness and
+the per-image colourfulness differences. FID is a metric of a set, not of an image:
+:mod:`analysis.fid_runs`.
 """
 
 from __future__ import annotations
 
 import logging
+import zlib
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -41,13 +47,15 @@ from pixcolor.registry import Registry
 log = logging.getLogger(__name__)
 
 __all__ = ["METRICS", "AUC_MAX_THRESHOLD", "Metric", "ab_histograms", "auc_ab_error",
-           "auc_from_ab", "colorfulness", "get_metric", "global_ab_error",
+           "auc_from_ab", "colorfulness", "colorfulness_pair", "get_metric", "global_ab_error",
            "grey_ratio", "worse_than_grey",
            "histogram_intersection", "ms_ssim", "psnr", "register_metric",
            "ssim"]
 
 AUC_MAX_THRESHOLD = 150  # CIC: thresholds 0..150 in ab units
-DEFAULT_METRICS = ("psnr", "ssim", "colorfulness", "auc", "global_ab")
+# what `make bench`, the report and the leaderboard compute unless told otherwise
+DEFAULT_METRICS = ("psnr", "ssim", "colorfulness", "auc", "global_ab", "lpips",
+                   "colorfulness_abs", "delta_colorfulness", "delta_colorfulness_abs")
 
 
 def _pair(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -95,6 +103,32 @@ def colorfulness(rgb: np.ndarray) -> float:
     sigma = np.hypot(rg.std(), yb.std())
     mu = np.hypot(rg.mean(), yb.mean())
     return float(sigma + 0.3 * mu)
+
+
+_PAIRS: OrderedDict[tuple, tuple[float, float]] = OrderedDict()
+
+
+def colorfulness_pair(rgb: np.ndarray) -> tuple[float, float]:
+    """:func:`colorfulness` and DDColor's and CT2's absolute-opponent variant
+    (:func:`analysis.colourfulness.colorfulness_abs`) of one image, the same numbers, from
+    one set of opponent planes. The last few images' values are remembered by content (the
+    bytes' CRC-32, shape and dtype), since a metrics pass asks for both and for their
+    differences to the truth: each is then computed once per decoded image.
+    """
+    x = np.ascontiguousarray(rgb)
+    key = (x.shape, x.dtype.str, zlib.crc32(x.view(np.uint8).data))
+    if key in _PAIRS:
+        return _PAIRS[key]
+    x = x.astype(np.float64).reshape(-1, 3)
+    rg = x[:, 0] - x[:, 1]
+    yb = 0.5 * (x[:, 0] + x[:, 1]) - x[:, 2]
+    signed = float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+    rg, yb = np.abs(rg), np.abs(yb)
+    pair = signed, float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+    _PAIRS[key] = pair
+    if len(_PAIRS) > 16:
+        _PAIRS.popitem(last=False)
+    return pair
 
 
 def auc_from_ab(pred_ab: np.ndarray, gt_ab: np.ndarray,
@@ -195,6 +229,10 @@ class Metric:
             preparation (the ``first`` of :func:`analysis.ssim.prepare_ms_ssim`), so the
             diversity pass of :func:`analysis.evaluate.evaluate_runs` reuses a sample's
             state instead of computing it again.
+        requires: optional check, run once before a pass (so a missing file is reported
+            once, not per image): returns None when the metric can run here, else one line
+            saying why not (for a weights file: its name and where it comes from). It may
+            load what the metric needs, so that worker processes inherit it.
     """
 
     name: str
@@ -206,6 +244,11 @@ class Metric:
     prepare: Callable[[np.ndarray], Any] | None = None
     fn_prepared: Callable[[Any, Any], float] | None = None
     ms_ssim_first_scale: bool = False
+    requires: Callable[[], str | None] | None = None
+
+    def unavailable(self) -> str | None:
+        """Why this metric cannot be computed here (see ``requires``), or None."""
+        return self.requires() if self.requires is not None else None
 
 
 METRICS: Registry[Metric] = Registry("metric")
@@ -248,9 +291,13 @@ register_metric("ssim", ssim, description="SSIM, Gaussian 11x11 sigma 1.5, RGB m
                 prepare=prepare_ssim, fn_prepared=ssim_prepared, ms_ssim_first_scale=True)
 register_metric("ms_ssim", lambda p, g: ms_ssim(p, g, min_size="upsample"),
                 description="5-scale MS-SSIM, RGB mean (upsampled below 161 px)")
-register_metric("colorfulness", colorfulness, needs_reference=False,
+register_metric("colorfulness", lambda rgb: colorfulness_pair(rgb)[0], needs_reference=False,
                 description="Hasler-Suesstrunk M3, signed opponent values")
 register_metric("auc", auc_from_ab, input="ab",
                 description="CIC AuC of ab error, thresholds 0..150")
 register_metric("global_ab", global_ab_error, input="ab", higher_is_better=False,
                 description="distance between the mean a, b of output and truth (global cast)")
+
+# the metrics of later papers (LPIPS, DDColor's and CT2's colourfulness): registered there,
+# after the registry above exists
+from analysis import paper_metrics  # noqa: E402, F401

@@ -39,8 +39,16 @@ import pandas as pd  # noqa: E402
 
 from analysis import diversity, figures, global_colour, prereg_check, tables, vtt  # noqa: E402
 from analysis.evaluate import evaluate_runs  # noqa: E402
+from analysis.fid_runs import FIDOptions, runs_fid  # noqa: E402
 from analysis.lab_stats import AB_EDGES  # noqa: E402
+from analysis.leaderboard import (  # noqa: E402
+    LeaderboardOptions,
+    leaderboard_from_pass,
+    not_computed_line,
+)
+from analysis.leaderboard_format import display_frame, write_leaderboard  # noqa: E402
 from analysis.metrics import DEFAULT_METRICS, METRICS  # noqa: E402
+from analysis.metrics_cache import MetricsPass  # noqa: E402
 from analysis.report_html import Section, render_html, write_grid  # noqa: E402
 from analysis.runs import GREY_METHOD, GT_METHOD, RunsFolder, skips_frame  # noqa: E402
 
@@ -102,9 +110,10 @@ def run_report(args: argparse.Namespace) -> Path:
                        progress=not args.no_progress, workers=args.workers,
                        sample_prefix=args.sample_prefix,
                        ms_ssim_min_size=args.ms_ssim_min_size)
-    sections = [_metrics_section(ev, methods, metric_names, tab_dir)]
+    sections = [_metrics_section(ev, methods, metric_names, tab_dir),
+                _leaderboard_section(ev, runs, args, out / "leaderboard")]
     _step(f"metrics, histograms and diversity pass: {len(ev.per_image)} image rows, "
-          f"{len(ev.pairs)} pairs, {len(ev.skipped)} skipped", t0)
+          f"{len(ev.pairs)} pairs, {len(ev.skipped)} skipped; leaderboard", t0)
     if args.gt in ev.ab_counts:
         sections.append(_lab_section(ev, args.gt, tab_dir, fig_dir))
     _step("Lab histogram tables and figures", t0)
@@ -159,7 +168,28 @@ def _metrics_section(ev, methods: list[str], metric_names: list[str], tab_dir: P
         "judge colorization; they are for runs without ratings.",
         "Columns: " + "; ".join(
             f"{m}: {METRICS[m].description} ({'higher' if METRICS[m].higher_is_better else 'lower'}"
-            " is better)" for m in metric_names if m in METRICS) + "."])
+            " is better)" for m in ev.metrics if m in METRICS) + ".",
+        *([not_computed_line(ev.not_computed)] if ev.not_computed else [])])
+
+
+def _leaderboard_section(ev, runs: RunsFolder, args: argparse.Namespace,
+                         out_dir: Path) -> Section:
+    """The leaderboard (:mod:`analysis.leaderboard`) of this pass's per-image values, with
+    FID when its weights are here; also written as CSV, Markdown and LaTeX to ``out_dir``."""
+    fid = FIDOptions(seed=args.seed, level=args.confidence)
+    options = LeaderboardOptions(metrics=tuple(ev.metrics), fid=fid, seed=args.seed,
+                                 level=args.confidence, gt_method=args.gt)
+    mp = MetricsPass(ev.per_image, list(ev.metrics), dict(ev.not_computed),
+                     fid=runs_fid(runs.root, ev.methods, fid, gt_method=args.gt,
+                                  image_ids=ev.image_ids), methods=ev.methods)
+    if mp.fid.not_computed:
+        mp.not_computed[fid.column] = mp.fid.not_computed
+    board = leaderboard_from_pass(mp, runs.root.resolve().name, options)
+    write_leaderboard(board, out_dir)
+    return Section("Leaderboard", tables=[display_frame(board)], text=[
+        *board.notes, "★ best per column; † references (see the truth's colours), not "
+        "ranked. CSV, Markdown and LaTeX (booktabs) in leaderboard/; published numbers of "
+        "other papers there too, never mixed into these rows."])
 
 
 def _lab_section(ev, gt: str, tab_dir: Path, fig_dir: Path) -> Section:

@@ -1,5 +1,5 @@
 """Command line of the benchmark harness: ``python -m bench {build-split,generate,metrics,run,
-protocols}``.
+protocols,leaderboard}``.
 
 Examples::
 
@@ -11,6 +11,7 @@ Examples::
     python -m bench generate --split ctest10k --methods pixcolor_s1,gt --shard 0/4
     python -m bench generate --split demo --methods external:mine=/path/to/pngs
     python -m bench metrics --runs-dir runs/demo
+    python -m bench leaderboard --runs runs/demo          # mean [95% interval], best marked
 
 Exit status: 0 when every expected image is usable and generated, 3 when some are not (the
 outputs are still written and the final lines say how many), 1 on an error that stops the
@@ -93,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--runs-dir", default=None, help="runs/<split> (default RUNS/NAME)")
     m.add_argument("--methods", default=None, help="comma-separated methods (default: all)")
     m.add_argument("--workers", type=int, default=1, help="processes for the metrics")
+    bench_metrics.add_fid_flag(m)
 
     r = sub.add_parser("run", help="split + generate + metrics (what `make bench` runs)")
     _common(r)
@@ -101,7 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--list", dest="list_file", default=None, help="list file to use instead")
     r.add_argument("--size", type=int, default=DEFAULT_SIZE, help="shorter side and crop")
     r.add_argument("--workers", type=int, default=1, help="processes for the metrics")
+    bench_metrics.add_fid_flag(r)
     _gen_opts(r)
+    bench_metrics.add_leaderboard_parser(sub)
     sub.add_parser("list-methods", help="registered method names")
     pr = sub.add_parser("protocols", help="the published protocols build-split --protocol makes")
     pr.add_argument("name", nargs="?", default=None, help="print every field of one protocol")
@@ -156,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "protocols":
             print(format_protocol(args.name) if args.name else format_table())
             return 0
+        if args.command == "leaderboard":
+            return bench_metrics.leaderboard_command(args)
         if getattr(args, "protocol", None):
             args.split = args.protocol
         name = split_name(args.split, args.subset, args.seed)
@@ -189,17 +195,14 @@ def main(argv: list[str] | None = None) -> int:
                       f"existed, {len(rep.failed)} failed){why}")
             return PARTIAL if any(r.status == "incomplete" for r in reports) else 0
         if args.command == "metrics":
-            runs_dir = Path(args.runs_dir) if args.runs_dir else Path(args.runs) / name
-            df = bench_metrics.compute(runs_dir, _methods(args.methods), workers=args.workers)
-            print(bench_metrics.format_table(df))
-            print(f"wrote {runs_dir / 'metrics.csv'}")
-            return 0
+            return bench_metrics.metrics_command(args, name, _methods(args.methods))
         source = SplitSource(split=args.split, data=args.data, imagenet_val=args.imagenet_val,
                              list_file=args.list_file, subset=args.subset, seed=args.seed,
                              size=args.size)
         summary = run(source, runs=args.runs, methods=_methods(args.methods),
                       options=_method_options(args), shard=args.shard,
-                      overwrite=args.overwrite, metric_workers=args.workers, echo=print)
+                      overwrite=args.overwrite, metric_workers=args.workers, echo=print,
+                      fid_variant=args.fid_variant)
         return 0 if summary.ok else (PARTIAL if summary.split.usable else 1)
     except (SplitError, GenerateError, KeyError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

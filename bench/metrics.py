@@ -3,21 +3,33 @@
 The paper judges colorizations by the Visual Turing Test, not by per-pixel metrics; these
 numbers are for runs without ratings and for comparison with other papers. The metrics
 themselves live in :mod:`analysis.metrics` (PSNR, SSIM, colourfulness, AuC, global ab
-error).
+error, LPIPS, the papers' colourfulness) and :mod:`analysis.fid_runs` (FID per method). The
+per-image values are kept beside ``metrics.csv`` (:mod:`analysis.metrics_cache`), so the
+leaderboard (``python -m bench leaderboard``) reuses them. A metric whose weights file is
+missing is not computed; the table says so in one line, and every other metric still runs.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
-from analysis.evaluate import compute_metrics
+from analysis.fid_runs import FIDOptions
+from analysis.leaderboard import LeaderboardOptions, build_leaderboard, not_computed_line
+from analysis.leaderboard_format import to_markdown, write_leaderboard
 from analysis.metrics import DEFAULT_METRICS
+from analysis.metrics_cache import metrics_pass
 from analysis.runs import order_methods
 from pixcolor.io import atomic_open
+
+FID_VARIANTS = ("fid", "torchvision", "none")  # --fid-variant: none computes no FID
+DEFAULT_FID = FIDOptions()  # the TF-ported Inception, the common protocol
 
 
 def method_folders(runs_dir: Path) -> list[str]:
@@ -27,24 +39,36 @@ def method_folders(runs_dir: Path) -> list[str]:
                           if p.is_dir() and any(p.glob("*.png"))])
 
 
+def fid_options(variant: str | None, device: str = "cpu") -> FIDOptions | None:
+    """FID settings of ``--fid-variant`` (None or ``"none"``: no FID)."""
+    return None if variant in (None, "none") else FIDOptions(variant=variant, device=device)
+
+
 def compute(runs_dir: str | os.PathLike, methods: Sequence[str] | None = None,
-            metrics: Sequence[str] = DEFAULT_METRICS, workers: int = 1) -> pd.DataFrame:
-    """Mean metrics per method; writes ``<runs_dir>/metrics.csv``.
+            metrics: Sequence[str] = DEFAULT_METRICS, workers: int = 1,
+            fid: FIDOptions | None = DEFAULT_FID) -> pd.DataFrame:
+    """Mean metrics per method; writes ``<runs_dir>/metrics.csv`` and the per-image cache.
 
     Args:
         runs_dir: ``runs/<split>``.
         methods: method folders (default: every folder with PNGs).
         metrics: metric names registered in :mod:`analysis.metrics`.
-        workers: processes for :func:`analysis.evaluate.compute_metrics`.
+        workers: processes for the image pass.
+        fid: FID settings (None: no FID column).
 
     Returns:
-        One row per method: ``method``, ``n``, ``n_skipped`` and a column per metric.
+        One row per method: ``method``, ``n``, ``n_skipped`` and a column per metric (and
+        FID); ``attrs["not_computed"]`` (metric -> why) and ``attrs["notes"]`` hold what
+        :func:`format_table` prints under the rows.
     """
     runs_dir = Path(runs_dir)
     methods = list(methods) if methods else method_folders(runs_dir)
-    df = compute_metrics(runs_dir, methods=methods, metrics=list(metrics), workers=workers)
+    df = metrics_pass(runs_dir, methods, list(metrics), fid=fid, workers=workers,
+                      reuse=False).summary()
     rank = {m: i for i, m in enumerate(methods)}
+    attrs = dict(df.attrs)
     df = df.sort_values("method", key=lambda s: s.map(rank)).reset_index(drop=True)
+    df.attrs.update(attrs)
     with atomic_open(runs_dir / "metrics.csv", "w", newline="") as f:
         df.to_csv(f, index=False, float_format="%.4f")
     return df
@@ -60,4 +84,65 @@ def format_table(df: pd.DataFrame) -> str:
     widths = [max(len(r[k]) for r in cells) for k in range(len(cols))]
     lines = ["  ".join(v.rjust(w) if k else v.ljust(w) for k, (v, w) in
                        enumerate(zip(r, widths, strict=True))) for r in cells]
-    return "\n".join(lines)
+    if df.attrs.get("not_computed"):
+        lines.append(not_computed_line(df.attrs["not_computed"]))
+    return "\n".join(lines + list(df.attrs.get("notes", [])))
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def add_fid_flag(p: argparse.ArgumentParser) -> None:
+    """``--fid-variant`` on a subcommand that computes metrics."""
+    p.add_argument("--fid-variant", default="fid", choices=FID_VARIANTS,
+                   help="FID network: fid (TF-ported Inception, pytorch-fid/torch-fidelity), "
+                        "torchvision (DDColor's and CT2's protocol) or none (default: fid)")
+
+
+def add_leaderboard_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``leaderboard`` subcommand's options."""
+    lb = sub.add_parser("leaderboard", help="every method x metric of one runs folder, with "
+                        "95%% intervals, as CSV, Markdown and LaTeX")
+    lb.add_argument("--runs", required=True, help="the runs folder runs/<split>")
+    lb.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
+                    help="comma-separated per-image metrics (default: %(default)s)")
+    lb.add_argument("--out", default=None, help="output folder (default: RUNS/leaderboard)")
+    add_fid_flag(lb)
+    lb.add_argument("--fid-weights", default=None, help="Inception weights file of the variant")
+    lb.add_argument("--fid-resamples", type=int, default=DEFAULT_FID.n_resamples,
+                    help="bootstrap resamples of FID's interval (default: %(default)s)")
+    lb.add_argument("--n-resamples", type=int, default=1000,
+                    help="bootstrap resamples of the per-image metrics (default: %(default)s)")
+    lb.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    lb.add_argument("--published", default="match", choices=["match", "all", "none"],
+                    help="published numbers: the folder's protocol (else all, labelled), all "
+                         "or none (default: match)")
+    lb.add_argument("--device", default="cpu", help="torch device of FID features not cached")
+    lb.add_argument("--workers", type=int, default=1, help="processes for uncached images")
+
+
+def metrics_command(args: argparse.Namespace, name: str, methods: list[str] | None) -> int:
+    """``python -m bench metrics``: metrics.csv and the table."""
+    runs_dir = Path(args.runs_dir) if args.runs_dir else Path(args.runs) / name
+    df = compute(runs_dir, methods, workers=args.workers, fid=fid_options(args.fid_variant))
+    print(format_table(df))
+    print(f"wrote {runs_dir / 'metrics.csv'}")
+    return 0
+
+
+def leaderboard_command(args: argparse.Namespace) -> int:
+    """``python -m bench leaderboard``: build, print (Markdown) and write the leaderboard."""
+    t0 = time.perf_counter()
+    fid = fid_options(args.fid_variant, args.device)
+    if fid is not None:
+        fid = replace(fid, weights=args.fid_weights, n_resamples=args.fid_resamples,
+                      seed=args.seed)
+    metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    options = LeaderboardOptions(metrics=metrics, fid=fid, n_resamples=args.n_resamples,
+                                 seed=args.seed, workers=args.workers, published=args.published)
+    board = build_leaderboard(args.runs, options)
+    print(to_markdown(board))
+    out = Path(args.out) if args.out else Path(args.runs) / "leaderboard"
+    paths = write_leaderboard(board, out)
+    print(f"wrote {', '.join(str(p) for p in paths)} ({time.perf_counter() - t0:.1f} s)")
+    return 0

@@ -128,7 +128,7 @@ class RunSummary:
 def run(source: SplitSource, *, runs: str = "runs", methods: Sequence[str] | None = None,
         options: MethodOptions | None = None, shard: str | None = None,
         overwrite: bool = False, metric_workers: int = 1,
-        echo: Callable[[str], None] = log.info) -> RunSummary:
+        echo: Callable[[str], None] = log.info, fid_variant: str | None = "fid") -> RunSummary:
     """Build the split, generate every available method, compute metrics, print a summary.
 
     Args:
@@ -141,6 +141,8 @@ def run(source: SplitSource, *, runs: str = "runs", methods: Sequence[str] | Non
         overwrite: regenerate method folders made with other settings.
         metric_workers: processes for the metrics.
         echo: where progress and the summary go (the command line passes ``print``).
+        fid_variant: FID's network (``"fid"``, ``"torchvision"``; None or ``"none"``: no
+            FID); FID and LPIPS without their weights file are reported, not computed.
 
     Returns:
         A :class:`RunSummary`; problems are reported, not raised (except a split that
@@ -170,7 +172,8 @@ def run(source: SplitSource, *, runs: str = "runs", methods: Sequence[str] | Non
              f"(python -m bench metrics --runs-dir {runs_dir})")
     else:
         echo(f"[3/3] metrics -> {runs_dir / 'metrics.csv'}")
-        df = bench_metrics.compute(runs_dir, workers=metric_workers)
+        df = bench_metrics.compute(runs_dir, workers=metric_workers,
+                                   fid=bench_metrics.fid_options(fid_variant, options.device))
         summary.metrics_table = bench_metrics.format_table(df)
         echo(summary.metrics_table)
     summary.seconds = time.perf_counter() - t0
@@ -221,6 +224,7 @@ def _closing(summary: RunSummary, runs_dir: Path) -> str:
         f"--runs {runs_dir} --methods {study}{_small_study_flags(summary.split.usable)} "
         "&& flask --app vtt_app run",
         f"  report:   python analysis/report.py --runs {runs_dir} --out report",
+        f"  leaderboard: python -m bench leaderboard --runs {runs_dir}  (mean [95% interval])",
     ]
     return "\n".join(lines)
 

@@ -30,3 +30,19 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_local_weights(tmp_path_factory):
+    """No test reads pretrained weights or a feature cache from this machine: torch hub's
+    folder is an empty temporary one and the weight variables are unset, so LPIPS and FID
+    are "not computed" unless a test points the variables at generated files (and the
+    tables of ``make test`` do not depend on what a developer has downloaded)."""
+    root = tmp_path_factory.mktemp("no_weights")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TORCH_HOME", str(root / "torch"))
+        mp.setenv("PIXCOLOR_FID_CACHE", str(root / "fid_cache"))
+        for var in ("PIXCOLOR_FID_WEIGHTS", "PIXCOLOR_FID_TV_WEIGHTS",
+                    "PIXCOLOR_LPIPS_BACKBONE_WEIGHTS", "PIXCOLOR_LPIPS_HEADS"):
+            mp.delenv(var, raising=False)
+        yield

@@ -153,10 +153,12 @@ def test_registry():
 
 
 def test_compute_metrics_skips_and_reports(runs_dir, caplog):
-    df = compute_metrics(runs_dir)
+    df = compute_metrics(runs_dir)  # no LPIPS weights here (tests/conftest.py)
     assert list(df.columns) == ["method", "n", "n_skipped", "psnr", "ssim", "colorfulness",
-                                "auc", "global_ab", "psnr_n_identical", "global_ab_vs_grey",
-                                "worse_than_grey"]
+                                "auc", "global_ab", "colorfulness_abs", "delta_colorfulness",
+                                "delta_colorfulness_abs", "psnr_n_identical",
+                                "global_ab_vs_grey", "worse_than_grey"]
+    assert "alexnet-owt-7be5be79.pth" in df.attrs["not_computed"]["lpips"]
     row = df.set_index("method")
     assert row.loc["gt", "psnr_n_identical"] == 3 and row.loc["cic", "psnr_n_identical"] == 0
     assert row.loc["cic", "n"] == 2 and row.loc["cic", "n_skipped"] == 1

@@ -62,6 +62,8 @@ def test_report_end_to_end(full, capsys):
     assert ("global_ab: distance between the mean a, b of output and truth (global cast) "
             "(lower is better)") in html
     assert "Exclusion rules" in html and "rater_flagged = 1" in html
+    assert "Leaderboard" in html and "not computed (no weights file" in html
+    assert r"\toprule" in (full / "leaderboard" / "leaderboard.tex").read_text()
     assert "grid/pixcolor_s1/" in html and "&quot;seed&quot;: 0" in html
     pairs = pd.read_csv(full / "tables" / "diversity_pairs.csv")
     assert len(pairs) == 3 and (pairs["fallback"] == "upsample").all()  # 40x48 < 161 px
