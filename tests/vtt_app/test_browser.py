@@ -218,3 +218,22 @@ def test_page_retries_a_busy_server(browser, live):
     _wait_for(page, "ready")  # the first /next and images got a 503; the page tried again
     page.close()
     assert {k: len(v) for k, v in failed.items()} == {"next": 1, "images": 1}
+
+
+def test_admin_page_does_not_scroll_sideways_on_a_phone(browser, live):
+    """At 390 px the admin page's wide tables scroll inside their own boxes; the page does
+    not scroll sideways."""
+    _app, base = live
+    _consented_page(browser, base, "web").close()  # a rater row in the raters table
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.set_default_timeout(15_000)
+    page.goto(f"{base}/admin/login")
+    page.fill("input[name=token]", "admin-token")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/admin/")
+    page.goto(f"{base}/admin/s/web")
+    page.wait_for_selector("h1")
+    doc_w = page.evaluate("() => document.documentElement.scrollWidth")
+    widest_table = max(t.bounding_box()["width"] for t in page.locator("table").all())
+    page.close()
+    assert doc_w <= 390 < widest_table, (doc_w, widest_table)
