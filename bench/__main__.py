@@ -59,6 +59,8 @@ def _gen_opts(p: argparse.ArgumentParser) -> None:
                    help="i/n: this process's share (default: torchrun RANK/WORLD_SIZE)")
     p.add_argument("--sampling-threads", type=int, default=1,
                    help="torch CPU threads while sampling the PixelCNN (0: torch default)")
+    p.add_argument("--rank-samples", type=int, default=10,
+                   help="pixcolor_best: samples drawn per photo, the most likely kept")
     p.add_argument("--overwrite", action="store_true",
                    help="regenerate method folders made with other settings")
 
@@ -130,6 +132,7 @@ def _method_options(args: argparse.Namespace) -> MethodOptions:
     """The generation flags as the settings methods are built with."""
     return MethodOptions(checkpoint=args.checkpoint, device=args.device,
                          batch_size=args.batch_size, sampling_threads=args.sampling_threads,
+                         rank_samples=args.rank_samples,
                          baseline_checkpoints=_pairs(args.baseline_checkpoint))
 
 

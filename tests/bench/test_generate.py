@@ -244,16 +244,19 @@ def test_cli_run_end_to_end(tmp_path, fake_val, tiny_ckpt, capsys):
     val, list_file, _ = fake_val("ctest10k", 5, "flat", missing=(1,), corrupt=None)
     rc = main(["run", "--data", str(tmp_path / "data"), "--split", "ctest10k", "--list",
                str(list_file), "--imagenet-val", str(val), "--runs", str(tmp_path / "runs"),
-               "--size", str(SIZE), "--methods", "gt,grayscale,gt28_unrefined,pixcolor_s1",
-               "--checkpoint", str(tiny_ckpt), "--batch-size", "4"])
+               "--size", str(SIZE),
+               "--methods", "gt,grayscale,gt28_unrefined,pixcolor_s1,pixcolor_best",
+               "--checkpoint", str(tiny_ckpt), "--batch-size", "4", "--rank-samples", "2"])
     out = capsys.readouterr().out
     assert rc == 3  # one source missing
     assert "4 of 5 expected images usable (1 missing" in out
     assert "flask --app vtt_app" in out and "analysis/report.py" in out
     with open(tmp_path / "runs" / "ctest10k" / "metrics.csv", newline="") as f:
         rows = {r["method"]: r for r in csv.DictReader(f)}
-    assert set(rows) == {"gt", "grayscale", "gt28_unrefined", "pixcolor_s1"}
+    assert set(rows) == {"gt", "grayscale", "gt28_unrefined", "pixcolor_s1", "pixcolor_best"}
     assert all(int(r["n"]) == 4 for r in rows.values()) and "psnr" in rows["gt"]
+    best = json.loads((tmp_path / "runs" / "ctest10k" / "pixcolor_best" / "meta.json").read_text())
+    assert best["rank_samples"] == 2  # --rank-samples reaches the method
 
 
 def test_baseline_methods_take_their_own_checkpoints(split_dir, tmp_path):
