@@ -36,6 +36,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from analysis.inception_weights import (  # noqa: F401  (WeightsNotFound re-exported)
+    WeightsNotFound,
+    hub_checkpoints_dir,
+)
+
 if TYPE_CHECKING:
     import torch
 
@@ -49,10 +54,6 @@ SHIFT = (-0.030, -0.088, -0.188)  # lpips.ScalingLayer
 SCALE = (0.458, 0.448, 0.450)
 EPS = 1e-10  # lpips.normalize_tensor
 HEADS_URL = "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/"
-
-
-class WeightsNotFound(FileNotFoundError):
-    """A weights file LPIPS needs is not on disk (nothing is downloaded)."""
 
 
 class WeightsError(ValueError):
@@ -127,12 +128,6 @@ def _locate(given: str | Path | None, env: str, file: str, default: Path | None,
     raise WeightsNotFound(f"not found in {default}" if default else no_default)
 
 
-def _hub_checkpoints() -> Path:
-    import torch.hub
-
-    return Path(torch.hub.get_dir()) / "checkpoints"
-
-
 def find_backbone_weights(backbone: str = "alex", path: str | Path | None = None) -> Path:
     """torchvision's ImageNet weights file of ``backbone`` ("alex" or "vgg").
 
@@ -144,12 +139,12 @@ def find_backbone_weights(backbone: str = "alex", path: str | Path | None = None
     """
     spec = _backbone(backbone)
     try:
-        return _locate(path, ENV_BACKBONE, spec.file, _hub_checkpoints() / spec.file)
+        return _locate(path, ENV_BACKBONE, spec.file, hub_checkpoints_dir() / spec.file)
     except WeightsNotFound as e:
         raise WeightsNotFound(
             f"LPIPS {backbone} backbone weights: {e}. Expected torchvision's ImageNet file "
             f"{spec.file} ({spec.url}); nothing is downloaded: fetch it on a machine with "
-            f"internet access into {_hub_checkpoints()}, or pass its path (or set "
+            f"internet access into {hub_checkpoints_dir()}, or pass its path (or set "
             f"{ENV_BACKBONE})") from None
 
 
