@@ -5,7 +5,10 @@ per (variant, weights sha256): ``<cache_dir>/<variant>-<weights sha256[:16]>/<sh
 <sha>.npy``. The same photo in two folders is computed once, a new method's outputs are
 the only images computed when it joins a comparison, and other weights or the other
 variant never read these files. Files are written atomically; an unreadable one is
-recomputed.
+recomputed. A file's sha256 is itself kept per folder under ``<cache_dir>/hashes/`` with
+the file's size and modification time, so a second pass over unchanged folders reads no
+image (the rule of :func:`analysis.fid_runs.folder_fingerprint`); a file whose size or
+time changed is hashed again.
 
 Torch is imported only when an image misses the cache (:mod:`analysis.inception`); images
 are read with :func:`pixcolor.io.load_rgb` and resized to 299x299 (a batch of one size
@@ -14,6 +17,8 @@ at once, mixed sizes one by one), then batched through the network.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 from collections.abc import Iterable
@@ -24,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from analysis.inception_weights import find_weights, weights_sha256
-from pixcolor.io import atomic_open, file_sha256, iter_images, load_rgb
+from pixcolor.io import atomic_open, atomic_write_text, file_sha256, iter_images, load_rgb
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,8 @@ class FeatureExtractor:
         weights_sha256: its sha256 (part of the cache key).
         device: torch device of the network.
         batch_size: images per forward pass.
+        backend: ``"ours"`` (:mod:`analysis.inception`) or ``"reference"`` (the
+            reference library's network, :mod:`analysis.reference_libs`; cached apart).
         computed: images run through the network so far (cache misses).
     """
 
@@ -49,12 +56,14 @@ class FeatureExtractor:
     weights_sha256: str
     device: str = "cpu"
     batch_size: int = 50
+    backend: str = "ours"
     computed: int = 0
     _net: Any = field(default=None, repr=False)
 
     @classmethod
     def open(cls, variant: str = "fid", weights: str | os.PathLike | None = None, *,
-             device: str = "cpu", batch_size: int = 50) -> FeatureExtractor:
+             device: str = "cpu", batch_size: int = 50,
+             backend: str = "ours") -> FeatureExtractor:
         """Find the weights (:func:`analysis.inception_weights.find_weights`: argument, environment
         variable, torch hub cache) and hash them; the network itself is not built yet.
 
@@ -62,10 +71,16 @@ class FeatureExtractor:
             WeightsNotFound: no weights file (nothing is downloaded).
         """
         path = find_weights(variant, weights)
-        return cls(variant, path, weights_sha256(path), device, batch_size)
+        return cls(variant, path, weights_sha256(path), device, batch_size, backend)
 
     def net(self) -> Any:
-        """The :class:`analysis.inception.InceptionV3` in eval mode (loaded once)."""
+        """The :class:`analysis.inception.InceptionV3` in eval mode (loaded once), or the
+        reference library's network (:class:`analysis.reference_libs.ReferenceNetwork`)."""
+        if self._net is None and self.backend == "reference":
+            from analysis.reference_libs import ReferenceNetwork
+
+            log.info("loading the reference %s network with %s", self.variant, self.weights)
+            self._net = ReferenceNetwork(self.variant, self.weights, self.device)
         if self._net is None:
             from analysis.inception import load_inception
 
@@ -110,7 +125,46 @@ def image_paths(images: str | os.PathLike | Iterable[str | os.PathLike]) -> list
 
 def _cache_file(cache_dir: Path, extractor: FeatureExtractor, sha: str) -> Path:
     key = f"{extractor.variant}-{extractor.weights_sha256[:16]}"
+    if extractor.backend != "ours":
+        key += f"-{extractor.backend}"
     return cache_dir / key / sha[:2] / f"{sha}.npy"
+
+
+def file_hashes(paths: list[Path], cache_dir: str | os.PathLike | None) -> list[str]:
+    """The sha256 of each file, from the per-folder index under ``<cache_dir>/hashes/``
+    where the file's size and modification time still match (module docstring); the index
+    is updated with what had to be hashed. None: hash every file."""
+    if cache_dir is None:
+        return [file_sha256(p) for p in paths]
+    by_folder: dict[Path, list[int]] = {}
+    for k, p in enumerate(paths):
+        by_folder.setdefault(p.parent.resolve(), []).append(k)
+    out = [""] * len(paths)
+    for folder, positions in by_folder.items():
+        index_file = (Path(cache_dir) / "hashes"
+                      / f"{hashlib.sha1(str(folder).encode()).hexdigest()[:20]}.json")
+        try:
+            index = json.loads(index_file.read_text())
+        except (OSError, ValueError):
+            index = {}
+        changed = False
+        for k in positions:
+            try:
+                st = paths[k].stat()
+            except OSError:  # hashing says what is wrong with the file
+                out[k] = file_sha256(paths[k])
+                continue
+            known = index.get(paths[k].name)
+            if known and known[:2] == [st.st_size, st.st_mtime_ns]:
+                out[k] = known[2]
+                continue
+            out[k] = file_sha256(paths[k])
+            index[paths[k].name] = [st.st_size, st.st_mtime_ns, out[k]]
+            changed = True
+        if changed:
+            index_file.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(index_file, json.dumps(index, separators=(",", ":")))
+    return out
 
 
 def _read_cached(path: Path) -> np.ndarray | None:
@@ -140,7 +194,7 @@ def image_features(images: str | os.PathLike | Iterable[str | os.PathLike],
         WeightsNotFound: from the extractor, when an image must be computed.
     """
     paths = image_paths(images)
-    shas = [file_sha256(p) for p in paths]
+    shas = file_hashes(paths, cache_dir)
     found: dict[str, np.ndarray] = {}
     if cache_dir is not None:
         for sha in set(shas):

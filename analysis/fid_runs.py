@@ -8,18 +8,15 @@ pytorch-fid and torch-fidelity, the common protocol; ``torchvision`` (column
 ``fid_torchvision``) is the network DDColor's and CT2's evaluation code uses, for numbers
 held against theirs. The two do not compare with each other.
 
-The interval is :func:`analysis.fid.fid_bootstrap`'s paired percentile bootstrap over images
-(row i of the method and of the truth is the same photo, drawn together; the same draws,
-one ``np.random.default_rng(seed)`` per method, so methods of equal image counts share them),
-computed without a 2048 x 2048 ``sqrtm``: with A and B the weighted, centred features
-(S1 = A'A, S2 = B'B), ``tr sqrtm(S1 S2)`` is the sum of the singular values of ``A B'``, a
-k x k matrix for k distinct images, when k <= 2048; above that, the eigenvalues of the
-symmetric ``L' S1 L`` with ``S2 = L L'`` (Cholesky; :func:`analysis.fid.fid_bootstrap`'s
-``S2^1/2 S1 S2^1/2`` when S2 is singular). The point estimate takes the same
-route with every image once: it equals :func:`analysis.fid.fid` up to rounding (tested), in
-milliseconds instead of about 14 s of ``scipy.linalg.sqrtm`` per method at d = 2048 on one
-core. A resample costs about 1 ms at the demo's 34 images and a few seconds at 5,000
-(two 2048-d covariances and an eigendecomposition).
+The interval (:mod:`analysis.fid_interval`) is over images, paired (row i of the method and
+of the truth is the same photo, drawn together), on the same draws for every method of equal
+image count (one ``np.random.default_rng(seed)`` per method): by default the percentile
+interval of FID's linearised bootstrap (one eigendecomposition per method: about 2 s at
+5,000 images; it matched the spread of FID across independent datasets where recomputing
+FID on resamples overstated it), or with ``interval="resample"`` FID recomputed on every
+resample (about 1.2 s each at 5,000 images). The point estimate takes a factored route
+without a 2048 x 2048 ``sqrtm`` and equals :func:`analysis.fid.fid` up to rounding
+(tested).
 
 Below 2,048 images the covariance is rank-deficient and FID biased upward
 (:data:`analysis.fid.MIN_IMAGES`): :meth:`FIDTable.notes` says so once.
@@ -30,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +36,9 @@ import pandas as pd
 
 from analysis.fid import MIN_IMAGES, Interval, default_cache_dir
 from analysis.fid_features import FeatureExtractor, image_features
+from analysis.fid_interval import INTERVALS, TruthFactor, linear_fid, paired_fid, reference_root
 from analysis.inception_weights import WeightsNotFound, get_variant, hub_checkpoints_dir
+from analysis.reference_libs import BACKENDS, unavailable
 from analysis.runs import GT_METHOD, RunsFolder
 from pixcolor.io import ImageLoadError
 
@@ -65,6 +65,10 @@ class FIDOptions:
         cache_dir: the feature cache (None: :func:`analysis.fid.default_cache_dir`).
         device, batch_size: of the Inception forward passes (cache misses only).
         n_resamples: bootstrap resamples of the interval (0: none).
+        interval: ``"linear"`` (FID's linearised bootstrap) or ``"resample"`` (FID
+            recomputed per resample); :mod:`analysis.fid_interval`.
+        backend: ``"ours"`` or ``"reference"`` (the features from torch-fidelity's or
+            torchvision's own network: :mod:`analysis.reference_libs`).
         seed: the bootstrap's seed (the same draws for every method of equal image count).
         level: the interval's central coverage.
     """
@@ -77,6 +81,16 @@ class FIDOptions:
     n_resamples: int = 100
     seed: int = 0
     level: float = 0.95
+    interval: str = "linear"
+    backend: str = "ours"
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"FID backend must be one of {', '.join(BACKENDS)}, got "
+                             f"{self.backend!r}")
+        if self.interval not in INTERVALS:
+            raise ValueError(f"FID interval must be one of {', '.join(INTERVALS)}, got "
+                             f"{self.interval!r}")
 
     @property
     def column(self) -> str:
@@ -85,8 +99,11 @@ class FIDOptions:
     def describe(self) -> str:
         """One line: the column, its network, the interval."""
         return (f"{self.column}: FID against the truth, {NETWORKS[self.variant]}; "
-                f"{self.level:.0%} paired percentile bootstrap over images, "
-                f"{self.n_resamples} resamples, seed {self.seed}")
+                f"{self.level:.0%} paired percentile bootstrap over images "
+                f"({'linearised' if self.interval == 'linear' else 'FID per resample'}), "
+                f"{self.n_resamples} resamples, seed {self.seed}"
+                + ("; features from the reference library's network"
+                   if self.backend == "reference" else ""))
 
 
 @dataclass
@@ -132,94 +149,6 @@ def fid_missing_reason(variant: str = "fid", weights: str | os.PathLike | None =
     return f"needs {v.files[0]} ({url}): set ${v.env} to it or put it in {hub}"
 
 
-# --------------------------------------------------------------------------- arithmetic
-
-
-def _draw(rng: np.random.Generator, n: int) -> np.ndarray:
-    """How often each of n images is drawn in one resample (fid_bootstrap's draws)."""
-    return np.bincount(rng.integers(0, n, n), minlength=n)
-
-
-def _psd_root(s: np.ndarray) -> np.ndarray:
-    w, v = np.linalg.eigh(s)
-    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-
-
-def reference_root(y: np.ndarray) -> np.ndarray:
-    """A factor L of the covariance of (n, d) features, S = L L' (Cholesky, else the
-    symmetric root): :func:`weighted_fid`'s ``y_root`` for every method against one truth."""
-    yc = y - y.mean(0)
-    s2 = yc.T @ yc / (len(y) - 1)
-    try:
-        return np.linalg.cholesky(s2)
-    except np.linalg.LinAlgError:
-        return _psd_root(s2)
-
-
-def weighted_fid(x: np.ndarray, y: np.ndarray, counts: np.ndarray | None = None,
-                 y_root: np.ndarray | None = None) -> float:
-    """FID of paired (n, d) feature sets with image i taken ``counts[i]`` times (all once
-    when None), by the factored form of the module docstring.
-
-    Args:
-        x: the method's features (float64).
-        y: the truth's features of the same photos, in the same order (float64).
-        counts: (n,) non-negative draw counts summing to at least 2.
-        y_root: :func:`reference_root` of ``y`` when ``counts`` is None and n > d (so
-            the truth's covariance is factored once for all methods); None computes it.
-    """
-    if counts is None:
-        counts = np.ones(len(x), np.int64)
-    else:
-        y_root = None  # the draws change the truth's covariance
-    keep = counts > 0
-    c = counts[keep].astype(np.float64)
-    x, y = x[keep], y[keep]
-    total = c.sum()
-    mx, my = c @ x / total, c @ y / total
-    w = np.sqrt(c / (total - 1))[:, None]
-    a, b = (x - mx) * w, (y - my) * w  # S1 = a'a, S2 = b'b
-    if len(c) <= x.shape[1]:
-        root_trace = np.linalg.svd(a @ b.T, compute_uv=False).sum()
-    else:  # eig(S1 S2) = eig(L' S1 L) with S2 = L L' (Cholesky; the root if S2 is singular)
-        r = y_root
-        if r is None:
-            try:
-                r = np.linalg.cholesky(b.T @ b)
-            except np.linalg.LinAlgError:
-                r = _psd_root(b.T @ b)
-        root_trace = np.sqrt(np.clip(np.linalg.eigvalsh(r.T @ (a.T @ a) @ r), 0, None)).sum()
-    d = mx - my
-    return float(d @ d + np.einsum("ij,ij->", a, a) + np.einsum("ij,ij->", b, b)
-                 - 2 * root_trace)
-
-
-def paired_fid(features: np.ndarray, reference: np.ndarray, rng: np.random.Generator, *,
-               n_resamples: int = 100, level: float = 0.95,
-               reference_factor: np.ndarray | None = None) -> Interval:
-    """FID of paired feature sets and its percentile bootstrap interval: the numbers of
-    :func:`analysis.fid.fid_bootstrap` (``paired=True``, same ``rng`` draws) up to rounding.
-
-    Args:
-        features, reference: (n, d) features; row i of both is the same photo.
-        rng: the only source of randomness.
-        n_resamples: replicates (0: the interval is NaN).
-        level: central coverage.
-        reference_factor: :func:`reference_root` of ``reference`` (optional, reused).
-    """
-    x, y = (np.asarray(f, dtype=np.float64) for f in (features, reference))
-    if x.shape != y.shape or x.ndim != 2 or len(x) < 2:
-        raise ValueError(f"paired FID needs two (n >= 2, d) arrays of one shape, got "
-                         f"{x.shape} and {y.shape}")
-    estimate = weighted_fid(x, y, y_root=reference_factor)
-    if not n_resamples:
-        return Interval(estimate, float("nan"), float("nan"), level, 0)
-    reps = np.array([weighted_fid(x, y, _draw(rng, len(x))) for _ in range(n_resamples)])
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(reps, [tail, 100 - tail])
-    return Interval(estimate, float(low), float(high), level, n_resamples)
-
-
 # --------------------------------------------------------------------------- runs folders
 
 
@@ -252,10 +181,11 @@ class _Features:
     def __init__(self, runs: RunsFolder, options: FIDOptions, gt_method: str) -> None:
         self.runs, self.options, self.gt_method = runs, options, gt_method
         self.ext = FeatureExtractor.open(options.variant, options.weights,
-                                         device=options.device, batch_size=options.batch_size)
+                                         device=options.device, batch_size=options.batch_size,
+                                         backend=options.backend)
         self.cache = options.cache_dir or default_cache_dir()
         self.truth: dict[str, np.ndarray] = {}
-        self.factor: tuple[tuple[str, ...], np.ndarray] | None = None
+        self.factor: tuple[tuple[str, ...], object] | None = None
 
     def of(self, method: str, ids: list[str]) -> np.ndarray:
         return image_features([self.runs.path(method, i) for i in ids], self.ext, self.cache)
@@ -267,12 +197,22 @@ class _Features:
         self.truth.update(zip(todo, self.of(self.gt_method, todo), strict=True))
         feats = self.of(method, have)
         ref = np.stack([self.truth[i] for i in have]).astype(np.float64)
-        if len(have) > ref.shape[1] and (self.factor is None or self.factor[0] != tuple(have)):
-            self.factor = (tuple(have), reference_root(ref))  # reused by the next methods
-        factor = self.factor[1] if self.factor and self.factor[0] == tuple(have) else None
-        return paired_fid(feats, ref, np.random.default_rng(self.options.seed),
-                          n_resamples=self.options.n_resamples, level=self.options.level,
-                          reference_factor=factor)
+        o = self.options
+        rng = np.random.default_rng(o.seed)
+        if o.interval == "linear":
+            return linear_fid(feats, ref, rng, n_resamples=o.n_resamples, level=o.level,
+                              truth=self._factor(have, ref, TruthFactor.of))
+        return paired_fid(feats, ref, rng, n_resamples=o.n_resamples, level=o.level,
+                          reference_factor=self._factor(have, ref, reference_root))
+
+    def _factor(self, have: list[str], ref: np.ndarray, make: Callable) -> object:
+        """``make(ref)`` for the photo set ``have``, kept for the next methods (None when
+        there are no more photos than dimensions: the n x n route needs none)."""
+        if len(have) <= ref.shape[1]:
+            return None
+        if self.factor is None or self.factor[0] != tuple(have):
+            self.factor = (tuple(have), make(ref))
+        return self.factor[1]
 
 
 def runs_fid(runs_dir: str | os.PathLike, methods: list[str], options: FIDOptions, *,
@@ -294,6 +234,8 @@ def runs_fid(runs_dir: str | os.PathLike, methods: list[str], options: FIDOption
     """
     table = FIDTable(options)
     table.not_computed = fid_missing_reason(options.variant, options.weights)
+    if not table.not_computed and options.backend == "reference":
+        table.not_computed = unavailable(options.variant)
     if table.not_computed:
         return table
     runs = RunsFolder(runs_dir)
@@ -301,7 +243,7 @@ def runs_fid(runs_dir: str | os.PathLike, methods: list[str], options: FIDOption
     table.weights_sha256 = features.ext.weights_sha256
     ids = [i for i in (image_ids or runs.image_ids()) if runs.path(gt_method, i).is_file()]
     settings = (f"{table.weights_sha256}|{options.variant}|{options.n_resamples}|"
-                f"{options.seed}|{options.level}")
+                f"{options.seed}|{options.level}|{options.interval}|{options.backend}")
     old = {} if previous is None else {r["method"]: r for r in previous.to_dict("records")}
     rows = []
     for method in methods:

@@ -14,8 +14,12 @@ where missing or stale) and FID per method (:mod:`analysis.fid_runs`), and gives
   draws (the interval of ``|mean difference|``);
 * FID with the interval of :func:`analysis.fid_runs.paired_fid`, its network named;
 * the best mean per column, by the registry's ``higher_is_better``, among the methods that
-  do not see the truth's colours (:data:`REFERENCES` are shown, marked, never best); ties
-  at the displayed precision are all best.
+  do not see the truth's colours (:data:`REFERENCES`, ``gt_protocol`` and the truth folder
+  are shown, marked, never best); ties at the displayed precision are all best.
+
+The truth is the runs folder's :meth:`~analysis.runs.RunsFolder.reference` (``gt``; a
+protocol split's ``gt_protocol``) unless :attr:`LeaderboardOptions.gt_method` names one; the
+notes say which when it is not ``gt``.
 
 Published numbers (:data:`PUBLISHED`, ``analysis/published.csv``: method, protocol, metric,
 value, source) are a separate block, never rows of the table: those of the folder's protocol
@@ -28,7 +32,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +41,7 @@ import pandas as pd
 from analysis.fid_runs import FIDOptions
 from analysis.metrics import DEFAULT_METRICS, get_metric
 from analysis.metrics_cache import MetricsPass, metrics_pass
-from analysis.runs import GT_METHOD, order_methods
+from analysis.runs import GT_METHOD, PROTOCOL_GT_METHOD, order_methods
 
 PUBLISHED = Path(__file__).with_name("published.csv")
 # outputs that use the truth's colours (the truth itself, its 28x28 chroma, the oracle's
@@ -57,7 +61,8 @@ class LeaderboardOptions:
         n_resamples: bootstrap resamples of the per-image metrics' intervals.
         seed: their seed.
         level: central coverage of every interval.
-        gt_method: the ground-truth folder.
+        gt_method: the ground-truth folder (None: the runs folder's
+            :meth:`~analysis.runs.RunsFolder.reference`, resolved by the metrics pass).
         workers: processes for per-image values not in the cache.
         published: ``"match"`` (the folder's protocol, else all, labelled), ``"all"`` or
             ``"none"``.
@@ -68,7 +73,7 @@ class LeaderboardOptions:
     n_resamples: int = 1000
     seed: int = 0
     level: float = 0.95
-    gt_method: str = GT_METHOD
+    gt_method: str | None = None
     workers: int = 1
     published: str = "match"
 
@@ -269,8 +274,10 @@ def leaderboard_from_pass(mp: MetricsPass, split: str,
     """The leaderboard of per-image values and FID already computed (a
     :class:`~analysis.metrics_cache.MetricsPass`, e.g. the report's own pass)."""
     options = options or LeaderboardOptions()
+    options = replace(options, gt_method=options.gt_method or mp.reference)
     methods = order_methods(mp.methods)
-    refs = {m for m in methods if m in REFERENCES or m == options.gt_method}
+    refs = {m for m in methods
+            if m in REFERENCES or m in (options.gt_method, PROTOCOL_GT_METHOD)}
     cells, columns = _per_image_cells(mp, methods, options, refs)
     if mp.fid is not None and not mp.fid.not_computed:
         f = mp.fid.options
@@ -282,15 +289,20 @@ def leaderboard_from_pass(mp: MetricsPass, split: str,
                   for m, r in rows.iterrows() if m in methods]
     frame = mark_best(pd.DataFrame(cells, columns=CELL_COLUMNS), columns)
     published, match = published_numbers(split, options.published)
-    return Leaderboard(split, methods, columns, frame, _notes(mp, options), published, match)
+    notes = _notes(mp, options, [m for m in methods if m in refs and m not in REFERENCES])
+    return Leaderboard(split, methods, columns, frame, notes, published, match)
 
 
-def _notes(mp: MetricsPass, options: LeaderboardOptions) -> list[str]:
+def _notes(mp: MetricsPass, options: LeaderboardOptions, more_refs: list[str]) -> list[str]:
+    """The lines under the table; ``more_refs``: references shown beyond :data:`REFERENCES`
+    (the truth folder when it is not ``gt``, ``gt_protocol``)."""
     notes = [f"mean over images [{options.level:.0%} percentile bootstrap interval over "
              f"images, {options.n_resamples} resamples, seed {options.seed}, the same draws "
              f"for every method]; best per column in bold, among methods that do not see "
-             f"the truth's colours ({', '.join(REFERENCES)} are references: marked, never "
-             "best)"]
+             f"the truth's colours ({', '.join([*REFERENCES, *more_refs])} are references: "
+             "marked, never best)"]
+    if mp.reference_line:
+        notes.append(mp.reference_line)
     if mp.not_computed:
         notes.append(not_computed_line(mp.not_computed))
     if mp.fid is not None:

@@ -10,7 +10,9 @@ and FID (:func:`analysis.fid_runs.runs_fid`) of a ``runs/<split>`` folder and wr
   metrics computed under it; the metrics that could not run and why; FID rows per variant.
 
 With ``reuse`` a method's cached values stand while its images, the truth's and the image
-list are unchanged; only missing (method, metric) values are computed. The leaderboard
+list are unchanged; only missing (method, metric) values are computed. The truth is the
+folder's :meth:`~analysis.runs.RunsFolder.reference` unless one is named (``gt``; a
+protocol split's ``gt_protocol``). The leaderboard
 (:mod:`analysis.leaderboard`) reads through here: from a warm cache it decodes no image.
 """
 
@@ -54,6 +56,9 @@ class MetricsPass:
             cache): its skipped images and :meth:`RunsEvaluation.summary`.
         methods: the methods, in display order.
         reused: methods whose per-image values all came from the cache.
+        reference: the truth folder the values compare against.
+        reference_line: the note naming it and FID's network ("" for plain ``gt``,
+            :meth:`~analysis.runs.RunsFolder.reference_line`).
     """
 
     per_image: pd.DataFrame
@@ -63,6 +68,8 @@ class MetricsPass:
     evaluation: RunsEvaluation | None = None
     methods: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
+    reference: str = GT_METHOD
+    reference_line: str = ""
 
     def summary(self) -> pd.DataFrame:
         """Per method: ``n``, ``n_skipped``, each metric's mean (as
@@ -77,7 +84,8 @@ class MetricsPass:
             df.insert(3 + len(self.metrics), self.fid.options.column,
                       df["method"].map(values).astype(float))
         df.attrs["not_computed"] = dict(self.not_computed)
-        df.attrs["notes"] = self.fid.notes() if self.fid is not None else []
+        df.attrs["notes"] = ([self.reference_line] if self.reference_line else []) + (
+            self.fid.notes() if self.fid is not None else [])
         return df
 
 
@@ -123,7 +131,7 @@ def _merge(old: pd.DataFrame, new: pd.DataFrame, metrics: list[str]) -> pd.DataF
 
 def metrics_pass(runs_dir: str | os.PathLike, methods: Sequence[str] | None = None,
                  metrics: Sequence[str] = DEFAULT_METRICS, *, fid: FIDOptions | None = None,
-                 gt_method: str = GT_METHOD, workers: int = 1, reuse: bool = True,
+                 gt_method: str | None = None, workers: int = 1, reuse: bool = True,
                  progress: bool = False) -> MetricsPass:
     """Per-image metrics and FID of a runs folder, reusing and updating its cache files.
 
@@ -133,7 +141,8 @@ def metrics_pass(runs_dir: str | os.PathLike, methods: Sequence[str] | None = No
         metrics: registered per-image metrics; one that cannot run here (a missing weights
             file) is listed in ``not_computed`` and the others still run.
         fid: compute FID with these options (None: no FID).
-        gt_method: the ground-truth folder.
+        gt_method: the ground-truth folder (None: the folder's
+            :meth:`~analysis.runs.RunsFolder.reference`).
         workers: processes for the image pass.
         reuse: keep cached values of unchanged methods (False: compute everything anew).
         progress: a progress bar over images.
@@ -142,6 +151,7 @@ def metrics_pass(runs_dir: str | os.PathLike, methods: Sequence[str] | None = No
         A :class:`MetricsPass`; the cache files are rewritten when anything was computed.
     """
     runs = RunsFolder(runs_dir)
+    gt_method = gt_method or runs.reference()
     methods = list(methods) if methods is not None else runs.methods()
     ids = runs.image_ids(methods)
     cache = _Cache.open(runs, methods, _ids_key(ids, gt_method), gt_method, reuse)
@@ -149,7 +159,9 @@ def metrics_pass(runs_dir: str | os.PathLike, methods: Sequence[str] | None = No
     wanted = {k for m in methods for k in metrics if k not in have[m]}
     result = MetricsPass(cache.frame, [], {k: why for k in wanted
                                            if (why := get_metric(k).unavailable())},
-                         methods=methods)
+                         methods=methods, reference=gt_method,
+                         reference_line=runs.reference_line(gt_method,
+                                                            fid.variant if fid else None))
     groups: dict[tuple[str, ...], list[str]] = {}
     for m in methods:
         todo = tuple(k for k in metrics if k not in have[m] and k not in result.not_computed)

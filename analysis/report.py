@@ -61,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", required=True, help="benchmark output folder runs/<split>")
     p.add_argument("--responses", help="VTT export responses.csv (optional)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--gt", default=GT_METHOD, help="ground-truth method folder")
+    p.add_argument("--gt", default=None,
+                   help="ground-truth method folder (default: gt, or gt_protocol for a "
+                        "protocol split's runs folder)")
     p.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
                    help=f"comma-separated metric names from {sorted(METRICS)}")
     p.add_argument("--sample-prefix", default=diversity.DEFAULT_PREFIX,
@@ -98,6 +100,7 @@ def run_report(args: argparse.Namespace) -> Path:
     out = Path(args.out)
     fig_dir, tab_dir = out / "figures", out / "tables"
     runs = RunsFolder(args.runs)
+    args.gt = args.gt or runs.reference()
     methods = runs.methods()
     metric_names = [m for m in args.metrics.split(",") if m]
     acc = args.attention_min_accuracy
@@ -176,12 +179,14 @@ def _leaderboard_section(ev, runs: RunsFolder, args: argparse.Namespace,
                          out_dir: Path) -> Section:
     """The leaderboard (:mod:`analysis.leaderboard`) of this pass's per-image values, with
     FID when its weights are here; also written as CSV, Markdown and LaTeX to ``out_dir``."""
-    fid = FIDOptions(seed=args.seed, level=args.confidence)
+    fid = FIDOptions(variant=runs.fid_variant(), seed=args.seed, level=args.confidence)
     options = LeaderboardOptions(metrics=tuple(ev.metrics), fid=fid, seed=args.seed,
                                  level=args.confidence, gt_method=args.gt)
     mp = MetricsPass(ev.per_image, list(ev.metrics), dict(ev.not_computed),
                      fid=runs_fid(runs.root, ev.methods, fid, gt_method=args.gt,
-                                  image_ids=ev.image_ids), methods=ev.methods)
+                                  image_ids=ev.image_ids), methods=ev.methods,
+                     reference=args.gt, reference_line=runs.reference_line(args.gt,
+                                                                           fid.variant))
     if mp.fid.not_computed:
         mp.not_computed[fid.column] = mp.fid.not_computed
     board = leaderboard_from_pass(mp, runs.root.resolve().name, options)
@@ -212,8 +217,9 @@ def _lab_section(ev, gt: str, tab_dir: Path, fig_dir: Path) -> Section:
 def _global_colour_section(ev, args: argparse.Namespace, tab_dir: Path) -> Section | None:
     """Where outputs' overall colour loses to grey (:mod:`analysis.global_colour`), from the
     mean (a, b) the metrics pass recorded; None without ``gt`` and two photos."""
-    frame = ev.mean_ab.replace({"method": {args.gt: GT_METHOD}}) if args.gt != GT_METHOD \
-        else ev.mean_ab
+    frame = ev.mean_ab
+    if args.gt != GT_METHOD:  # the chosen truth stands in for gt (a gt folder there goes)
+        frame = frame[frame["method"] != GT_METHOD].replace({"method": {args.gt: GT_METHOD}})
     present = set(frame["method"])
     methods = [m for m in ev.methods if m in present and m not in (GT_METHOD, GREY_METHOD)]
     samples = diversity.sample_methods(methods, args.sample_prefix)

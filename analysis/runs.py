@@ -5,6 +5,12 @@ methods), optional ``<runs>/<method>/meta.json`` and ``<runs>/manifest.csv`` (wi
 ``image_id`` column). The method ``gt`` holds the ground truth. Images that are missing or
 unreadable are reported as :class:`Skip` records, never raised, so one bad file does not
 stop an analysis.
+
+A folder generated from a protocol split (``python -m bench build-split --protocol NAME``)
+also holds ``split.json`` (the split's, copied) and the method ``gt_protocol`` (the truth
+through the protocol's colour round trip): :meth:`RunsFolder.reference` and
+:meth:`RunsFolder.fid_variant` are then the protocol's truth and FID network, which the
+metrics, the leaderboard and the report use unless told otherwise.
 """
 
 from __future__ import annotations
@@ -28,11 +34,13 @@ from pixcolor.io import ImageLoadError, load_rgb
 log = logging.getLogger(__name__)
 
 GT_METHOD = "gt"
+PROTOCOL_GT_METHOD = "gt_protocol"  # the truth through a protocol split's colour round trip
+DEFAULT_FID_VARIANT = "fid"  # FID's network where the split names none
 GREY_METHOD = "grayscale"  # the colourless reference output (bench method name)
 # Display order of known methods (paper Fig. 6 order, then ablations); others follow sorted.
 METHOD_ORDER = ("ltbc", "cic", "lrac", "pixcolor_s1", "pixcolor_s2", "pixcolor_s3",
                 "pixcolor_best", "pixcolor_oracle", "pixcolor_unrefined", "gt28_unrefined",
-                "gt28_refined", "grayscale", "gt")
+                "gt28_refined", "grayscale", "gt", "gt_protocol")
 
 
 def order_methods(methods: list[str]) -> list[str]:
@@ -111,6 +119,47 @@ class RunsFolder:
             return json.loads(path.read_text())
         except (OSError, ValueError):
             return {}
+
+    def split_info(self) -> dict:
+        """``split.json`` of the split, copied here by ``bench generate`` ({} when absent or
+        invalid)."""
+        try:
+            doc = json.loads((self.root / "split.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return doc if isinstance(doc, dict) else {}
+
+    def protocol(self) -> dict | None:
+        """The published protocol the split was built by (split.json's ``protocol``:
+        ``bench.protocols.Protocol.describe``), or None (every split.json has a
+        ``protocol``, its preprocessing; only a published protocol's has a ``name``)."""
+        found = self.split_info().get("protocol")
+        return found if isinstance(found, dict) and found.get("name") else None
+
+    def reference(self) -> str:
+        """The truth folder metrics compare against: :data:`PROTOCOL_GT_METHOD` when the
+        split has a protocol ground truth (split.json's ``ground_truth``) and its folder
+        exists here, else :data:`GT_METHOD`."""
+        if (self.split_info().get("ground_truth")
+                and (self.root / PROTOCOL_GT_METHOD).is_dir()):
+            return PROTOCOL_GT_METHOD
+        return GT_METHOD
+
+    def fid_variant(self) -> str:
+        """FID's network: the protocol's (its ``fid``), else :data:`DEFAULT_FID_VARIANT`."""
+        return str((self.protocol() or {}).get("fid") or DEFAULT_FID_VARIANT)
+
+    def reference_line(self, gt_method: str, fid_variant: str | None) -> str:
+        """The note naming the truth and FID's network, for tables; "" for plain ``gt``
+        (the common case says nothing)."""
+        if gt_method == GT_METHOD:
+            return ""
+        what = gt_method
+        protocol = self.protocol() or {}
+        if gt_method == PROTOCOL_GT_METHOD and protocol:
+            what += (f" (the {protocol.get('name', '?')} protocol's ground truth: "
+                     f"{protocol.get('gt_short', '?')})")
+        return f"reference: {what}; FID network: {fid_variant or 'none (no FID)'}"
 
 
 class CachedImages:

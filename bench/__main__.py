@@ -28,7 +28,7 @@ from pathlib import Path
 from bench import metrics as bench_metrics
 from bench.generate import GenerateError, generate, parse_shard
 from bench.methods import DEFAULT_METHODS, METHODS, MethodOptions
-from bench.pipeline import SplitSource, build, run, split_name
+from bench.pipeline import SplitSource, build, default_methods, run, split_name
 from bench.protocols import build_protocol, format_protocol, format_table
 from bench.split_lists import SplitError
 from bench.splits import DEFAULT_SIZE, BuildResult
@@ -47,7 +47,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _gen_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--methods", default=None,
                    help="comma-separated names or external:NAME=DIR (default: every "
-                        f"available one of {','.join(DEFAULT_METHODS)})")
+                        f"available one of {','.join(DEFAULT_METHODS)}, and gt_protocol "
+                        "for a protocol split)")
     p.add_argument("--checkpoint", default=None,
                    help="PixColor checkpoint (default: the shipped demo checkpoint)")
     p.add_argument("--baseline-checkpoint", action="append", default=[], metavar="NAME=PATH",
@@ -97,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--methods", default=None, help="comma-separated methods (default: all)")
     m.add_argument("--workers", type=int, default=1, help="processes for the metrics")
     bench_metrics.add_fid_flag(m)
+    bench_metrics.add_gt_flag(m)
 
     r = sub.add_parser("run", help="split + generate + metrics (what `make bench` runs)")
     _common(r)
@@ -188,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "generate":
             split_dir = Path(args.split_dir or Path(args.data) / "splits" / name)
             reports = generate(split_dir, Path(args.runs) / name,
-                               _methods(args.methods) or DEFAULT_METHODS,
+                               _methods(args.methods) or default_methods(split_dir),
                                shard=parse_shard(args.shard), batch_size=args.batch_size,
                                overwrite=args.overwrite, options=_method_options(args),
                                echo=print)

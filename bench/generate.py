@@ -3,6 +3,8 @@
 Output layout (read by ``analysis`` and ``vtt_app``)::
 
     runs/<split>/manifest.csv             copy of the split's manifest (the image ids)
+    runs/<split>/split.json               copy of the split's split.json (its protocol and
+                                          protocol ground truth, when it has them)
     runs/<split>/<method>/<image_id>.png  uint8 RGB, the ground truth's size
     runs/<split>/<method>/meta.json       method, checkpoint sha256, seed, preset, device,
                                           wall time, software versions, failures, ...
@@ -41,7 +43,7 @@ from pixcolor.provenance import now_utc, software_versions
 log = logging.getLogger(__name__)
 
 FINGERPRINT_KEYS = ("checkpoint_sha256", "seed", "refine", "sampler", "temperature",
-                    "lowres_short_side", "source_dir", "rank_samples")
+                    "lowres_short_side", "source_dir", "rank_samples", "round_trip")
 
 
 class GenerateError(ValueError):
@@ -216,9 +218,11 @@ def generate(split_dir: str | os.PathLike, runs_dir: str | os.PathLike,
         raise GenerateError(f"{split_dir / 'manifest.csv'} is missing or empty; build the "
                             "split first (python -m bench build-split)")
     runs_dir.mkdir(parents=True, exist_ok=True)
-    if not (runs_dir / "manifest.csv").exists() or shard[0] == 0:
-        with atomic_open(runs_dir / "manifest.csv") as f:
-            f.write((split_dir / "manifest.csv").read_bytes())
+    for name in ("manifest.csv", "split.json"):
+        src = split_dir / name
+        if src.is_file() and (not (runs_dir / name).exists() or shard[0] == 0):
+            with atomic_open(runs_dir / name) as f:
+                f.write(src.read_bytes())
     options = options or MethodOptions()
     options = dataclasses.replace(options, device=rank_device(options.device))
     run = GenerationRun(split_dir, runs_dir, [r["image_id"] for r in rows], shard=shard,
@@ -271,7 +275,7 @@ class GenerationRun:
         try:
             ok, why = m.available()
             if ok:
-                m.prepare_split(self.ids, self.echo)
+                m.prepare_split(self.ids, self.echo, split_dir=self.split_dir)
             meta = m.meta() if ok else {}
         except Exception as exc:  # noqa: BLE001 - e.g. a corrupt checkpoint: skip the method
             ok, why = False, f"cannot load ({type(exc).__name__}: {exc})"

@@ -7,6 +7,11 @@ error, LPIPS, the papers' colourfulness) and :mod:`analysis.fid_runs` (FID per m
 per-image values are kept beside ``metrics.csv`` (:mod:`analysis.metrics_cache`), so the
 leaderboard (``python -m bench leaderboard``) reuses them. A metric whose weights file is
 missing is not computed; the table says so in one line, and every other metric still runs.
+
+The truth and FID's network default to the runs folder's
+(:meth:`analysis.runs.RunsFolder.reference` and :meth:`~analysis.runs.RunsFolder.fid_variant`):
+``gt`` and ``fid``, or for a protocol split (``build-split --protocol``) ``gt_protocol``
+and the protocol's network; a note under the table names them when the truth is not ``gt``.
 """
 
 from __future__ import annotations
@@ -20,12 +25,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.fid_interval import INTERVALS
 from analysis.fid_runs import FIDOptions
 from analysis.leaderboard import LeaderboardOptions, build_leaderboard, not_computed_line
 from analysis.leaderboard_format import to_markdown, write_leaderboard
 from analysis.metrics import DEFAULT_METRICS
 from analysis.metrics_cache import metrics_pass
-from analysis.runs import order_methods
+from analysis.reference_libs import BACKENDS
+from analysis.runs import RunsFolder, order_methods
 from pixcolor.io import atomic_open
 
 FID_VARIANTS = ("fid", "torchvision", "none")  # --fid-variant: none computes no FID
@@ -39,14 +46,19 @@ def method_folders(runs_dir: Path) -> list[str]:
                           if p.is_dir() and any(p.glob("*.png"))])
 
 
-def fid_options(variant: str | None, device: str = "cpu") -> FIDOptions | None:
-    """FID settings of ``--fid-variant`` (None or ``"none"``: no FID)."""
-    return None if variant in (None, "none") else FIDOptions(variant=variant, device=device)
+def fid_options(variant: str | None, device: str = "cpu",
+                runs_dir: str | os.PathLike | None = None) -> FIDOptions | None:
+    """FID settings of ``--fid-variant``: ``"none"``: no FID; None: the network of
+    ``runs_dir`` (:meth:`~analysis.runs.RunsFolder.fid_variant`; ``fid`` without one)."""
+    if variant is None:
+        variant = RunsFolder(runs_dir).fid_variant() if runs_dir is not None else "fid"
+    return None if variant == "none" else FIDOptions(variant=variant, device=device)
 
 
 def compute(runs_dir: str | os.PathLike, methods: Sequence[str] | None = None,
             metrics: Sequence[str] = DEFAULT_METRICS, workers: int = 1,
-            fid: FIDOptions | None = DEFAULT_FID) -> pd.DataFrame:
+            fid: FIDOptions | None = DEFAULT_FID, gt_method: str | None = None
+            ) -> pd.DataFrame:
     """Mean metrics per method; writes ``<runs_dir>/metrics.csv`` and the per-image cache.
 
     Args:
@@ -54,7 +66,10 @@ def compute(runs_dir: str | os.PathLike, methods: Sequence[str] | None = None,
         methods: method folders (default: every folder with PNGs).
         metrics: metric names registered in :mod:`analysis.metrics`.
         workers: processes for the image pass.
-        fid: FID settings (None: no FID column).
+        fid: FID settings (None: no FID column; :func:`fid_options` gives the folder's
+            network).
+        gt_method: the truth folder (None: the folder's
+            :meth:`~analysis.runs.RunsFolder.reference`).
 
     Returns:
         One row per method: ``method``, ``n``, ``n_skipped`` and a column per metric (and
@@ -63,8 +78,8 @@ def compute(runs_dir: str | os.PathLike, methods: Sequence[str] | None = None,
     """
     runs_dir = Path(runs_dir)
     methods = list(methods) if methods else method_folders(runs_dir)
-    df = metrics_pass(runs_dir, methods, list(metrics), fid=fid, workers=workers,
-                      reuse=False).summary()
+    df = metrics_pass(runs_dir, methods, list(metrics), fid=fid, gt_method=gt_method,
+                      workers=workers, reuse=False).summary()
     rank = {m: i for i, m in enumerate(methods)}
     attrs = dict(df.attrs)
     df = df.sort_values("method", key=lambda s: s.map(rank)).reset_index(drop=True)
@@ -94,9 +109,17 @@ def format_table(df: pd.DataFrame) -> str:
 
 def add_fid_flag(p: argparse.ArgumentParser) -> None:
     """``--fid-variant`` on a subcommand that computes metrics."""
-    p.add_argument("--fid-variant", default="fid", choices=FID_VARIANTS,
+    p.add_argument("--fid-variant", default=None, choices=FID_VARIANTS,
                    help="FID network: fid (TF-ported Inception, pytorch-fid/torch-fidelity), "
-                        "torchvision (DDColor's and CT2's protocol) or none (default: fid)")
+                        "torchvision (DDColor's and CT2's protocol) or none (default: the "
+                        "split protocol's network, else fid)")
+
+
+def add_gt_flag(p: argparse.ArgumentParser) -> None:
+    """``--gt`` on a subcommand that computes metrics."""
+    p.add_argument("--gt", default=None,
+                   help="the truth folder metrics compare against (default: gt, or "
+                        "gt_protocol for a protocol split's runs folder)")
 
 
 def add_leaderboard_parser(sub: argparse._SubParsersAction) -> None:
@@ -108,9 +131,19 @@ def add_leaderboard_parser(sub: argparse._SubParsersAction) -> None:
                     help="comma-separated per-image metrics (default: %(default)s)")
     lb.add_argument("--out", default=None, help="output folder (default: RUNS/leaderboard)")
     add_fid_flag(lb)
+    add_gt_flag(lb)
     lb.add_argument("--fid-weights", default=None, help="Inception weights file of the variant")
     lb.add_argument("--fid-resamples", type=int, default=DEFAULT_FID.n_resamples,
                     help="bootstrap resamples of FID's interval (default: %(default)s)")
+    lb.add_argument("--fid-interval", default=DEFAULT_FID.interval, choices=INTERVALS,
+                    help="FID's interval: linear (the bootstrap of FID's first-order "
+                         "expansion, one eigendecomposition per method) or resample (FID "
+                         "recomputed per resample: about 1.2 s each at 5,000 images) "
+                         "(default: %(default)s)")
+    lb.add_argument("--fid-backend", default=DEFAULT_FID.backend, choices=BACKENDS,
+                    help="FID features from our network (ours) or the reference library's "
+                         "(reference: torch-fidelity's module; torchvision's where it "
+                         "imports) (default: %(default)s)")
     lb.add_argument("--n-resamples", type=int, default=1000,
                     help="bootstrap resamples of the per-image metrics (default: %(default)s)")
     lb.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
@@ -124,7 +157,8 @@ def add_leaderboard_parser(sub: argparse._SubParsersAction) -> None:
 def metrics_command(args: argparse.Namespace, name: str, methods: list[str] | None) -> int:
     """``python -m bench metrics``: metrics.csv and the table."""
     runs_dir = Path(args.runs_dir) if args.runs_dir else Path(args.runs) / name
-    df = compute(runs_dir, methods, workers=args.workers, fid=fid_options(args.fid_variant))
+    df = compute(runs_dir, methods, workers=args.workers,
+                 fid=fid_options(args.fid_variant, runs_dir=runs_dir), gt_method=args.gt)
     print(format_table(df))
     print(f"wrote {runs_dir / 'metrics.csv'}")
     return 0
@@ -133,13 +167,14 @@ def metrics_command(args: argparse.Namespace, name: str, methods: list[str] | No
 def leaderboard_command(args: argparse.Namespace) -> int:
     """``python -m bench leaderboard``: build, print (Markdown) and write the leaderboard."""
     t0 = time.perf_counter()
-    fid = fid_options(args.fid_variant, args.device)
+    fid = fid_options(args.fid_variant, args.device, args.runs)
     if fid is not None:
         fid = replace(fid, weights=args.fid_weights, n_resamples=args.fid_resamples,
-                      seed=args.seed)
+                      seed=args.seed, interval=args.fid_interval, backend=args.fid_backend)
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     options = LeaderboardOptions(metrics=metrics, fid=fid, n_resamples=args.n_resamples,
-                                 seed=args.seed, workers=args.workers, published=args.published)
+                                 seed=args.seed, workers=args.workers, published=args.published,
+                                 gt_method=args.gt)
     board = build_leaderboard(args.runs, options)
     print(to_markdown(board))
     out = Path(args.out) if args.out else Path(args.runs) / "leaderboard"

@@ -3,6 +3,10 @@
 With no data named it uses the embedded demo photos (:mod:`bench.demo`), built into a
 split exactly like ctest10k, so every later step (VTT app, analysis report) treats the
 demo like any other split.
+
+A protocol split (``python -m bench build-split --protocol NAME``) also gets the method
+``gt_protocol`` (its round-tripped ground truth) by default, and its metrics compare against
+it with the protocol's FID network (:meth:`analysis.runs.RunsFolder.reference`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 from bench import metrics as bench_metrics
 from bench.generate import GenerateError, MethodReport, by_reason, generate, parse_shard
 from bench.methods import DEFAULT_METHODS, MethodOptions
+from bench.methods.simple import PROTOCOL_GT
 from bench.protocols import PROTOCOLS
 from bench.split_lists import (
     OFFICIAL_SPLITS,
@@ -28,6 +33,16 @@ from bench.split_lists import (
 from bench.splits import DEFAULT_SIZE, BuildResult, build_split, load_built
 
 log = logging.getLogger(__name__)
+
+
+def default_methods(split_dir: str | os.PathLike) -> list[str]:
+    """What a run without ``--methods`` generates: :data:`~bench.methods.DEFAULT_METHODS`,
+    with ``gt_protocol`` right after ``gt`` when the split has a protocol ground truth
+    (``ground_truth.csv``)."""
+    names = list(DEFAULT_METHODS)
+    if (Path(split_dir) / "ground_truth.csv").is_file() and PROTOCOL_GT not in names:
+        names.insert(names.index("gt") + 1 if "gt" in names else 0, PROTOCOL_GT)
+    return names
 
 
 def split_name(split: str, subset: int | None = None, seed: int = 0) -> str:
@@ -128,21 +143,24 @@ class RunSummary:
 def run(source: SplitSource, *, runs: str = "runs", methods: Sequence[str] | None = None,
         options: MethodOptions | None = None, shard: str | None = None,
         overwrite: bool = False, metric_workers: int = 1,
-        echo: Callable[[str], None] = log.info, fid_variant: str | None = "fid") -> RunSummary:
+        echo: Callable[[str], None] = log.info, fid_variant: str | None = None) -> RunSummary:
     """Build the split, generate every available method, compute metrics, print a summary.
 
     Args:
         source: the split and its photos.
         runs: runs folder; outputs go to ``<runs>/<split name>``.
-        methods: method names (default: every registered default one).
+        methods: method names (default: :func:`default_methods`, every registered default
+            one and a protocol split's ``gt_protocol``).
         options: the settings methods are built with; its ``batch_size`` is also the
             generation batch (images loaded at once).
         shard: ``"i/n"`` (default: the torchrun rank), see :func:`bench.generate.parse_shard`.
         overwrite: regenerate method folders made with other settings.
         metric_workers: processes for the metrics.
         echo: where progress and the summary go (the command line passes ``print``).
-        fid_variant: FID's network (``"fid"``, ``"torchvision"``; None or ``"none"``: no
-            FID); FID and LPIPS without their weights file are reported, not computed.
+        fid_variant: FID's network (``"fid"``, ``"torchvision"``; ``"none"``: no FID; None:
+            the split protocol's, else ``"fid"``); FID and LPIPS without their weights file
+            are reported, not computed. The truth is the runs folder's reference
+            (:meth:`analysis.runs.RunsFolder.reference`).
 
     Returns:
         A :class:`RunSummary`; problems are reported, not raised (except a split that
@@ -164,7 +182,8 @@ def run(source: SplitSource, *, runs: str = "runs", methods: Sequence[str] | Non
         echo("no usable images; nothing to generate")
         return summary
     echo(f"[2/3] generate -> {runs_dir}")
-    summary.reports = generate(source.folder, runs_dir, list(methods or DEFAULT_METHODS),
+    summary.reports = generate(source.folder, runs_dir,
+                               list(methods or default_methods(source.folder)),
                                shard=parse_shard(shard), batch_size=options.batch_size,
                                overwrite=overwrite, options=options, echo=echo)
     if parse_shard(shard)[1] > 1:
@@ -172,8 +191,8 @@ def run(source: SplitSource, *, runs: str = "runs", methods: Sequence[str] | Non
              f"(python -m bench metrics --runs-dir {runs_dir})")
     else:
         echo(f"[3/3] metrics -> {runs_dir / 'metrics.csv'}")
-        df = bench_metrics.compute(runs_dir, workers=metric_workers,
-                                   fid=bench_metrics.fid_options(fid_variant, options.device))
+        fid = bench_metrics.fid_options(fid_variant, options.device, runs_dir)
+        df = bench_metrics.compute(runs_dir, workers=metric_workers, fid=fid)
         summary.metrics_table = bench_metrics.format_table(df)
         echo(summary.metrics_table)
     summary.seconds = time.perf_counter() - t0
@@ -216,7 +235,7 @@ def _closing(summary: RunSummary, runs_dir: Path) -> str:
         if r.status == "incomplete":
             lines.append(f"  incomplete: {r.name}: {len(r.failed)} images failed "
                          f"(see {runs_dir / r.name / 'meta.json'})")
-    study = ",".join(m for m in made if m != "gt") or "grayscale"
+    study = ",".join(m for m in made if m not in ("gt", PROTOCOL_GT)) or "grayscale"
     lines += [
         "Next steps:",
         f"  outputs:  {runs_dir}/<method>/<image_id>.png, metrics in {runs_dir}/metrics.csv",

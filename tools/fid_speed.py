@@ -24,13 +24,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
-import sys
 import tempfile
 import time
-import types
 from pathlib import Path
 
 import numpy as np
@@ -38,22 +34,8 @@ import torch
 
 from analysis.fid_features import FeatureExtractor
 from analysis.inception import WeightsNotFound, find_weights, random_state_dict
+from analysis.reference_libs import torch_fidelity_inception
 from analysis.synthetic import make_image
-
-
-def torch_fidelity_inception() -> type:
-    """torch-fidelity's ``FeatureExtractorInceptionV3``, imported without its ``__init__``
-    (a stub package over the installed files; ``sys.modules`` keeps the stub)."""
-    spec = importlib.util.find_spec("torch_fidelity")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("torch-fidelity is not installed: pip install --no-deps "
-                         "torch-fidelity==0.4.0")
-    if "torch_fidelity.feature_extractor_inceptionv3" not in sys.modules:
-        pkg = types.ModuleType("torch_fidelity")
-        pkg.__path__ = list(spec.submodule_search_locations)
-        sys.modules["torch_fidelity"] = pkg
-    module = importlib.import_module("torch_fidelity.feature_extractor_inceptionv3")
-    return module.FeatureExtractorInceptionV3
 
 
 def _weights(images: np.ndarray, tmp: Path) -> tuple[Path, str]:

@@ -11,6 +11,8 @@ A registry in the style of timm's ``@register_model`` / ``create_model``::
 Registered here (paper Fig. 5 and Fig. 6):
 
 * ``gt`` (the preprocessed ground truth) and ``grayscale`` (its Y plane, no colour);
+* ``gt_protocol``: a protocol split's ground truth through the protocol's colour round trip
+  (its ``ground_truth/`` folder); not a default method, a run adds it for protocol splits;
 * ``pixcolor_s1``, ``pixcolor_s2``, ``pixcolor_s3``: one PixColor sample with seed 1, 2, 3
   (``model.colorize(images, num_samples=1, seed=k)``);
 * ``pixcolor_best``: of ``MethodOptions.rank_samples`` (10) seed-1 samples, the one the

@@ -300,10 +300,11 @@ class ExternalMethod(Method):
             self._listing = Listing(self.folder)
         return self._listing
 
-    def prepare_split(self, ids: Sequence[str],
-                      echo: Callable[[str], None] | None = None) -> OutputMatch:
+    def prepare_split(self, ids: Sequence[str], echo: Callable[[str], None] | None = None,
+                      *, split_dir: Path | None = None) -> OutputMatch:
         """Match the folder to the split's ``ids`` (manifest order) and print the summary:
-        matched, missing and extra, the rules that matched, the outputs' sizes.
+        matched, missing and extra, the rules that matched, the outputs' sizes
+        (``split_dir`` is not needed).
 
         Raises:
             ExternalNamingError: a split image matches several files, or none matches.

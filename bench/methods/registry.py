@@ -7,6 +7,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -70,11 +71,13 @@ class Method:
         """Fields for meta.json (checkpoint sha256, seed, preset, ...)."""
         return {"description": self.description}
 
-    def prepare_split(self, ids: Sequence[str],
-                      echo: Callable[[str], None] | None = None) -> object:
+    def prepare_split(self, ids: Sequence[str], echo: Callable[[str], None] | None = None,
+                      *, split_dir: Path | None = None) -> object:
         """Called once with the split's ids (manifest order) before anything is generated:
         a method that reads outputs from elsewhere matches them here and says what is
-        missing; raising refuses the method with the message as its reason."""
+        missing; one that reads the split's own files (``split_dir``: the split folder,
+        None when unknown) finds them here; raising refuses the method with the message as
+        its reason."""
         return None
 
     def batch_key(self) -> object:

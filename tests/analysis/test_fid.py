@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import os
 import sys
 import types
 import warnings
@@ -25,7 +26,7 @@ import torch
 from PIL import Image
 
 from analysis import fid as fidlib
-from analysis.fid_features import FeatureExtractor, image_features
+from analysis.fid_features import FeatureExtractor, file_hashes, image_features
 from analysis.inception import (
     InceptionV3,
     WeightsNotFound,
@@ -269,6 +270,56 @@ def test_cache_computes_each_image_once(tmp_path, sets, fid_weights, our_feature
     _folder(folder, sets["b"][:2], start=100)  # a new method's images join
     both = image_features(folder, ext, cache)
     assert ext.computed == 2 and np.array_equal(both[:8], first)
+
+
+def test_reference_backend_runs_torch_fidelitys_network_and_caches_apart(tmp_path, sets,
+                                                                         fid_weights):
+    """``--fid-backend reference``: the features come from torch-fidelity's own module (it
+    imports here without torchvision) and equal ours; they are cached under their own key."""
+    folder, cache = _folder(tmp_path / "a", sets["a"]), tmp_path / "cache"
+    ours = image_features(folder, FeatureExtractor.open("fid", fid_weights), cache)
+    ext = FeatureExtractor.open("fid", fid_weights, backend="reference")
+    ref = image_features(folder, ext, cache)
+    assert ext.computed == len(sets["a"]) and type(ext.net()).__name__ == "ReferenceNetwork"
+    assert _rel(ref, ours) <= 1e-5
+    assert sorted(p.name for p in cache.iterdir() if p.name != "hashes") == [
+        f"fid-{ext.weights_sha256[:16]}", f"fid-{ext.weights_sha256[:16]}-reference"]
+
+
+def test_reference_backend_of_the_torchvision_variant_says_why_it_cannot_run():
+    from analysis.reference_libs import unavailable
+
+    try:
+        import torchvision  # noqa: F401
+    except Exception:  # noqa: BLE001 - the CPU torch build: torchvision fails to import
+        why = unavailable("torchvision")
+        assert why and "torchvision" in why and "--fid-backend ours" in why
+    else:
+        assert unavailable("torchvision") is None
+
+
+def test_file_hashes_are_kept_per_folder_and_redone_when_a_file_changes(tmp_path,
+                                                                         monkeypatch):
+    from analysis import fid_features
+    from pixcolor.io import file_sha256
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    paths = []
+    for k in range(3):
+        paths.append(folder / f"{k}.png")
+        paths[-1].write_bytes(bytes([k]) * 100)
+    cache = tmp_path / "cache"
+    assert file_hashes(paths, cache) == [file_sha256(p) for p in paths]
+    hashed = []
+    monkeypatch.setattr(fid_features, "file_sha256",
+                        lambda p: hashed.append(p.name) or file_sha256(p))
+    assert file_hashes(paths, cache) == [file_sha256(p) for p in paths] and hashed == []
+    paths[1].write_bytes(bytes([9]) * 100)  # same size, new content and time
+    os.utime(paths[1], ns=(1, 1))
+    got = file_hashes(paths, cache)
+    assert hashed == ["1.png"] and got[1] == file_sha256(paths[1]) != got[0]
+    assert file_hashes(paths, None) == got  # no cache: everything hashed
 
 
 def test_weights_not_found_names_file_url_and_variable(tmp_path, monkeypatch):

@@ -23,7 +23,14 @@ from PIL import Image
 from analysis import fid as fidlib
 from analysis.colourfulness import colorfulness_abs, delta_colorfulness
 from analysis.fid_features import FeatureExtractor, image_features
-from analysis.fid_runs import FIDOptions, paired_fid, reference_root, weighted_fid
+from analysis.fid_interval import (
+    fid_and_slope,
+    linear_fid,
+    paired_fid,
+    reference_root,
+    weighted_fid,
+)
+from analysis.fid_runs import FIDOptions
 from analysis.leaderboard import (
     CELL_COLUMNS,
     Column,
@@ -130,7 +137,7 @@ def test_metrics_pass_computes_lpips_fid_and_colourfulness(runs, with_weights, t
     feats = {m: image_features([runs / m / f"{i}.png" for i in ids], ext,
                                with_weights["PIXCOLOR_FID_CACHE"]) for m in ("gt", "cic")}
     assert ext.computed == 0  # the pass cached every image's features
-    direct = paired_fid(feats["cic"], feats["gt"], np.random.default_rng(0), n_resamples=20)
+    direct = linear_fid(feats["cic"], feats["gt"], np.random.default_rng(0), n_resamples=20)
     row = mp.fid.rows.set_index("method").loc["cic"]
     assert (row["fid"], row["fid_low"], row["fid_high"]) == pytest.approx(
         (direct.estimate, direct.low, direct.high))
@@ -263,6 +270,53 @@ def test_fast_fid_equals_the_reference_computations():
             ours = paired_fid(x, y, np.random.default_rng(1), n_resamples=40)
             ref = fidlib.fid_bootstrap(x, y, np.random.default_rng(1), n_resamples=40)
             assert (ours.low, ours.high) == pytest.approx((ref.low, ref.high), rel=1e-5)
+
+
+def _pair(rng, n, d, shift=0.3):
+    base = rng.normal(size=(d, d)) / np.sqrt(d)
+    y = rng.standard_t(5, size=(n, d)) @ base
+    return y * 0.9 + rng.normal(shift, 0.5, size=(n, d)) @ base, y
+
+
+@pytest.mark.parametrize("n,d", [(7, 12), (40, 6)])
+def test_fid_slope_is_the_derivative_in_each_photos_weight(n, d):
+    """The linearised interval's slopes against central differences of the weighted FID,
+    with fewer photos than dimensions (the n x n route) and more (the eigen route)."""
+    x, y = _pair(np.random.default_rng(n), n, d)
+    estimate, slope = fid_and_slope(x, y)
+    assert estimate == pytest.approx(weighted_fid(x, y), rel=1e-10)
+    h, numeric = 1e-6, np.empty(n)
+    for i in range(n):
+        up, down = np.ones(n), np.ones(n)
+        up[i] += h
+        down[i] -= h
+        numeric[i] = (weighted_fid(x, y, up) - weighted_fid(x, y, down)) / (2 * h)
+    # up to a common constant (bootstrap counts sum to n, so it cancels)
+    np.testing.assert_allclose(slope - slope.mean(), numeric - numeric.mean(),
+                               atol=1e-5 * np.abs(numeric).max())
+
+
+@pytest.mark.parametrize("n,d", [(120, 160), (600, 24)])
+def test_linear_fid_interval_matches_the_spread_across_datasets(n, d):
+    """The interval's width against FID's real sampling spread: the central 95% of FIDs of
+    40 independent datasets from one pair of distributions. (Measured: 0.9-1.1x, where
+    recomputing FID on resamples gave 1.9x with fewer photos than dimensions.)"""
+    draw = np.random.default_rng(99)
+    base = draw.normal(size=(d, d)) / np.sqrt(d)
+
+    def dataset(rng):
+        y = rng.standard_t(5, size=(n, d)) @ base
+        return y * 0.9 + rng.normal(0.3, 0.5, size=(n, d)) @ base, y
+
+    fids, widths = [], []
+    for k in range(40):
+        x, y = dataset(np.random.default_rng(k))
+        iv = linear_fid(x, y, np.random.default_rng(k), n_resamples=200)
+        assert iv.low < iv.estimate < iv.high
+        fids.append(iv.estimate)
+        widths.append(iv.high - iv.low)
+    spread = 3.92 * np.std(fids)
+    assert 0.7 < np.mean(widths) / spread < 1.4, (np.mean(widths), spread)
 
 
 def test_cli_leaderboard_writes_and_prints(runs, tmp_path, capsys):
