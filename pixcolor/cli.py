@@ -65,9 +65,8 @@ def train_command(args, stage_name: str, mcfg, tcfg, *, model_overrides: dict,
                             colorness_threshold=tcfg.colorness_threshold, seed=tcfg.seed,
                             scale=(tcfg.crop_scale_min, 1.0), index_path=args.index,
                             **dataset_kw)
-    print(f"{args.data}: {ds.num_kept} training images in {len(ds.classes)} classes "
-          f"({ds.num_below_threshold} below colorness {tcfg.colorness_threshold}, "
-          f"{ds.num_unreadable} unreadable)", file=sys.stderr)
+    print(f"{args.data}: {training_images_found(ds, tcfg.colorness_threshold)}",
+          file=sys.stderr)
     opts = RunOptions(preset=args.preset, device=args.device, resume=args.resume,
                       init_from=args.init_from, warm_start=args.warm_start,
                       deterministic=args.deterministic, freeze_bn=args.freeze_bn,
@@ -86,6 +85,27 @@ def train_command(args, stage_name: str, mcfg, tcfg, *, model_overrides: dict,
     return 0
 
 
+def training_images_found(ds, colorness_threshold: float) -> str:
+    """What a training folder held, in a user's words: the images kept and whether they
+    came from class subfolders (ImageNet's ``<wnid>/`` layout) or a flat folder, then what
+    was dropped, e.g. ``"39 training images (a flat folder: no class subfolders; 2 below
+    colorness 0.05, 0 unreadable)"`` or ``"8 training images in 2 class folders (...)"``.
+
+    Args:
+        ds: a :class:`~pixcolor.data.ImageFolderDataset` (its ``classes`` are the
+            first-level folder names: empty for a flat folder).
+        colorness_threshold: the threshold the dataset dropped images under.
+    """
+    n_images, n_classes = ds.num_kept, len(ds.classes)
+    dropped = (f"{ds.num_below_threshold} below colorness {colorness_threshold}, "
+               f"{ds.num_unreadable} unreadable")
+    images = f"{n_images} training image{'' if n_images == 1 else 's'}"
+    if n_classes == 0:
+        return f"{images} (a flat folder: no class subfolders; {dropped})"
+    folders = f"{n_classes} class folder{'' if n_classes == 1 else 's'}"
+    return f"{images} in {folders} ({dropped})"
+
+
 def _train(args) -> int:
     preset = get_preset(args.preset)
     tcfg = config_with_overrides(preset.train, dataclass_overrides(args, TrainConfig))
@@ -102,7 +122,7 @@ def _train(args) -> int:
 
 
 def _combine(args) -> int:
-    from pixcolor.checkpoint import combine
+    from pixcolor.assembly import combine
 
     path = combine(args.pixelcnn, args.refine, args.out)
     print(f"wrote {path}")

@@ -8,7 +8,7 @@ then resume in runs/pixelcnn_global with the same flags (and a larger --steps).
 
 import sys
 
-from pixcolor.checkpoint import add_global_branch
+from pixcolor.assembly import add_global_branch
 
 if __name__ == "__main__":
     if len(sys.argv) != 3:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -73,3 +77,24 @@ def test_read_weights_reads_tensors_only_and_reports_bad_files(tmp_path: Path):
     torch.save([torch.ones(1)], tmp_path / "list.pth")
     with pytest.raises(CheckpointError, match=r"list\.pth: expected a state dict, got list"):
         checkpoint.read_weights(tmp_path / "list.pth")
+
+
+def test_the_file_format_module_does_not_load_the_model():
+    # pixcolor.checkpoint is the file format; building models from checkpoints is
+    # pixcolor.assembly's, so importing it alone loads no model code (no import circle)
+    code = ("import json, sys, pixcolor.checkpoint\n"
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith('pixcolor'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[2]).stdout
+    loaded = json.loads(out)
+    model = [m for m in loaded if m in ("pixcolor.colorizer", "pixcolor.stages",
+                                        "pixcolor.assembly", "pixcolor.sampling")
+             or m.startswith("pixcolor.models")]
+    assert not model, model
+    assert "pixcolor.checkpoint" in loaded
+    # nor inside a function: every pixcolor import of the module is of the floor below it
+    tree = ast.parse(Path(checkpoint.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert {m for m in imported if m and m.startswith("pixcolor")} <= {"pixcolor.config",
+                                                                         "pixcolor.io"}

@@ -1,4 +1,5 @@
-"""`pixcolor colorize` on a folder holding one corrupt file."""
+"""The `pixcolor` command lines: `colorize` on a folder holding one corrupt file, `--rank`,
+the console scripts, and what `train` says it found."""
 
 import json
 import subprocess
@@ -93,3 +94,31 @@ def test_colorize_rank_writes_the_most_likely_of_n_samples(tmp_path, photo, caps
         with pytest.raises(SystemExit) as exc:
             main(["colorize", *common, "--out", str(tmp_path / "x"), *bad])
         assert exc.value.code == 2
+
+
+def test_training_message_says_flat_folder_or_class_folders(tmp_path):
+    from pixcolor.cli import training_images_found
+    from pixcolor.data import ImageFolderDataset
+
+    rng = np.random.default_rng(0)
+
+    def photo(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(path)
+
+    for i in range(3):
+        photo(tmp_path / "flat" / f"{i}.png")
+    Image.new("RGB", (16, 16), (90, 90, 90)).save(tmp_path / "flat" / "grey.png")
+    for cls in ("n001", "n002"):
+        for i in range(2):
+            photo(tmp_path / "classes" / cls / f"{i}.png")
+
+    def said(folder):
+        ds = ImageFolderDataset(tmp_path / folder, size=16, workers=1,
+                                index_path=tmp_path / f"{folder}.csv")
+        return training_images_found(ds, 0.05)
+
+    assert said("flat") == ("3 training images (a flat folder: no class subfolders; "
+                            "1 below colorness 0.05, 0 unreadable)")
+    assert said("classes") == ("4 training images in 2 class folders "
+                               "(0 below colorness 0.05, 0 unreadable)")

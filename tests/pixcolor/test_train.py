@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pixcolor.checkpoint import combine
+from pixcolor.assembly import combine
 from pixcolor.config import config_with_overrides, get_preset
 from pixcolor.data import ImageFolderDataset
 from pixcolor.train import RunOptions, RunSetupError, TrainingDiverged, lr_at, train
@@ -172,7 +172,7 @@ def test_combine_takes_the_pixelcnn_stage_architecture_and_checks_the_refinement
 
 def test_add_global_branch_keeps_the_model_and_adam_state_and_the_run_resumes(
         folder, tmp_path):
-    from pixcolor.checkpoint import add_global_branch
+    from pixcolor.assembly import add_global_branch
 
     ds = _ds(folder, tmp_path)
     _run("pixelcnn", ds, tmp_path / "p", steps=2)
