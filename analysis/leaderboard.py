@@ -13,9 +13,14 @@ where missing or stale) and FID per method (:mod:`analysis.fid_runs`), and gives
   ``colorfulness`` / ``colorfulness_abs`` of the method and of the truth, with the same
   draws (the interval of ``|mean difference|``);
 * FID with the interval of :func:`analysis.fid_runs.paired_fid`, its network named;
+* with VTT answers (:attr:`LeaderboardOptions.responses`, or
+  :func:`analysis.leaderboard_vtt.with_vtt` on a built board): the VTT fool rate as the
+  first column, ± one bootstrap standard deviation as the paper's Fig. 6, and the paper's
+  numbers beside ours (:attr:`Leaderboard.paper`);
 * the best mean per column, by the registry's ``higher_is_better``, among the methods that
   do not see the truth's colours (:data:`REFERENCES`, ``gt_protocol`` and the truth folder
-  are shown, marked, never best); ties at the displayed precision are all best.
+  are shown, marked, never best); ties at the displayed precision (each column's display
+  rule, :mod:`analysis.display`) are all best.
 
 The truth is the runs folder's :meth:`~analysis.runs.RunsFolder.reference` (``gt``; a
 protocol split's ``gt_protocol``) unless :attr:`LeaderboardOptions.gt_method` names one; the
@@ -29,7 +34,6 @@ Rendering (CSV, Markdown, LaTeX): :mod:`analysis.leaderboard_format`.
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from dataclasses import dataclass, field, replace
@@ -38,17 +42,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.display import display_of
 from analysis.fid_runs import FIDOptions
+from analysis.leaderboard_vtt import VTTOptions, vtt_frame, with_vtt
 from analysis.metrics import DEFAULT_METRICS, get_metric
 from analysis.metrics_cache import MetricsPass, metrics_pass
 from analysis.runs import GT_METHOD, PROTOCOL_GT_METHOD, order_methods
+from analysis.vtt_responses import read_responses
 
 PUBLISHED = Path(__file__).with_name("published.csv")
 # outputs that use the truth's colours (the truth itself, its 28x28 chroma, the oracle's
 # choice among samples): shown for reference, never ranked
 REFERENCES = (GT_METHOD, "gt28_unrefined", "gt28_refined", "pixcolor_oracle")
 GAPS = {"colorfulness": "colorfulness_gap", "colorfulness_abs": "colorfulness_gap_abs"}
-CELL_COLUMNS = ["method", "metric", "mean", "low", "high", "n", "best", "reference"]
+# sd: one bootstrap standard deviation (the VTT column's, as the paper prints; NaN elsewhere)
+CELL_COLUMNS = ["method", "metric", "mean", "low", "high", "n", "best", "reference", "sd"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,8 @@ class LeaderboardOptions:
         workers: processes for per-image values not in the cache.
         published: ``"match"`` (the folder's protocol, else all, labelled), ``"all"`` or
             ``"none"``.
+        responses: a VTT export (``responses.csv``): the VTT fool rate becomes the first
+            column, the paper's numbers beside it (:mod:`analysis.leaderboard_vtt`).
     """
 
     metrics: tuple[str, ...] = DEFAULT_METRICS
@@ -76,6 +86,7 @@ class LeaderboardOptions:
     gt_method: str | None = None
     workers: int = 1
     published: str = "match"
+    responses: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,9 @@ class Leaderboard:
         published: the published numbers shown (``method``, ``protocol``, ``metric``,
             ``value``, ``source``, ``note``) and whether they are of this protocol.
         published_match: whether ``published`` holds this protocol's numbers.
+        paper: the paper's own numbers shown beside ours (``method``, ``metric``,
+            ``value``, ``pm``, ``pm_kind``, ``source``, ``note``;
+            :func:`analysis.leaderboard_vtt.paper_reference`), labelled as the paper's.
     """
 
     split: str
@@ -110,6 +124,7 @@ class Leaderboard:
     notes: list[str] = field(default_factory=list)
     published: pd.DataFrame = field(default_factory=pd.DataFrame)
     published_match: bool = False
+    paper: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def cell(self, method: str, metric: str) -> dict | None:
         """The cell of (method, metric) as a dict, or None."""
@@ -167,20 +182,13 @@ def bootstrap_means(values: np.ndarray, counts: np.ndarray, level: float = 0.95,
     return Intervals(mean, low, high, n)
 
 
-def decimals(values: np.ndarray | list[float]) -> int:
-    """Display decimals of a column: 1 from 100 up, 2 from 1 up, 3 from 0.01 up, else 4
-    (by its largest finite absolute mean; pass the ranked rows' means)."""
-    finite = [abs(v) for v in values if isinstance(v, float | int) and math.isfinite(v)]
-    top = max(finite, default=0.0)
-    return 1 if top >= 100 else 2 if top >= 1 else 3 if top >= 0.01 else 4
-
-
-def column_decimals(cells: pd.DataFrame, metric: str) -> int:
-    """:func:`decimals` of a column from its ranked rows (all rows when every one is a
-    reference): a reference's 1.0 does not push SSIM to two decimals."""
-    rows = cells[cells["metric"] == metric]
-    ranked = rows[~rows["reference"].astype(bool)]
-    return decimals(list((ranked if len(ranked) else rows)["mean"]))
+def shown(metric: str, values: pd.Series) -> pd.Series:
+    """``values`` rounded as the tables show them (the column's display rule,
+    :func:`analysis.display.display_of`: a rate as a percentage, a count as an integer)."""
+    rule = display_of(metric)
+    if rule.integer:
+        return values.round(0)
+    return (100 * values if rule.percent else values).round(rule.decimals)
 
 
 def mark_best(cells: pd.DataFrame, columns: list[Column]) -> pd.DataFrame:
@@ -190,13 +198,13 @@ def mark_best(cells: pd.DataFrame, columns: list[Column]) -> pd.DataFrame:
     cells = cells.copy()
     cells["best"] = False
     for col in columns:
-        rows = cells[(cells["metric"] == col.name) & ~cells["reference"]]
+        rows = cells[(cells["metric"] == col.name) & ~cells["reference"].astype(bool)]
         finite = rows["mean"][np.isfinite(rows["mean"].astype(float))]
         if finite.empty:
             continue
-        shown = finite.round(column_decimals(cells, col.name))
-        best = shown.max() if col.higher_is_better else shown.min()
-        cells.loc[shown.index[shown == best], "best"] = True
+        rounded = shown(col.name, finite.astype(float))
+        best = rounded.max() if col.higher_is_better else rounded.min()
+        cells.loc[rounded.index[rounded == best], "best"] = True
     return cells
 
 
@@ -261,12 +269,17 @@ def build_leaderboard(runs_dir: str | os.PathLike,
 
     Args:
         runs_dir: the runs folder; its name is the split (protocol) name.
-        options: metrics, FID, bootstrap, published numbers.
+        options: metrics, FID, bootstrap, published numbers, VTT answers.
     """
     options = options or LeaderboardOptions()
     mp = metrics_pass(runs_dir, None, options.metrics, fid=options.fid,
                       gt_method=options.gt_method, workers=options.workers)
-    return leaderboard_from_pass(mp, Path(runs_dir).resolve().name, options)
+    board = leaderboard_from_pass(mp, Path(runs_dir).resolve().name, options)
+    if options.responses:
+        scores = vtt_frame(read_responses(options.responses), VTTOptions(
+            n_resamples=options.n_resamples, seed=options.seed, confidence=options.level))
+        board = with_vtt(board, scores)
+    return board
 
 
 def leaderboard_from_pass(mp: MetricsPass, split: str,

@@ -7,10 +7,16 @@ Usage (from the project root)::
     pixcolor-report ...             # the same (console script; also pixcolor-bench,
                                     # pixcolor-baselines and pixcolor)
 
-Without ratings: automatic metrics, Lab a/b histograms and intersections (Fig. 7) and
-sample diversity (Fig. 8). With ratings: also the VTT table (Fig. 6), the oracle score, the
-refinement ablation (Fig. 5) and paired comparisons. Writes ``figures/*.png|pdf``,
-``tables/*.csv|md``, ``grid/`` thumbnails, ``settings.json`` and ``report.html``.
+The report opens on a summary (split, photos, methods, what was computed and what was not,
+and why) and the leaderboard (:mod:`analysis.leaderboard`, the table of
+``python -m bench leaderboard``): every method's VTT fool rate (with ratings; the paper's
+Fig. 6 numbers beside ours) and automatic metrics with 95% intervals, best marked, each
+number by its display rule (:mod:`analysis.display`). Without ratings: automatic metrics,
+Lab a/b histograms and intersections (Fig. 7) and sample diversity (Fig. 8). With ratings:
+also the VTT table (Fig. 6), the oracle score, the refinement ablation (Fig. 5) and paired
+comparisons. Writes ``figures/*.png|pdf``, ``tables/*.csv|md|tex``, ``leaderboard/``,
+``grid/`` thumbnails, ``settings.json``, ``report.md`` and ``report.html``;
+``--self-contained`` makes ``report.html`` one file with every image inlined.
 """
 
 from __future__ import annotations
@@ -38,21 +44,25 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis import diversity, figures, global_colour, prereg_check, tables, vtt  # noqa: E402
+from analysis.display import Display, display_frame, label  # noqa: E402
 from analysis.evaluate import evaluate_runs  # noqa: E402
 from analysis.fid_runs import FIDOptions, runs_fid  # noqa: E402
 from analysis.lab_stats import AB_EDGES  # noqa: E402
-from analysis.leaderboard import (  # noqa: E402
-    LeaderboardOptions,
-    leaderboard_from_pass,
-    not_computed_line,
-)
-from analysis.leaderboard_format import display_frame, write_leaderboard  # noqa: E402
+from analysis.leaderboard import Leaderboard, LeaderboardOptions, leaderboard_from_pass  # noqa: E402
+from analysis.leaderboard_format import write_leaderboard  # noqa: E402
+from analysis.leaderboard_vtt import VTTOptions, vtt_frame, with_vtt  # noqa: E402
 from analysis.metrics import DEFAULT_METRICS, METRICS  # noqa: E402
 from analysis.metrics_cache import MetricsPass  # noqa: E402
 from analysis.report_html import Section, render_html, write_grid  # noqa: E402
+from analysis.report_page import render_markdown  # noqa: E402
+from analysis.report_summary import RunFacts, leaderboard_section, summary_section  # noqa: E402
+from analysis.report_vtt import vtt_sections  # noqa: E402
 from analysis.runs import GREY_METHOD, GT_METHOD, RunsFolder, skips_frame  # noqa: E402
 
-BASELINES = ("ltbc", "cic", "lrac")
+# the MS-SSIM summary's columns (Fig. 8): statistics of the pairs' MS-SSIM
+DIVERSITY_RULES = {"mean": Display("Mean MS-SSIM", 3), "min": Display("Lowest", 3),
+                   "q25": Display("25th percentile", 3), "median": Display("Median", 3),
+                   "q75": Display("75th percentile", 3), "max": Display("Highest", 3)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                    help="processes for the image passes (results do not depend on it)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--self-contained", action="store_true",
+                   help="write report.html as one file with every image inlined (data: URIs; "
+                        "grid thumbnails as JPEG), linking no local file: it opens anywhere")
     return p
 
 
@@ -113,30 +126,37 @@ def run_report(args: argparse.Namespace) -> Path:
                        progress=not args.no_progress, workers=args.workers,
                        sample_prefix=args.sample_prefix,
                        ms_ssim_min_size=args.ms_ssim_min_size)
-    sections = [_metrics_section(ev, methods, metric_names, tab_dir),
-                _leaderboard_section(ev, runs, args, out / "leaderboard")]
+    responses = vtt.read_responses(args.responses) if args.responses else None
+    scores = None if responses is None else vtt_frame(responses, VTTOptions(
+        args.resample, args.n_resamples, args.seed, args.confidence, rules, args.sample_prefix))
+    board, missing = _leaderboard(ev, runs, args, scores, out / "leaderboard")
     _step(f"metrics, histograms and diversity pass: {len(ev.per_image)} image rows, "
-          f"{len(ev.pairs)} pairs, {len(ev.skipped)} skipped; leaderboard", t0)
+          f"{len(ev.pairs)} pairs, {len(ev.skipped)} skipped; VTT scores; leaderboard", t0)
+    facts = _facts(ev, runs, args, missing, responses, rules)
+    sections = [summary_section(facts), leaderboard_section(board)]
+    if responses is not None:
+        sections += vtt_sections(args, rules, tab_dir, fig_dir, (responses, scores))
+        sections.append(_plan_section(args, rules, responses, settings))
+        settings["n_answers"] = int(len(responses))
+        _step("VTT tables and figures", t0)
+    sections.append(_metrics_section(ev, metric_names, tab_dir))
     if args.gt in ev.ab_counts:
         sections.append(_lab_section(ev, args.gt, tab_dir, fig_dir))
-    _step("Lab histogram tables and figures", t0)
-    colour = _global_colour_section(ev, args, tab_dir)
-    if colour is not None:
-        sections.append(colour)
+    sections += [s for s in [_global_colour_section(ev, args, tab_dir)] if s is not None]
     if len(ev.pairs):
         sections.append(_diversity_section(ev, runs, args, tab_dir, fig_dir))
-    _step(f"diversity tables and figures: {len(ev.pairs)} pairs", t0)
-    if args.responses:
-        sections += _vtt_sections(args, rules, tab_dir, fig_dir, settings)
-        _step("VTT scores, bootstrap, tables and figures", t0)
+    _step(f"Lab histograms, overall colour and diversity: {len(ev.pairs)} pairs", t0)
     grid_ids = write_grid(runs, methods, ev.image_ids, out / "grid", args.grid_images,
                           args.seed, fig_dir)
     settings["grid_image_ids"] = grid_ids
     _step("image grid (Table 3)", t0)
     (out / "settings.json").write_text(json.dumps(settings, indent=2, default=str) + "\n")
-    html = render_html(out, sections, settings, rules.describe() if args.responses else [],
-                       methods, grid_ids)
-    _step(f"report written to {html}", t0)
+    render_markdown(out, sections, grid_ids)
+    html = render_html(out, sections, settings, methods, grid_ids,
+                       self_contained=args.self_contained)
+    size = f" (self-contained, {html.stat().st_size / 1e6:.1f} MB)" if args.self_contained \
+        else ""
+    _step(f"report written to {html}{size} and {out / 'report.md'}", t0)
     return html
 
 
@@ -158,27 +178,40 @@ def _settings(args: argparse.Namespace, methods: list[str], metric_names: list[s
     }
 
 
-def _metrics_section(ev, methods: list[str], metric_names: list[str], tab_dir: Path
-                     ) -> Section:
+def _facts(ev, runs: RunsFolder, args: argparse.Namespace, missing: dict[str, str],
+           responses: pd.DataFrame | None, rules: vtt.ExclusionRules) -> RunFacts:
+    """What the summary says about this run (:class:`analysis.report_summary.RunFacts`)."""
+    facts = RunFacts(split=runs.root.resolve().name, runs=str(args.runs), truth=args.gt,
+                     photos=len(ev.image_ids), methods=list(ev.methods),
+                     metrics=list(ev.metrics), missing=missing, pairs=len(ev.pairs),
+                     sample_prefix=args.sample_prefix, histograms=args.gt in ev.ab_counts,
+                     skipped=len(ev.skipped))
+    if responses is not None:
+        kept, _ = vtt.apply_exclusions(responses, rules, "main")
+        facts.answers, facts.raters = len(kept), int(kept["rater_id"].nunique())
+    return facts
+
+
+def _metrics_section(ev, metric_names: list[str], tab_dir: Path) -> Section:
     summary = ev.summary()
     tables.write_table(summary, tab_dir, "metrics")
     ev.per_image.to_csv(tab_dir / "metrics_per_image.csv", index=False, lineterminator="\n")
     skipped = skips_frame(ev.skipped)
     skipped.to_csv(tab_dir / "skipped.csv", index=False, lineterminator="\n")
-    return Section("Automatic metrics", tables=[summary], text=[
-        f"{len(ev.image_ids)} images, {len(methods)} methods; {len(skipped)} skipped image or "
-        "metric values (tables/skipped.csv). The paper (Sec. 4) warns these metrics cannot "
-        "judge colorization; they are for runs without ratings.",
-        "Columns: " + "; ".join(
-            f"{m}: {METRICS[m].description} ({'higher' if METRICS[m].higher_is_better else 'lower'}"
-            " is better)" for m in ev.metrics if m in METRICS) + ".",
-        *([not_computed_line(ev.not_computed)] if ev.not_computed else [])])
+    return Section("Automatic metrics (all columns)", tables=[display_frame(summary)], text=[
+        f"{len(ev.image_ids)} photos, {len(ev.methods)} methods; {len(skipped)} skipped image "
+        "or metric values (tables/skipped.csv). Means over photos; the leaderboard above has "
+        "their intervals. The paper (Sec. 4) warns these metrics cannot judge colorization; "
+        "they are for runs without ratings."], details=[
+        f"{label(m)} ({m}, {'higher' if METRICS[m].higher_is_better else 'lower'} is "
+        f"better): {METRICS[m].description}" for m in ev.metrics if m in METRICS])
 
 
-def _leaderboard_section(ev, runs: RunsFolder, args: argparse.Namespace,
-                         out_dir: Path) -> Section:
+def _leaderboard(ev, runs: RunsFolder, args: argparse.Namespace,
+                 scores: pd.DataFrame | None, out_dir: Path) -> tuple[Leaderboard, dict]:
     """The leaderboard (:mod:`analysis.leaderboard`) of this pass's per-image values, with
-    FID when its weights are here; also written as CSV, Markdown and LaTeX to ``out_dir``."""
+    FID when its weights are here and the VTT fool rate when there are ratings; written as
+    CSV, Markdown and LaTeX to ``out_dir``. Also returns metric -> why not computed."""
     fid = FIDOptions(variant=runs.fid_variant(), seed=args.seed, level=args.confidence)
     options = LeaderboardOptions(metrics=tuple(ev.metrics), fid=fid, seed=args.seed,
                                  level=args.confidence, gt_method=args.gt)
@@ -190,18 +223,18 @@ def _leaderboard_section(ev, runs: RunsFolder, args: argparse.Namespace,
     if mp.fid.not_computed:
         mp.not_computed[fid.column] = mp.fid.not_computed
     board = leaderboard_from_pass(mp, runs.root.resolve().name, options)
+    if scores is not None:
+        board = with_vtt(board, scores)
     write_leaderboard(board, out_dir)
-    return Section("Leaderboard", tables=[display_frame(board)], text=[
-        *board.notes, "★ best per column; † references (see the truth's colours), not "
-        "ranked. CSV, Markdown and LaTeX (booktabs) in leaderboard/; published numbers of "
-        "other papers there too, never mixed into these rows."])
+    return board, dict(mp.not_computed)
 
 
 def _lab_section(ev, gt: str, tab_dir: Path, fig_dir: Path) -> Section:
     hists = ev.ab_histograms()
     inter = ev.intersections(gt)
     inter = inter[inter["method"] != gt].reset_index(drop=True)
-    tables.write_table(inter, tab_dir, "lab_histogram_intersection")
+    rules = {"a": "intersection_a", "b": "intersection_b", "mean": "intersection_mean"}
+    tables.write_table(inter, tab_dir, "lab_histogram_intersection", rules)
     counts = pd.DataFrame({"bin_low": AB_EDGES[:-1], "bin_high": AB_EDGES[1:]})
     for m, c in ev.ab_counts.items():
         counts[f"{m}_a"], counts[f"{m}_b"] = c[0], c[1]
@@ -210,7 +243,9 @@ def _lab_section(ev, gt: str, tab_dir: Path, fig_dir: Path) -> Section:
                         "fig7_ab_histograms")
     figures.save_figure(figures.plot_intersections(inter).figure, fig_dir,
                         "fig7_histogram_intersection")
-    return Section("Lab colour statistics (Fig. 7)", tables=[inter],
+    return Section("Lab colour statistics (Fig. 7)", tables=[display_frame(inter, rules)],
+                   text=["Intersection of each method's Lab a and b histograms with the "
+                         "truth's (1 = the same marginal distribution)."],
                    figures=["fig7_ab_histograms", "fig7_histogram_intersection"])
 
 
@@ -231,8 +266,9 @@ def _global_colour_section(ev, args: argparse.Namespace, tab_dir: Path) -> Secti
         return None
     res = global_colour.analyse(ab, methods + pools, spreads=())
     bands = global_colour.bands_table(res, methods)
-    tables.write_table(bands, tab_dir, "global_colour_bands")
-    shown = [bands]
+    rates = {m: Display(m, 0, percent=True) for m in methods}
+    tables.write_table(bands, tab_dir, "global_colour_bands", rates)
+    shown = [display_frame(bands, rates)]
     text = [f"Share of outputs whose overall colour (mean Lab a, b) is further from the "
             f"truth's than a grey output's, by the truth's distance from grey (Lab units); "
             f"{len(ids)} photos that every method has. Nearly grey photos are lost to any "
@@ -241,7 +277,7 @@ def _global_colour_section(ev, args: argparse.Namespace, tab_dir: Path) -> Secti
     if pools:
         samp = global_colour.samples_table(res, pools)
         tables.write_table(samp, tab_dir, "global_colour_samples")
-        shown.append(samp)
+        shown.append(display_frame(samp))
         text.append("Samples: single samples and the mean of a photo's samples against grey; "
                     "the spread ratio (truth to a sample over sample to sample) is 1 for a "
                     "sampler whose samples are spread like the truth, over 1 when they are "
@@ -254,7 +290,7 @@ def _diversity_section(ev, runs: RunsFolder, args: argparse.Namespace, tab_dir: 
     pairs, dskips = ev.pairs, ev.pair_skips
     pairs.to_csv(tab_dir / "diversity_pairs.csv", index=False, lineterminator="\n")
     dsum = diversity.diversity_summary(pairs)
-    tables.write_table(dsum, tab_dir, "diversity_summary")
+    tables.write_table(dsum, tab_dir, "diversity_summary", DIVERSITY_RULES)
     figures.save_figure(figures.plot_msssim_histogram(pairs["ms_ssim"]).figure, fig_dir,
                         "fig8_ms_ssim_histogram")
     ex = diversity.example_pairs(pairs)
@@ -262,71 +298,12 @@ def _diversity_section(ev, runs: RunsFolder, args: argparse.Namespace, tab_dir: 
               f"{r.ms_ssim:.3f}") for r in ex.itertuples()]
     figures.save_figure(figures.plot_pairs(strip), fig_dir, "fig8_example_pairs")
     n_fb = int((pairs["fallback"] != "").sum())
-    return Section("Sample diversity (Fig. 8)", tables=[dsum, ex], text=[
+    return Section("Sample diversity (Fig. 8)", tables=[
+        display_frame(dsum, DIVERSITY_RULES), display_frame(ex)], text=[
         f"MS-SSIM between every pair of {args.sample_prefix}* samples per image; "
         f"{n_fb} pairs used the '{args.ms_ssim_min_size}' fallback for images under "
         f"161 px; {len(dskips)} sample images skipped."],
         figures=["fig8_ms_ssim_histogram", "fig8_example_pairs"])
-
-
-def _vtt_sections(args: argparse.Namespace, rules: vtt.ExclusionRules, tab_dir: Path,
-                  fig_dir: Path, settings: dict) -> list[Section]:
-    responses = vtt.read_responses(args.responses)
-    kw = {"n_resamples": args.n_resamples, "seed": args.seed, "confidence": args.confidence,
-          "rules": rules}
-    print("Exclusion rules:")
-    for line in rules.describe():
-        print("  -", line)
-    _, log_main = vtt.apply_exclusions(responses, rules, "main")
-    _, log_oracle = vtt.apply_exclusions(responses, rules, "oracle")
-    excl = pd.concat([log_main.assign(stage="main"), log_oracle.assign(stage="oracle")])
-    tables.write_table(excl, tab_dir, "vtt_exclusions")
-    print(excl.to_string(index=False))
-    excl_tables = [excl]
-    if "invalid_reason" in responses:  # the app's reason for each invalid answer
-        inv = responses[(responses["valid"] == 0) & responses["kind"].isin(["test", "oracle"])]
-        reasons = (inv["invalid_reason"].fillna("(none)").value_counts()
-                   .rename_axis("invalid_reason").reset_index(name="answers")
-                   .sort_values(["answers", "invalid_reason"], ascending=[False, True]))
-        tables.write_table(reasons, tab_dir, "vtt_invalid_reasons")
-        excl_tables.append(reasons)
-    scores = vtt.vtt_scores(responses, args.resample, **kw)
-    pooled_label = f"{args.sample_prefix}* (pooled)"
-    pooled = vtt.vtt_scores(vtt.relabel(responses, {f"{args.sample_prefix}*": pooled_label}),
-                            args.resample, methods=[pooled_label], **kw)
-    oracle = vtt.oracle_score(responses, args.resample, **kw)
-    allscores = pd.concat([scores, pooled[pooled["n"] > 0], oracle], ignore_index=True)
-    tables.write_table(allscores, tab_dir, "vtt_scores")
-    fig6 = tables.vtt_table(allscores)
-    tables.write_table(fig6, tab_dir, "fig6_vtt")
-    figures.save_figure(figures.plot_vtt(allscores).figure, fig_dir, "fig6_vtt")
-    layout = {**vtt.ABLATION_LAYOUT, ("Refined", "Sample"): f"{args.sample_prefix}*"}
-    abl = vtt.ablation_table(responses, layout, resample=args.resample, **kw)
-    tables.write_table(abl, tab_dir, "fig5_ablation_long")
-    wide = vtt.ablation_wide(abl)
-    tables.write_table(wide.reset_index(names=""), tab_dir, "fig5_ablation")
-    present = set(scores["method"])
-    paired = []
-    relab = vtt.relabel(responses, {f"{args.sample_prefix}*": pooled_label})
-    for base in BASELINES:
-        if base in present and pooled["n"].iloc[0] > 0:
-            paired.append(vtt.paired_comparison(relab, pooled_label, base, args.resample,
-                                                **kw))
-    sections = [Section("Visual Turing Test (Fig. 6)", tables=[fig6], figures=["fig6_vtt"],
-                        text=[f"Percentile bootstrap, resampling {args.resample}, "
-                              f"{args.n_resamples} replicates, seed {args.seed}."]),
-                Section("Exclusions", tables=excl_tables),
-                Section("Refinement ablation (Fig. 5)", tables=[wide.reset_index(
-                    names="")])]
-    if paired:
-        pt = pd.DataFrame(paired)
-        tables.write_table(pt, tab_dir, "vtt_paired")
-        sections.append(Section("Paired comparisons", tables=[pt]))
-    sel = vtt.oracle_selection(responses, args.sample_prefix, rules)
-    sel.to_csv(tab_dir / "oracle_selection.csv", index=False, lineterminator="\n")
-    settings["n_answers"] = int(len(responses))
-    sections.append(_plan_section(args, rules, responses, settings))
-    return sections
 
 
 def _plan_section(args: argparse.Namespace, rules: vtt.ExclusionRules,

@@ -73,8 +73,9 @@ class ExclusionRules:
 
     def describe(self) -> list[str]:
         """The rules as sentences, in the order they are applied."""
-        lines = [f"Main stage: only answers of kind {list(self.main_kinds)}; oracle stage: "
-                 f"kind {list(self.oracle_kinds)} (practice and attention trials never score)."]
+        lines = [f"Main stage: only answers of kind {' or '.join(self.main_kinds)}; oracle "
+                 f"stage: kind {' or '.join(self.oracle_kinds)} (practice and attention "
+                 "trials never score)."]
         if self.exclude_flagged_raters:
             lines.append("Raters flagged by the VTT app (rater_flagged = 1) are excluded.")
         acc = self.attention_min_accuracy

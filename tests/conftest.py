@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -46,3 +50,26 @@ def no_local_weights(tmp_path_factory):
                     "PIXCOLOR_LPIPS_BACKBONE_WEIGHTS", "PIXCOLOR_LPIPS_HEADS"):
             mp.delenv(var, raising=False)
         yield
+
+
+CHROMIUM = os.environ.get("PIXCOLOR_CHROMIUM", "/usr/bin/chromium")
+ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian chromium through Playwright (the browser tests)."""
+    if os.environ.get("PIXCOLOR_SKIP_BROWSER") == "1":
+        pytest.skip("PIXCOLOR_SKIP_BROWSER=1")
+    if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
+        pytest.fail(f"{CHROMIUM} not found: run `make browser` (scripts/install_browser.sh), "
+                    "or set PIXCOLOR_SKIP_BROWSER=1 to skip the browser tests")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()

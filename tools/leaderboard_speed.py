@@ -9,12 +9,13 @@ question; the arithmetic does not depend on the values). Then it times
 :func:`analysis.leaderboard.build_leaderboard` twice:
 
 * ``fid_from_features``: per-image values cached, FID computed from the cached features
-  (``--fid-resamples`` bootstrap resamples per method);
+  (``--fid-resamples`` bootstrap resamples per method, the linearised interval of
+  :mod:`analysis.fid_interval`);
 * ``warm``: everything cached (what a second call, or a call after ``make bench``, costs).
 
 Usage::
 
-    python -m tools.leaderboard_speed --images 1000 --methods 10 --fid-resamples 2
+    python -m tools.leaderboard_speed --images 5000 --methods 10   # the goal: < 30 s
 """
 
 from __future__ import annotations
@@ -33,23 +34,22 @@ from analysis.fid_runs import FIDOptions
 from analysis.leaderboard import LeaderboardOptions, build_leaderboard
 from analysis.metrics_cache import metrics_pass
 from analysis.synthetic import make_runs
-from pixcolor.io import file_sha256
 
 
 def _fake_features(runs: Path, cache: Path, weights: Path, seed: int) -> int:
-    """A random feature per PNG under the cache key of ``weights``; returns the count."""
+    """A random feature per PNG under the cache key of ``weights``, and the per-folder
+    hash index a real feature pass leaves behind; returns the count."""
+    from analysis.fid_features import file_hashes
     from analysis.inception_weights import weights_sha256
 
     key = f"fid-{weights_sha256(weights)[:16]}"
     rng = np.random.default_rng(seed)
-    n = 0
-    for png in runs.rglob("*.png"):
-        sha = file_sha256(png)
+    pngs = sorted(runs.rglob("*.png"))
+    for sha in file_hashes(pngs, cache):
         path = cache / key / sha[:2] / f"{sha}.npy"
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, rng.normal(size=FEATURE_DIM).astype(np.float32))
-        n += 1
-    return n
+    return len(pngs)
 
 
 def measure(images: int, methods: int, fid_resamples: int, size: int, tmp: Path) -> dict:
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--images", type=int, default=1000)
     p.add_argument("--methods", type=int, default=10)
-    p.add_argument("--fid-resamples", type=int, default=2)
+    p.add_argument("--fid-resamples", type=int, default=100)
     p.add_argument("--size", type=int, default=32, help="image side (px)")
     p.add_argument("--tmp", default=None, help="work folder (default: a temporary one)")
     args = p.parse_args(argv)

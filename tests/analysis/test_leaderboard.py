@@ -46,6 +46,7 @@ from analysis.metrics import METRICS, colorfulness, colorfulness_pair
 from analysis.metrics_cache import metrics_pass
 from analysis.synthetic import make_image, make_runs
 from bench import metrics as bench_metrics
+from tests.analysis.latex_check import check_booktabs
 from tests.analysis.test_lpips import generated_backbone, generated_heads
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -231,7 +232,8 @@ def test_leaderboard_outputs_and_published_block(runs, tmp_path):
     for line in [ln for ln in body.splitlines() if ln.strip() and "rule" not in ln]:
         assert line.endswith(r"\\") and len(re.findall(r"(?<!\\)&", line)) == len(names)
         assert not re.search(r"(?<!\\)_", line.replace(r"$^\dagger$", ""))
-    assert r"pixcolor\_s1" in tex and r"colorfulness\_gap\_abs" in tex and r"\textbf{" in tex
+    assert r"pixcolor\_s1" in tex and "CF gap to truth" in tex and r"\textbf{" in tex
+    assert check_booktabs(tex) == len(board.methods)
     assert latex_escape("a_b & 50% #1") == r"a\_b \& 50\% \#1"
     paths = write_leaderboard(board, tmp_path / "out")
     assert {p.name for p in paths} == {"leaderboard.csv", "leaderboard.md", "leaderboard.tex",
@@ -328,3 +330,20 @@ def test_cli_leaderboard_writes_and_prints(runs, tmp_path, capsys):
     text = capsys.readouterr().out
     assert text.startswith("# Leaderboard: demo") and "colorfulness_gap_abs" in text
     assert (out / "leaderboard.tex").exists() and "wrote" in text.splitlines()[-1]
+
+
+def test_leaderboard_with_answers_opens_on_the_vtt_fool_rate(runs, tmp_path):
+    from analysis.synthetic import make_responses
+
+    ids = sorted(p.stem for p in (runs / "gt").glob("*.png"))
+    make_responses(ids, {"cic": 0.3, "pixcolor_s1": 0.35}, n_raters=10, seed=1).to_csv(
+        tmp_path / "responses.csv", index=False)
+    board = build_leaderboard(runs, LeaderboardOptions(
+        metrics=("psnr",), fid=None, n_resamples=50, responses=str(tmp_path / "responses.csv")))
+    assert [c.name for c in board.columns] == ["vtt", "psnr"]
+    assert board.cell("cic", "vtt")["sd"] > 0 and board.cell("cic", "psnr")["sd"] != \
+        board.cell("cic", "psnr")["sd"]  # NaN: only the VTT column has a standard deviation
+    md = to_markdown(board)
+    assert "| Method | VTT fool rate ↑ | VTT fool rate (paper) | PSNR (dB) ↑ |" in md
+    assert re.search(r"\| cic \| [0-9.]+% ± [0-9.]+ \| 29\.2% ± 0\.98 \|", md)
+    assert check_booktabs(to_latex(board)) == len(board.methods)

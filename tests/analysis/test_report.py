@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 import runpy
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from analysis import global_colour, report
 from analysis.report_html import pick_grid_ids
 from analysis.synthetic import make_responses, make_runs
 from analysis.tables import to_markdown
+from tests.analysis.latex_check import check_booktabs, compile_tables
 
 ROOT = Path(__file__).resolve().parents[2]
 METHODS = ("cic", "pixcolor_s1", "pixcolor_s2")
@@ -59,8 +62,8 @@ def test_report_end_to_end(full, capsys):
     assert ((scores["low"] <= scores["score"]) & (scores["score"] <= scores["high"])).all()
     metrics = pd.read_csv(full / "tables" / "metrics.csv").set_index("method")
     assert metrics.loc["cic", "n_skipped"] == 1 and metrics.loc["cic", "n"] == 2
-    assert ("global_ab: distance between the mean a, b of output and truth (global cast) "
-            "(lower is better)") in html
+    assert ("Global ab error (Lab units) (global_ab, lower is better): distance between the "
+            "mean a, b of output and truth (global cast)") in html
     assert "Exclusion rules" in html and "rater_flagged = 1" in html
     assert "Leaderboard" in html and "not computed (no weights file" in html
     assert r"\toprule" in (full / "leaderboard" / "leaderboard.tex").read_text()
@@ -114,3 +117,64 @@ def test_grid_ids_seeded_and_markdown():
     assert pick_grid_ids(ids, 50, 0) and len(pick_grid_ids(ids, 50, 0)) == 20
     md = to_markdown(pd.DataFrame({"a": [1.0, float("nan")], "b": ["x|y", "z"]}))
     assert md.splitlines()[2] == "| 1.0000 | x\\|y |"
+
+
+def _visible(page: str) -> str:
+    """The page's text without tags, scripts and styles."""
+    return html.unescape(re.sub(r"<style>.*?</style>|<[^>]+>", " ", page, flags=re.S))
+
+
+def test_report_opens_on_the_summary_and_the_leaderboard(full):
+    page = (full / "report.html").read_text()
+    first = page.index("<table")
+    assert page[first:].startswith("<table class='leaderboard'>")
+    assert page.index("<h2 id='summary'>Summary</h2>") < first < page.index(
+        "<h2 id='leaderboard'>Leaderboard</h2>") + 200
+    summary = _visible(page[:first])
+    assert "Split runs: 3 photos" in summary and "methods: cic, pixcolor_s1, pixcolor_s2" \
+        in summary
+    assert "LPIPS (AlexNet): needs" in summary and "FID: needs" in summary
+    assert "VTT fool rates from" in summary and "Fig. 7 histogram-intersection" in summary
+    board = page[first:page.index("</table>", first)]
+    heads = re.findall(r"<th[^>]*>([^<]*)</th>", board.split("</thead>")[0])
+    assert heads[:4] == ["Method", "VTT fool rate ↑", "VTT fool rate (paper)", "PSNR (dB) ↑"]
+    # every automatic metric with its 95% interval under it; one best per column at least
+    assert len(re.findall(r"<span class='ci'>\[[0-9.]+, [0-9.]+\]</span>", board)) >= 8
+    assert "class='best'" in board and "29.2%" in board and "± 0.98" in board
+    text = _visible(page[:page.index("<h2>Settings</h2>")])  # settings.json is shown as is
+    for raw in (r"\bNone\b", r"\bnan\b", r"\bNaN\b", "psnr_n_identical", r"\d\.\d{4}\b"):
+        assert not re.search(raw, text), (raw, re.search(raw, text))
+    md = (full / "report.md").read_text().splitlines()
+    table = [ln for ln in md if ln.startswith("|")]
+    assert table[0].startswith("| Method | VTT fool rate ↑ | VTT fool rate (paper) | PSNR (dB)")
+    assert re.match(r"\| cic \| [0-9.]+% ± [0-9.]+ \| 29\.2% ± 0\.98 \| (\*\*)?[0-9]+\.[0-9]{2}"
+                    r"(\*\*)? \[", table[2]), table[2]
+    assert md.index("## Summary") < md.index("## Leaderboard") < md.index(table[0])
+
+
+def test_every_table_is_also_latex(full, tmp_path):
+    texs = sorted([*(full / "tables").glob("*.tex"), *(full / "leaderboard").glob("*.tex")])
+    mds = {p.stem for p in (full / "tables").glob("*.md")}
+    assert {p.stem for p in texs} >= mds | {"leaderboard"}
+    for p in texs:
+        check_booktabs(p.read_text())
+    metrics = (full / "tables" / "metrics.tex").read_text()
+    assert "PSNR (dB)" in metrics and r"pixcolor\_s1" in metrics
+    res = compile_tables(texs, tmp_path)
+    if res is None:
+        pytest.skip("no pdflatex here (the structure is checked above)")
+    assert res.returncode == 0, res.stdout[-3000:]
+
+
+def test_self_contained_report_links_no_local_file(inputs, capsys):
+    argv = ["--runs", str(inputs / "runs"), "--out", str(inputs / "out_one"), "--n-resamples",
+            "100", "--grid-images", "2", "--workers", "1", "--no-progress",
+            "--responses", str(inputs / "responses.csv"), "--self-contained"]
+    assert report.main(argv) == 0
+    page = (inputs / "out_one" / "report.html").read_text()
+    assert "self-contained, " in capsys.readouterr().out
+    links = re.findall(r"""(?:src|href)\s*=\s*['"]([^'"]*)['"]""", page)
+    assert links and all(u.startswith("data:image/") for u in links), [
+        u[:40] for u in links if not u.startswith("data:")]
+    assert len(re.findall(r"<img [^>]*src='data:image/jpeg", page)) >= 2 * len(METHODS)
+    assert "url(" not in page

@@ -7,9 +7,7 @@ built from (and the answers, sittings and choosers of the tests) are in ``helper
 from __future__ import annotations
 
 import base64
-import os
 import random
-import shutil
 from pathlib import Path
 
 import pytest
@@ -68,24 +66,3 @@ def seeded_tokens(monkeypatch):
     monkeypatch.setattr("vtt_app.assignment.secrets", _SeededTokens(0))
 
 
-CHROMIUM = os.environ.get("PIXCOLOR_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Headless Debian chromium through Playwright (the browser tests)."""
-    if os.environ.get("PIXCOLOR_SKIP_BROWSER") == "1":
-        pytest.skip("PIXCOLOR_SKIP_BROWSER=1")
-    if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
-        pytest.fail(f"{CHROMIUM} not found: run `make browser` (scripts/install_browser.sh), "
-                    "or set PIXCOLOR_SKIP_BROWSER=1 to skip the browser tests")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
