@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import figures, thumbnails
-from analysis.report_page import LEADERBOARD_CSS, Block, section_html, thumbnail_uri
+from analysis.report_page import LEADERBOARD_CSS, Block, section_html
 from analysis.runs import GT_METHOD, RunsFolder
 from pixcolor.io import ImageLoadError
 
@@ -99,7 +99,7 @@ padding:.5em;overflow:auto}""" + _FIGURE_CSS + LEADERBOARD_CSS
 
 def _grid_src(out: Path, method: str, image_id: str, self_contained: bool) -> str:
     path = thumbnails.thumb_path(out / "grid", method, image_id)
-    return thumbnail_uri(path) if self_contained else html.escape(
+    return thumbnails.data_uri(path) if self_contained else html.escape(
         path.relative_to(out).as_posix())
 
 
@@ -122,7 +122,8 @@ def render_html(out: Path, sections: list[Section], settings: dict, methods: Seq
     parts += [section_html(s, out, self_contained) for s in sections]
     if grid_ids:
         parts.append("<h2>Random test images (Table 3)</h2><table class='grid'><tr><th>id</th>"
-                     + "".join(f"<th>{e(m)}</th>" for m in methods) + "</tr>")
+                     + "".join(f"<th>{e(m).replace('_', '_<wbr>')}</th>" for m in methods)
+                     + "</tr>")
         for i in grid_ids:
             cells = "".join(
                 f"<td><img src='{_grid_src(out, m, i, self_contained)}' alt='{e(m)} {e(i)}'>"

@@ -4,7 +4,7 @@ A :class:`~analysis.report_html.Section` holds display tables (strings under hum
 :func:`analysis.display.display_frame`; a raw frame is formatted here by the same rules) or
 :class:`Block` objects (a table rendered already, such as the leaderboard). With
 ``self_contained`` every image is a ``data:`` URI (figures as PNG, or JPEG where that is
-under half the size; grid thumbnails as JPEG at most :data:`INLINE_SIDE` px) and nothing
+under half the size; grid thumbnails as written, :mod:`analysis.thumbnails`) and nothing
 links to a local file, so ``report.html`` opens anywhere on its own.
 """
 
@@ -22,7 +22,6 @@ from PIL import Image
 from analysis.display import display_frame
 from analysis.tables import to_markdown
 
-INLINE_SIDE = 256  # longest side of an inlined grid thumbnail, px
 JPEG_QUALITY = 88
 
 # The leaderboard: values with their interval under them in smaller type, so that a dozen
@@ -70,14 +69,6 @@ def figure_uri(path: Path) -> str:
         background.paste(rgba, mask=rgba.getchannel("A"))
         jpeg = _jpeg(background)
     return _b64(jpeg, "image/jpeg") if len(jpeg) < len(data) / 2 else _b64(data, "image/png")
-
-
-def thumbnail_uri(path: Path, side: int = INLINE_SIDE) -> str:
-    """A grid thumbnail as a JPEG ``data:`` URI, its longest side at most ``side`` px."""
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        im.thumbnail((side, side), Image.Resampling.LANCZOS)
-        return _b64(_jpeg(im), "image/jpeg")
 
 
 def table_html(table: pd.DataFrame | Block) -> str:

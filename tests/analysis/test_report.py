@@ -178,3 +178,14 @@ def test_self_contained_report_links_no_local_file(inputs, capsys):
         u[:40] for u in links if not u.startswith("data:")]
     assert len(re.findall(r"<img [^>]*src='data:image/jpeg", page)) >= 2 * len(METHODS)
     assert "url(" not in page
+
+
+def test_report_of_an_export_without_answers_yet(inputs):
+    """A study exported before anyone rated: the report is written and says so."""
+    empty = pd.read_csv(inputs / "responses.csv").iloc[0:0]
+    empty.to_csv(inputs / "responses_empty.csv", index=False)
+    out = inputs / "out_empty"
+    assert report.main(["--runs", str(inputs / "runs"), "--out", str(out), "--responses",
+                        str(inputs / "responses_empty.csv"), "--n-resamples", "50",
+                        "--grid-images", "2", "--workers", "1", "--no-progress"]) == 0
+    assert (out / "report.html").is_file()
