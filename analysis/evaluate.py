@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.diversity import PAIR_COLUMNS, image_pairs, sample_methods
+from analysis.image_scores import Truth, mean_ab, metric_value, retained_memory
 from analysis.lab_stats import AB_EDGES, ab_counts, ab_edges, histogram_intersection, image_ab
 from analysis.metrics import DEFAULT_METRICS, Metric, get_metric, grey_ratio, worse_than_grey
 from analysis.runs import (
@@ -185,32 +186,18 @@ class _Found:
         return self
 
 
-class _Truth:
-    """The ground truth of one image: its pixels, Lab a/b and each metric's prepared state
-    (computed on first use, once per image)."""
-
-    def __init__(self, img: np.ndarray, ab: np.ndarray | None):
-        self.img, self.ab = img, ab
-        self._prepared: dict[str, object] = {}
-
-    def prepared(self, spec: Metric) -> object:
-        """``spec.prepare`` of the ground truth."""
-        if spec.name not in self._prepared:
-            self._prepared[spec.name] = spec.prepare(self.img)
-        return self._prepared[spec.name]
-
-
 def _evaluate_chunk(job: _Pass, ids: list[str]) -> _Found:
     """Score the images ``ids`` (one chunk of :func:`map_chunks`)."""
     runs = RunsFolder(job.root)
     specs = [get_metric(k) for k in job.metric_names]
     need_ab = job.edges is not None or any(s.input == "ab" for s in specs)
     found = _Found()
-    for image_id in ids:
-        images = CachedImages(runs, image_id)
-        first = _score_outputs(job, specs, need_ab, images, found)
-        if job.samples:
-            _score_pairs(job, images, first, found)
+    with retained_memory():
+        for image_id in ids:
+            images = CachedImages(runs, image_id)
+            first = _score_outputs(job, specs, need_ab, images, found)
+            if job.samples:
+                _score_pairs(job, images, first, found)
     return found
 
 
@@ -222,7 +209,7 @@ def _score_outputs(job: _Pass, specs: list[Metric], need_ab: bool, images: Cache
     image_id, truth = images.image_id, None
     try:
         gt = images.get(job.gt_method)
-        truth = _Truth(gt, image_ab(gt) if need_ab else None)
+        truth = Truth(gt, image_ab(gt) if need_ab else None)
     except ImageLoadError as err:
         if job.gt_method not in job.methods:
             found.skips.append(Skip(job.gt_method, image_id, str(err)))
@@ -239,7 +226,7 @@ def _score_outputs(job: _Pass, specs: list[Metric], need_ab: bool, images: Cache
             found.add_counts(method, ab_counts(ab, job.edges))
         row: dict[str, object] = {"method": method, "image_id": image_id}
         if ab is not None:
-            row["mean_a"], row["mean_b"] = ab.reshape(-1, 2).mean(0, dtype=np.float64)
+            row["mean_a"], row["mean_b"] = mean_ab(ab)
         for spec in specs:
             row[spec.name] = float("nan")
             if spec.needs_reference and (truth is None or img.shape != truth.img.shape):
@@ -249,7 +236,7 @@ def _score_outputs(job: _Pass, specs: list[Metric], need_ab: bool, images: Cache
                                             spec.name))
                 continue
             try:
-                row[spec.name], own = _metric(spec, img, ab, truth)
+                row[spec.name], own = metric_value(spec, img, ab, truth)
             except ValueError as err:
                 found.skips.append(Skip(method, image_id, str(err), spec.name))
                 continue
@@ -271,21 +258,6 @@ def _score_pairs(job: _Pass, images: CachedImages, first: dict[str, _Moments],
     rows, skips = image_pairs(images.image_id, loaded, job.min_size, first)
     found.pairs += rows
     found.pair_skips += skips
-
-
-def _metric(spec: Metric, img: np.ndarray, ab: np.ndarray | None,
-            truth: _Truth | None) -> tuple[float, object]:
-    """One metric of one output: (value, the output's prepared state, or None where the
-    metric prepares nothing)."""
-    if not spec.needs_reference:
-        return spec.fn(ab if spec.input == "ab" else img), None
-    if spec.input == "ab":
-        return spec.fn(ab, truth.ab), None
-    if spec.prepare is None:
-        return spec.fn(img, truth.img), None
-    ref = truth.prepared(spec)
-    own = ref if img is truth.img else spec.prepare(img)
-    return spec.fn_prepared(own, ref), own
 
 
 def evaluate_runs(runs_dir: str | Path, methods: Sequence[str] | None = None,

@@ -137,8 +137,12 @@ def file_hashes(paths: list[Path], cache_dir: str | os.PathLike | None) -> list[
     if cache_dir is None:
         return [file_sha256(p) for p in paths]
     by_folder: dict[Path, list[int]] = {}
+    resolved: dict[Path, Path] = {}
     for k, p in enumerate(paths):
-        by_folder.setdefault(p.parent.resolve(), []).append(k)
+        parent = p.parent
+        if parent not in resolved:
+            resolved[parent] = parent.resolve()
+        by_folder.setdefault(resolved[parent], []).append(k)
     out = [""] * len(paths)
     for folder, positions in by_folder.items():
         index_file = (Path(cache_dir) / "hashes"
@@ -162,9 +166,22 @@ def file_hashes(paths: list[Path], cache_dir: str | os.PathLike | None) -> list[
             index[paths[k].name] = [st.st_size, st.st_mtime_ns, out[k]]
             changed = True
         if changed:
-            index_file.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(index_file, json.dumps(index, separators=(",", ":")))
+            _save_index(index_file, index, [paths[k].name for k in positions])
     return out
+
+
+def _save_index(index_file: Path, index: dict, names: list[str]) -> None:
+    """Write a folder's hash index, keeping the entries another process (a shard of the
+    same folder) wrote since it was read, except those of ``names``."""
+    try:
+        latest = json.loads(index_file.read_text())
+    except (OSError, ValueError):
+        latest = {}
+    if isinstance(latest, dict):
+        mine = set(names)
+        index = {**index, **{k: v for k, v in latest.items() if k not in mine}}
+    index_file.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(index_file, json.dumps(index, separators=(",", ":")))
 
 
 def _read_cached(path: Path) -> np.ndarray | None:

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from pixcolor.color import rgb_to_ab
+from pixcolor.color.lab_uint8 import _LAB_EPS, _XYZ_TABLES, _cbrt32
 
 AB_EDGES = np.arange(-128.0, 128.0 + 1e-9, 4.0)  # 65 edges -> 64 bins of width 4
 
@@ -32,13 +33,50 @@ def ab_edges(bins: int | np.ndarray) -> np.ndarray:
     return edges
 
 
+_RG_TABLES: list[np.ndarray] = []  # built on first use: (3, 65536) float32
+_FAST_MAX = 3 << 20  # values up to which _uint8_ab is the faster (its index arrays stay small)
+
+
+def _uint8_ab(arr: np.ndarray) -> np.ndarray:
+    """:func:`pixcolor.color.rgb_to_ab` of uint8 (..., 3), bit for bit, faster: the float32
+    sums of the R and G tables it adds first are tabulated once for every (R, G) (65,536
+    entries per output), so each pixel takes 6 table lookups instead of 9."""
+    if not _RG_TABLES:
+        _RG_TABLES.append(np.ascontiguousarray(
+            (_XYZ_TABLES[:, 0, :, None] + _XYZ_TABLES[:, 1, None, :]).reshape(3, -1)))
+    flat = arr.reshape(-1, 3)
+    rg = flat[:, 0].astype(np.intp)
+    rg <<= 8
+    rg |= flat[:, 1]
+    blue = flat[:, 2].astype(np.intp)
+    t = np.empty((3, len(flat)), dtype=np.float32)
+    tmp = np.empty(len(flat), dtype=np.float32)
+    for o in range(3):
+        np.take(_RG_TABLES[0][o], rg, out=t[o])
+        np.take(_XYZ_TABLES[o, 2], blue, out=tmp)
+        t[o] += tmp
+    small = t <= np.float32(_LAB_EPS)
+    f = _cbrt32(t)
+    if small.any():
+        f[small] = t[small] * np.float32(7.787) + np.float32(16.0 / 116.0)
+    out = np.empty((len(flat), 2), dtype=np.float32)
+    np.subtract(f[0], f[1], out=out[:, 0])
+    out[:, 0] *= np.float32(500.0)
+    np.subtract(f[1], f[2], out=out[:, 1])
+    out[:, 1] *= np.float32(200.0)
+    return out.reshape(*arr.shape[:-1], 2)
+
+
 def image_ab(rgb: np.ndarray) -> np.ndarray:
     """The a and b channels of an RGB image, (H, W, 2).
 
-    uint8 input (every image of a runs folder) goes through :func:`pixcolor.color.rgb_to_ab`
-    (float32); float input in [0, 1] through :func:`pixcolor.color.rgb_to_lab` (float64).
+    uint8 input (every image of a runs folder): :func:`pixcolor.color.rgb_to_ab`'s float32
+    values (bit for bit, from fewer table lookups); float input in [0, 1] through
+    :func:`pixcolor.color.rgb_to_lab` (float64).
     """
     arr = np.asarray(rgb)
+    if arr.dtype == np.uint8 and arr.shape[-1:] == (3,) and arr.size <= _FAST_MAX:
+        return _uint8_ab(arr)
     if arr.dtype == np.uint8:
         return rgb_to_ab(arr)
     from pixcolor.color import rgb_to_lab  # scikit-image: loaded only for float input

@@ -1,24 +1,32 @@
-"""The metrics pass of a runs folder, kept next to it so later tables reuse its values.
+"""The metrics pass of a runs folder, cached per image so later passes compute only what
+changed.
 
-:func:`metrics_pass` computes the per-image metrics (:func:`analysis.evaluate.evaluate_runs`)
-and FID (:func:`analysis.fid_runs.runs_fid`) of a ``runs/<split>`` folder and writes, beside
-``metrics.csv``:
+:func:`metrics_pass` computes the per-image metrics of a ``runs/<split>`` folder
+(:func:`analysis.image_scores.score_images`) and FID (:func:`analysis.fid_runs.runs_fid`).
+Each value is cached under the sha256 of the output file and of its truth's file and the
+metric's name and version (:mod:`analysis.value_store`, :mod:`analysis.metrics_plan`), in
+``<runs>/.metrics_cache/values/*.npz``, with the files' hashes indexed by size and
+modification time in ``<runs>/.metrics_cache/hashes/`` (an unchanged file is not read
+again). So a new method computes only its images, a changed PNG only itself, a metric whose
+``version`` was raised only that metric, and a pass whose values are all cached decodes no
+image. Beside ``metrics.csv`` the pass also writes:
 
-* ``metrics_per_image.csv``: ``method``, ``image_id`` and one column per metric;
-* ``metrics_cache.json``: per method, the fingerprint of its images and of the truth's
-  (names, sizes, modification times: :func:`analysis.fid_runs.folder_fingerprint`) and the
-  metrics computed under it; the metrics that could not run and why; FID rows per variant.
+* ``metrics_per_image.csv``: ``method``, ``image_id`` and one column per metric (the
+  values of the last pass over the whole folder, for reading);
+* ``metrics_cache.json``: the metrics that could not run and why, and FID rows per variant.
 
-With ``reuse`` a method's cached values stand while its images, the truth's and the image
-list are unchanged; only missing (method, metric) values are computed. The truth is the
-folder's :meth:`~analysis.runs.RunsFolder.reference` unless one is named (``gt``; a
-protocol split's ``gt_protocol``). The leaderboard
-(:mod:`analysis.leaderboard`) reads through here: from a warm cache it decodes no image.
+Sharding (``shard=(i, n)``, ``python -m bench metrics --shard i/n``, torchrun's ranks or a
+SLURM array): shard i scores the photos at positions i, i + n, ... of the image list (the
+rule of ``bench generate``) and writes its own values file; shards never write a file
+another writes. With FID asked and its weights here, a shard also fills FID's feature cache
+for its images. ``compute=False`` (``--merge``) computes no per-image value: it builds the
+tables from every shard's values and lists what is still missing. The truth is the folder's
+:meth:`~analysis.runs.RunsFolder.reference` unless one is named (``gt``; a protocol split's
+``gt_protocol``). The leaderboard (:mod:`analysis.leaderboard`) reads through here.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -26,20 +34,32 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from analysis.evaluate import RunsEvaluation, evaluate_runs
-from analysis.fid_runs import FID_ROW_COLUMNS, FIDOptions, FIDTable, folder_fingerprint, runs_fid
+from analysis.evaluate import RunsEvaluation
+from analysis.fid import default_cache_dir
+from analysis.fid_features import FeatureExtractor, image_features
+from analysis.fid_runs import FID_ROW_COLUMNS, FIDOptions, FIDTable, fid_missing_reason, runs_fid
+from analysis.image_scores import Scores, score_images
+from analysis.inception_weights import WeightsNotFound
 from analysis.lab_stats import AB_EDGES
 from analysis.metrics import DEFAULT_METRICS, get_metric
-from analysis.runs import GT_METHOD, RunsFolder
-from pixcolor.io import atomic_open
+from analysis.metrics_plan import MISSING_COLUMNS, Plan, build_plan, shard_ids
+from analysis.reference_libs import unavailable
+from analysis.runs import GT_METHOD, RunsFolder, Skip
+from analysis.value_store import ValueStore
+from pixcolor.io import ImageLoadError, atomic_open
 
 log = logging.getLogger(__name__)
 
+CACHE_DIR = ".metrics_cache"
+VALUES_DIR = "values"
 PER_IMAGE_FILE = "metrics_per_image.csv"
 STATE_FILE = "metrics_cache.json"
-VERSION = 1
+VERSION = 2
+LOGGED_SKIPS = 20  # skipped images or values logged one by one
+NOT_CACHED = "no value cached: run python -m bench metrics (or its shards) with it"
 
 
 @dataclass
@@ -51,14 +71,19 @@ class MetricsPass:
             image could not be scored).
         metrics: the computed metrics, in the order asked.
         not_computed: metric (or FID column) -> why it could not run here (one line).
-        fid: the FID table (None when not asked).
-        evaluation: the pass over every method, when one ran (``reuse=False`` or a cold
-            cache): its skipped images and :meth:`RunsEvaluation.summary`.
+        fid: the FID table (None when not asked, and in a shard).
+        evaluation: the skipped images and values of the pass (cached ones too) and
+            :meth:`RunsEvaluation.summary`.
         methods: the methods, in display order.
-        reused: methods whose per-image values all came from the cache.
+        reused: methods none of whose values had to be computed.
         reference: the truth folder the values compare against.
         reference_line: the note naming it and FID's network ("" for plain ``gt``,
             :meth:`~analysis.runs.RunsFolder.reference_line`).
+        computed: (method, image) outputs scored by this pass (the rest came from the cache).
+        missing: values neither cached nor computed (``compute=False``): ``method``,
+            ``image_id`` and the comma-separated ``metrics``; an output without any value
+            is not in ``per_image``.
+        shard: (index, count) of the photos this pass covered ((0, 1): all).
     """
 
     per_image: pd.DataFrame
@@ -70,6 +95,9 @@ class MetricsPass:
     reused: list[str] = field(default_factory=list)
     reference: str = GT_METHOD
     reference_line: str = ""
+    computed: int = 0
+    missing: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=MISSING_COLUMNS))
+    shard: tuple[int, int] = (0, 1)
 
     def summary(self) -> pd.DataFrame:
         """Per method: ``n``, ``n_skipped``, each metric's mean (as
@@ -89,25 +117,13 @@ class MetricsPass:
         return df
 
 
-def _empty() -> pd.DataFrame:
-    return pd.DataFrame(columns=["method", "image_id"])
-
-
-def _ids_key(ids: Sequence[str], gt_method: str) -> str:
-    return hashlib.sha1("\n".join([gt_method, *ids]).encode()).hexdigest()[:16]
-
-
-def _read(runs_dir: Path) -> tuple[dict, pd.DataFrame]:
-    """The state file and the per-image values ({} and an empty frame when absent or
-    unreadable: a cache is rebuilt, never trusted half-read)."""
+def _read_state(runs_dir: Path) -> dict:
+    """The state file ({} when absent or unreadable)."""
     try:
         state = json.loads((runs_dir / STATE_FILE).read_text())
-        frame = pd.read_csv(runs_dir / PER_IMAGE_FILE, dtype={"method": str, "image_id": str})
-    except (OSError, ValueError, pd.errors.ParserError):
-        return {}, _empty()
-    if state.get("version") != VERSION:
-        return {}, _empty()
-    return state, frame
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
 
 
 def _write(runs_dir: Path, state: dict, frame: pd.DataFrame) -> None:
@@ -117,109 +133,136 @@ def _write(runs_dir: Path, state: dict, frame: pd.DataFrame) -> None:
         f.write(json.dumps(state, indent=1, sort_keys=True) + "\n")
 
 
-def _merge(old: pd.DataFrame, new: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
-    """``old`` with ``new``'s rows and ``metrics`` columns written over it."""
-    keys = ["method", "image_id"]
-    old, new = old.set_index(keys), new.set_index(keys)
-    old = old.reindex(old.index.union(new.index, sort=False))
-    for k in metrics:
-        if k not in old:
-            old[k] = float("nan")
-        old.loc[new.index, k] = new[k].astype(float)
-    return old.reset_index()
-
-
 def metrics_pass(runs_dir: str | os.PathLike, methods: Sequence[str] | None = None,
                  metrics: Sequence[str] = DEFAULT_METRICS, *, fid: FIDOptions | None = None,
                  gt_method: str | None = None, workers: int = 1, reuse: bool = True,
-                 progress: bool = False) -> MetricsPass:
-    """Per-image metrics and FID of a runs folder, reusing and updating its cache files.
+                 progress: bool = False, shard: tuple[int, int] | None = None,
+                 compute: bool = True) -> MetricsPass:
+    """Per-image metrics and FID of a runs folder, reusing and filling its cache.
 
     Args:
         runs_dir: ``runs/<split>``.
         methods: the methods (default: every method folder, ``gt`` included).
         metrics: registered per-image metrics; one that cannot run here (a missing weights
-            file) is listed in ``not_computed`` and the others still run.
+            file) and is not all cached is listed in ``not_computed``, the others still run.
         fid: compute FID with these options (None: no FID).
         gt_method: the ground-truth folder (None: the folder's
             :meth:`~analysis.runs.RunsFolder.reference`).
         workers: processes for the image pass.
-        reuse: keep cached values of unchanged methods (False: compute everything anew).
-        progress: a progress bar over images.
+        reuse: take cached values (False: compute every value anew, and FID).
+        progress: a progress bar over photos.
+        shard: (i, n): only the photos of shard i of n (module docstring); no FID table
+            and no ``metrics_per_image.csv`` then.
+        compute: False: compute no per-image value, list what the cache lacks (a merge).
 
     Returns:
-        A :class:`MetricsPass`; the cache files are rewritten when anything was computed.
+        A :class:`MetricsPass`.
     """
     runs = RunsFolder(runs_dir)
     gt_method = gt_method or runs.reference()
     methods = list(methods) if methods is not None else runs.methods()
-    ids = runs.image_ids(methods)
-    cache = _Cache.open(runs, methods, _ids_key(ids, gt_method), gt_method, reuse)
-    have = cache.have
-    wanted = {k for m in methods for k in metrics if k not in have[m]}
-    result = MetricsPass(cache.frame, [], {k: why for k in wanted
-                                           if (why := get_metric(k).unavailable())},
-                         methods=methods, reference=gt_method,
+    index, count = shard or (0, 1)
+    mine = shard_ids(runs.image_ids(methods), index, count)
+    plan = build_plan(runs, methods, mine, gt_method, metrics, runs.root / CACHE_DIR, workers)
+    store = ValueStore(runs.root / CACHE_DIR / VALUES_DIR, read=reuse)
+    cached = store.lookup(plan.keys, plan.columns)
+    not_computed = _unavailable(plan, cached.present, compute)
+    kept = [k for k in metrics if k not in not_computed]
+    todos = plan.todos(cached.present, kept, uncacheable_only=not compute)
+    scores = Scores()
+    if todos:
+        scores = score_images(runs.root, todos, gt_method=gt_method, workers=workers,
+                              progress=progress)
+        store.add(plan.new_values(scores))
+        cached = store.lookup(plan.keys, plan.columns)
+    store.write(f"shard-{index}-of-{count}" if count > 1 else "pass", compact=count == 1)
+    frame, skips, missing = plan.table(cached, scores, kept)
+    skips = _reported(skips, plan, scores, gt_method not in methods)
+    scored = {s.method for s in scores.rows} | {s.method for s in scores.skips}
+    result = MetricsPass(frame, kept, not_computed, methods=methods,
+                         reused=[m for m in methods if m not in scored], reference=gt_method,
                          reference_line=runs.reference_line(gt_method,
-                                                            fid.variant if fid else None))
-    groups: dict[tuple[str, ...], list[str]] = {}
-    for m in methods:
-        todo = tuple(k for k in metrics if k not in have[m] and k not in result.not_computed)
-        groups.setdefault(todo, []).append(m)
-    for todo, group in groups.items():
-        if not todo:
-            result.reused += group
-            continue
-        ev = evaluate_runs(runs.root, group, list(todo), gt_method=gt_method, image_ids=ids,
-                           workers=workers, progress=progress)
-        if len(group) == len(methods) and not any(have.values()):
-            result.evaluation = ev
-        cache.add(group, ev)
-        result.not_computed.update(ev.not_computed)
-    result.metrics = [k for k in metrics if k not in result.not_computed]
-    changed = len(result.reused) < len(methods)
-    if fid is not None:
-        changed |= _fid_step(runs, methods, fid, gt_method, ids, cache.state, result)
-    cache.state["not_computed"] = result.not_computed
-    if changed:
-        _write(runs.root, cache.state, cache.frame)
-    frame = cache.frame
-    result.per_image = frame.loc[frame["method"].isin(methods),
-                                 ["method", "image_id", *result.metrics]].reset_index(drop=True)
+                                                            fid.variant if fid else None),
+                         computed=len(scores.rows) + len(scores.skips), missing=missing,
+                         shard=(index, count))
+    result.evaluation = RunsEvaluation(frame, skips, {}, AB_EDGES, methods, kept,
+                                       image_ids=mine, not_computed=dict(not_computed))
+    if count > 1:
+        if fid is not None and compute:
+            _fill_fid_features(runs, plan, fid, skips)
+    else:
+        _finish(runs, result, fid, reuse, bool(todos) or not compute)
     return result
 
 
-@dataclass
-class _Cache:
-    """The cache files of a runs folder as read, and what stands of them: ``have[m]`` the
-    metrics of method m whose values are still valid (its images and the truth's unchanged)."""
+def _reported(skips: list[Skip], plan: Plan, scores: Scores, truth_apart: bool
+              ) -> list[Skip]:
+    """``skips`` and, when the truth is not one of the methods (``truth_apart``), the
+    truths that exist but did not load; the first few are logged."""
+    if truth_apart:
+        known = {s.image_id for s in plan.skips if s.method == plan.truth}
+        skips = skips + [Skip(plan.truth, i, why) for i, why in scores.truth_failed.items()
+                         if i not in known]
+    for s in skips[:LOGGED_SKIPS]:
+        log.warning("skipped %s/%s%s: %s", s.method, s.image_id,
+                    f" ({s.metric})" if s.metric else "", s.reason)
+    if len(skips) > LOGGED_SKIPS:
+        log.warning("... and %d more skipped images or values", len(skips) - LOGGED_SKIPS)
+    return skips
 
-    state: dict
-    frame: pd.DataFrame
-    prints: dict[str, str]
-    have: dict[str, set[str]]
 
-    @classmethod
-    def open(cls, runs: RunsFolder, methods: list[str], ids_key: str, gt_method: str,
-             reuse: bool) -> _Cache:
-        state, frame = _read(runs.root) if reuse else ({}, _empty())
-        if state.get("ids") != ids_key:
-            state, frame = {}, _empty()
-        state.update(version=VERSION, ids=ids_key)
-        known = state.setdefault("methods", {})
-        gt_print = folder_fingerprint(runs.root / gt_method)
-        prints = {m: folder_fingerprint(runs.root / m) + gt_print for m in methods}
-        have = {m: set(known[m]["metrics"]) if known.get(m, {}).get("fingerprint") == prints[m]
-                else set() for m in methods}
-        frame = frame[~frame["method"].isin([m for m in methods if not have[m]])]
-        return cls(state, frame, prints, have)
+def _unavailable(plan: Plan, present: np.ndarray, compute: bool) -> dict[str, str]:
+    """Metrics that cannot be had: in a computing pass, those whose ``requires`` fails
+    and whose values are not all cached; in a merge, those with no cached value (why:
+    their ``requires``'s line where it fails here too)."""
+    out = {}
+    ok = plan.cacheable()
+    for j, k in enumerate(plan.metrics):
+        held = present[:, j] & ok
+        if not compute:
+            if len(plan.rows) and not held.any():
+                out[k] = get_metric(k).unavailable() or NOT_CACHED
+        elif not held.all() and (why := get_metric(k).unavailable()):
+            out[k] = why
+    for k, why in out.items():
+        log.info("%s not computed: %s", k, why)
+    return out
 
-    def add(self, group: list[str], ev: RunsEvaluation) -> None:
-        """The values of a pass over ``group`` into the frame and the state."""
-        self.frame = _merge(self.frame, ev.per_image, ev.metrics)
-        for m in group:
-            self.state["methods"][m] = {"fingerprint": self.prints[m],
-                                        "metrics": sorted(self.have[m] | set(ev.metrics))}
+
+def _finish(runs: RunsFolder, result: MetricsPass, fid: FIDOptions | None, reuse: bool,
+            changed: bool) -> None:
+    """FID, and the state and per-image files, of a pass over every photo."""
+    state = _read_state(runs.root) if reuse else {}
+    changed |= not (runs.root / PER_IMAGE_FILE).exists()
+    if fid is not None:
+        changed |= _fid_step(runs, result.methods, fid, result.reference,
+                             result.evaluation.image_ids, state, result)
+    if changed or state.get("not_computed") != result.not_computed:
+        state.update(version=VERSION, not_computed=result.not_computed)
+        _write(runs.root, state, result.per_image)
+
+
+def _fill_fid_features(runs: RunsFolder, plan: Plan, options: FIDOptions,
+                       skips: list[Skip]) -> None:
+    """A shard's part of FID's feature cache: the features of its outputs and truths
+    (nothing when the weights are not here); the merge's FID then computes none."""
+    why = fid_missing_reason(options.variant, options.weights)
+    if not why and options.backend == "reference":
+        why = unavailable(options.variant)
+    if why:
+        log.info("%s features not computed in this shard: %s", options.column, why)
+        return
+    bad = {(s.method, s.image_id) for s in skips if not s.metric}
+    paths = [runs.path(m, i) for m, i in plan.rows if (m, i) not in bad]
+    truths = [runs.path(plan.truth, i) for (_, i), k in zip(plan.rows, plan.keys, strict=True)
+              if k != b"" and (plan.truth, i) not in bad]
+    ext = FeatureExtractor.open(options.variant, options.weights, device=options.device,
+                                batch_size=options.batch_size, backend=options.backend)
+    try:
+        image_features(list(dict.fromkeys(paths + truths)), ext,
+                       options.cache_dir or default_cache_dir())
+    except (ImageLoadError, WeightsNotFound) as err:
+        log.warning("%s features of this shard stopped: %s", options.column, err)
 
 
 def _fid_step(runs: RunsFolder, methods: list[str], options: FIDOptions, gt_method: str,

@@ -49,7 +49,7 @@ from analysis.lpips import (
     find_heads,
     load_lpips,
 )
-from analysis.metrics import colorfulness_pair, register_metric
+from analysis.metrics import Display, colorfulness_pair, register_metric
 
 __all__ = ["LazyLPIPS", "lpips_missing_reason"]
 
@@ -164,21 +164,26 @@ def _delta(measure: Callable[[np.ndarray], float]) -> Callable[[np.ndarray, np.n
     return delta
 
 
-for _name, _backbone, _net in (("lpips", "alex", "AlexNet, the lpips package's default"),
-                               ("lpips_vgg", "vgg", "VGG16")):
+for _name, _backbone, _net, _label in (
+        ("lpips", "alex", "AlexNet, the lpips package's default", "LPIPS (AlexNet)"),
+        ("lpips_vgg", "vgg", "VGG16", "LPIPS (VGG16)")):
     _lpips = LazyLPIPS(_backbone)
     register_metric(_name, _lpips, higher_is_better=False, prepare=_lpips.prepare,
                     fn_prepared=_lpips.compare, requires=_lpips.requires,
-                    description=f"LPIPS v0.1 ({_net}), perceptual distance to the truth")
+                    description=f"LPIPS v0.1 ({_net}), perceptual distance to the truth",
+                    display=Display(_label, 3))
 
 register_metric("colorfulness_abs", _colorfulness_abs, needs_reference=False,
                 description="colourfulness as DDColor's and CT2's code compute it (absolute "
-                            "opponents |R-G|, |(R+G)/2-B|): their CF columns")
+                            "opponents |R-G|, |(R+G)/2-B|): their CF columns",
+                display=Display("Colourfulness CF (DDColor/CT2)", 2))
 register_metric("delta_colorfulness", _delta(_colorfulness), higher_is_better=False,
                 prepare=_colorfulness, fn_prepared=_abs_difference,
                 description="per image |M(output) - M(truth)|, signed Hasler-Suesstrunk M3 "
-                            "(the colorfulness column)")
+                            "(the colorfulness column)",
+                display=Display("Per-photo |M3 - truth's|", 2))
 register_metric("delta_colorfulness_abs", _delta(_colorfulness_abs), higher_is_better=False,
                 prepare=_colorfulness_abs, fn_prepared=_abs_difference,
                 description="per image |CF(output) - CF(truth)|, DDColor/CT2's CF (the "
-                            "papers' delta-CF is the set gap: colorfulness_gap_abs)")
+                            "papers' delta-CF is the set gap: colorfulness_gap_abs)",
+                display=Display("Per-photo |CF - truth's|", 2))

@@ -11,6 +11,7 @@ Examples::
     python -m bench generate --split ctest10k --methods pixcolor_s1,gt --shard 0/4
     python -m bench generate --split demo --methods external:mine=/path/to/pngs
     python -m bench metrics --runs-dir runs/demo
+    python -m bench metrics --runs-dir runs/ctest10k --shard 0/4   # then --merge
     python -m bench leaderboard --runs runs/demo          # mean [95% interval], best marked
 
 Exit status: 0 when every expected image is usable and generated, 3 when some are not (the
@@ -99,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--workers", type=int, default=1, help="processes for the metrics")
     bench_metrics.add_fid_flag(m)
     bench_metrics.add_gt_flag(m)
+    bench_metrics.add_shard_flags(m)
 
     r = sub.add_parser("run", help="split + generate + metrics (what `make bench` runs)")
     _common(r)

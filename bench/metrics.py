@@ -33,9 +33,12 @@ from analysis.metrics import DEFAULT_METRICS
 from analysis.metrics_cache import metrics_pass
 from analysis.reference_libs import BACKENDS
 from analysis.runs import RunsFolder, order_methods
+from bench.generate import GenerateError, parse_shard
 from pixcolor.io import atomic_open
 
 FID_VARIANTS = ("fid", "torchvision", "none")  # --fid-variant: none computes no FID
+MISSING_FILE = "metrics_missing.csv"  # what a merge found missing
+MISSING = 3  # exit status of a merge that found values missing (as bench's PARTIAL)
 DEFAULT_FID = FIDOptions()  # the TF-ported Inception, the common protocol
 
 
@@ -57,9 +60,12 @@ def fid_options(variant: str | None, device: str = "cpu",
 
 def compute(runs_dir: str | os.PathLike, methods: Sequence[str] | None = None,
             metrics: Sequence[str] = DEFAULT_METRICS, workers: int = 1,
-            fid: FIDOptions | None = DEFAULT_FID, gt_method: str | None = None
-            ) -> pd.DataFrame:
+            fid: FIDOptions | None = DEFAULT_FID, gt_method: str | None = None, *,
+            reuse: bool = True, merge: bool = False) -> pd.DataFrame:
     """Mean metrics per method; writes ``<runs_dir>/metrics.csv`` and the per-image cache.
+
+    Values already cached (:mod:`analysis.metrics_cache`: by the files' content and the
+    metric's version) are not computed again.
 
     Args:
         runs_dir: ``runs/<split>``.
@@ -70,16 +76,22 @@ def compute(runs_dir: str | os.PathLike, methods: Sequence[str] | None = None,
             network).
         gt_method: the truth folder (None: the folder's
             :meth:`~analysis.runs.RunsFolder.reference`).
+        reuse: take cached values (False: compute every value anew).
+        merge: compute no per-image value: the table of what the shards cached
+            (``attrs["missing"]`` lists the values still missing).
 
     Returns:
         One row per method: ``method``, ``n``, ``n_skipped`` and a column per metric (and
         FID); ``attrs["not_computed"]`` (metric -> why) and ``attrs["notes"]`` hold what
-        :func:`format_table` prints under the rows.
+        :func:`format_table` prints under the rows, ``attrs["missing"]`` the
+        :attr:`~analysis.metrics_cache.MetricsPass.missing` values.
     """
     runs_dir = Path(runs_dir)
     methods = list(methods) if methods else method_folders(runs_dir)
-    df = metrics_pass(runs_dir, methods, list(metrics), fid=fid, gt_method=gt_method,
-                      workers=workers, reuse=False).summary()
+    mp = metrics_pass(runs_dir, methods, list(metrics), fid=fid, gt_method=gt_method,
+                      workers=workers, reuse=reuse, compute=not merge)
+    df = mp.summary()
+    df.attrs["missing"] = mp.missing
     rank = {m: i for i, m in enumerate(methods)}
     attrs = dict(df.attrs)
     df = df.sort_values("method", key=lambda s: s.map(rank)).reset_index(drop=True)
@@ -154,14 +166,75 @@ def add_leaderboard_parser(sub: argparse._SubParsersAction) -> None:
     lb.add_argument("--workers", type=int, default=1, help="processes for uncached images")
 
 
+def add_shard_flags(p: argparse.ArgumentParser) -> None:
+    """``--shard``, ``--merge`` and ``--recompute`` of the ``metrics`` subcommand."""
+    p.add_argument("--shard", default=None,
+                   help="i/n: score only shard i of n of the photos and cache the values "
+                        "(default: a SLURM array task's, else torchrun's RANK/WORLD_SIZE)")
+    p.add_argument("--merge", action="store_true",
+                   help="compute nothing: metrics.csv from the values every shard cached, "
+                        "and which are still missing")
+    p.add_argument("--recompute", action="store_true",
+                   help="compute every value anew instead of taking cached ones")
+
+
+def metrics_shard(spec: str | None) -> tuple[int, int]:
+    """The shard of ``--shard i/n``; without one, a SLURM array task's (its index among
+    ``SLURM_ARRAY_TASK_COUNT`` tasks, from ``SLURM_ARRAY_TASK_MIN`` in steps of
+    ``SLURM_ARRAY_TASK_STEP``), else torchrun's ``RANK``/``WORLD_SIZE``, else (0, 1).
+
+    Raises:
+        GenerateError: a malformed spec or environment.
+    """
+    env = os.environ
+    if spec is None and "SLURM_ARRAY_TASK_ID" in env and "SLURM_ARRAY_TASK_COUNT" in env:
+        try:
+            step = int(env.get("SLURM_ARRAY_TASK_STEP", "1"))
+            index = (int(env["SLURM_ARRAY_TASK_ID"])
+                     - int(env.get("SLURM_ARRAY_TASK_MIN", "0"))) // step
+            spec = f"{index}/{int(env['SLURM_ARRAY_TASK_COUNT'])}"
+        except ValueError:
+            raise GenerateError("unusable SLURM_ARRAY_TASK_* variables") from None
+    return parse_shard(spec)
+
+
+def _missing_lines(missing: pd.DataFrame, runs_dir: Path) -> list[str]:
+    """What a merge still lacks, in a few lines; the full list goes to a CSV."""
+    if missing.empty:
+        return []
+    path = runs_dir / MISSING_FILE
+    with atomic_open(path, "w", newline="") as f:
+        missing.to_csv(f, index=False, lineterminator="\n")
+    first = ", ".join(f"{r.method}/{r.image_id}" for r in missing.head(5).itertuples())
+    return [f"missing: {len(missing)} outputs of {missing['image_id'].nunique()} photos "
+            f"have no cached value for some metric ({first}{', ...' if len(missing) > 5 else ''}"
+            f"; all in {path}): their shard has not run, or the file or its truth cannot be "
+            "read (the shard's output says which); run the shards, then --merge again"]
+
+
 def metrics_command(args: argparse.Namespace, name: str, methods: list[str] | None) -> int:
-    """``python -m bench metrics``: metrics.csv and the table."""
+    """``python -m bench metrics``: metrics.csv and the table; with a shard (``--shard``,
+    a SLURM array or torchrun), only that shard's values into the cache; with ``--merge``,
+    the table from the cache. Returns 3 when a merge found values missing."""
     runs_dir = Path(args.runs_dir) if args.runs_dir else Path(args.runs) / name
-    df = compute(runs_dir, methods, workers=args.workers,
-                 fid=fid_options(args.fid_variant, runs_dir=runs_dir), gt_method=args.gt)
+    fid = fid_options(args.fid_variant, runs_dir=runs_dir)
+    index, count = (0, 1) if args.merge else metrics_shard(args.shard)
+    if count > 1:
+        mp = metrics_pass(runs_dir, methods or method_folders(runs_dir), DEFAULT_METRICS,
+                          fid=fid, gt_method=args.gt, workers=args.workers,
+                          reuse=not args.recompute, shard=(index, count))
+        skipped = len([s for s in mp.evaluation.skipped if not s.metric])
+        print(f"shard {index}/{count}: {len(mp.per_image)} outputs of "
+              f"{len(mp.evaluation.image_ids)} photos, {mp.computed} scored now, the rest "
+              f"from the cache; {skipped} unusable; when every shard is done: python -m "
+              f"bench metrics --runs-dir {runs_dir} --merge")
+        return 0
+    df = compute(runs_dir, methods, workers=args.workers, fid=fid, gt_method=args.gt,
+                 reuse=not args.recompute, merge=args.merge)
     print(format_table(df))
-    print(f"wrote {runs_dir / 'metrics.csv'}")
-    return 0
+    lines = _missing_lines(df.attrs["missing"], runs_dir)
+    print("\n".join([*lines, f"wrote {runs_dir / 'metrics.csv'}"]))
+    return MISSING if lines else 0
 
 
 def leaderboard_command(args: argparse.Namespace) -> int:

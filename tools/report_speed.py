@@ -13,6 +13,11 @@ Usage::
 
     python -m tools.report_speed                      # 250 and 500 images, temporary folder
     python -m tools.report_speed --images 500 --keep /tmp/report_speed   # reuse the data
+    python -m tools.report_speed --metrics-pass --images 300 --old /tmp/old  # the metrics pass
+
+With ``--metrics-pass`` it times the cached metrics pass instead (:mod:`tools.metrics_speed`:
+outputs per second per core of the first pass, old code against new with ``--old``, a re-run
+after adding one method as a share of the first pass, 10,000 x 11 on this machine).
 
 On a shared machine the wall time depends on what else runs; the load average is printed.
 """
@@ -106,6 +111,16 @@ def time_report(runs: Path, responses: Path, out: Path, n_resamples: int, worker
             "inside": last}
 
 
+def _metrics_pass(args: argparse.Namespace, n: int) -> int:
+    """``--metrics-pass``: :mod:`tools.metrics_speed` on ``n`` photos."""
+    from tools.metrics_speed import main as metrics_speed
+
+    return metrics_speed(["--images", str(n), "--size", str(args.size),
+                          "--workers", str(args.workers),
+                          *(["--keep", args.keep] if args.keep else []),
+                          *(["--old", args.old] if args.old else [])])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--images", default="250,500",
@@ -118,8 +133,15 @@ def main(argv: list[str] | None = None) -> int:
                                   "default: a temporary folder removed afterwards")
     p.add_argument("--report-arg", action="append", default=[],
                    help="extra argument passed to report.py (repeatable)")
+    p.add_argument("--metrics-pass", action="store_true",
+                   help="time the cached metrics pass instead (tools.metrics_speed: outputs "
+                        "per second per core, a re-run with one more method, 10,000 x 11)")
+    p.add_argument("--old", default=None,
+                   help="with --metrics-pass: a checkout of the code to compare with")
     args = p.parse_args(argv)
     counts = sorted({int(x) for x in args.images.split(",") if x})
+    if args.metrics_pass:
+        return _metrics_pass(args, max(counts))
     with tempfile.TemporaryDirectory(prefix="report_speed_") as tmp:
         keep = Path(args.keep) if args.keep else Path(tmp)
         keep.mkdir(parents=True, exist_ok=True)
