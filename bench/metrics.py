@@ -162,6 +162,9 @@ def add_leaderboard_parser(sub: argparse._SubParsersAction) -> None:
     lb.add_argument("--published", default="match", choices=["match", "all", "none"],
                     help="published numbers: the folder's protocol (else all, labelled), all "
                          "or none (default: match)")
+    lb.add_argument("--responses", default=None,
+                    help="a VTT export (responses.csv): the VTT fool rate becomes the first "
+                         "column, beside the paper's Fig. 6 numbers")
     lb.add_argument("--device", default="cpu", help="torch device of FID features not cached")
     lb.add_argument("--workers", type=int, default=1, help="processes for uncached images")
 
@@ -247,7 +250,7 @@ def leaderboard_command(args: argparse.Namespace) -> int:
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     options = LeaderboardOptions(metrics=metrics, fid=fid, n_resamples=args.n_resamples,
                                  seed=args.seed, workers=args.workers, published=args.published,
-                                 gt_method=args.gt)
+                                 gt_method=args.gt, responses=args.responses)
     board = build_leaderboard(args.runs, options)
     print(to_markdown(board))
     out = Path(args.out) if args.out else Path(args.runs) / "leaderboard"

@@ -347,3 +347,9 @@ def test_leaderboard_with_answers_opens_on_the_vtt_fool_rate(runs, tmp_path):
     assert "| Method | VTT fool rate ↑ | VTT fool rate (paper) | PSNR (dB) ↑ |" in md
     assert re.search(r"\| cic \| [0-9.]+% ± [0-9.]+ \| 29\.2% ± 0\.98 \|", md)
     assert check_booktabs(to_latex(board)) == len(board.methods)
+    from bench.__main__ import main
+
+    assert main(["leaderboard", "--runs", str(runs), "--out", str(tmp_path / "lb"),
+                 "--fid-variant", "none", "--metrics", "psnr", "--n-resamples", "50",
+                 "--responses", str(tmp_path / "responses.csv")]) == 0
+    assert "VTT fool rate" in (tmp_path / "lb" / "leaderboard.md").read_text()
