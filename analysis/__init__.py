@@ -9,14 +9,19 @@ Modules (import them directly; this package imports nothing heavy on its own):
 * :mod:`analysis.evaluate`: one pass over a runs folder (per-image metrics, histograms).
 * :mod:`analysis.paper_metrics`: LPIPS and the DDColor/CT2 colourfulness in the registry;
   :mod:`analysis.fid_runs`: FID per method with a bootstrap interval;
-  :mod:`analysis.metrics_cache`: the metrics pass cached beside ``metrics.csv``.
+  :mod:`analysis.fid_interval`: FID's estimate and interval (linearised or resampled);
+  :mod:`analysis.metrics_cache`: the metrics pass, cached per image
+  (:mod:`analysis.metrics_plan`, :mod:`analysis.image_scores`, :mod:`analysis.value_store`).
 * :mod:`analysis.leaderboard`, :mod:`analysis.leaderboard_format`: every method x metric
   with intervals and best marks, as CSV, Markdown and LaTeX; published numbers in
   ``analysis/published.csv``.
 * :mod:`analysis.vtt`, :mod:`analysis.bootstrap`: VTT scores with bootstrap intervals,
   paired comparisons, oracle score and the refinement ablation (Figs. 5, 6).
 * :mod:`analysis.diversity`: MS-SSIM between samples of the same image (Fig. 8).
-* :mod:`analysis.figures`, :mod:`analysis.tables`, :mod:`analysis.report_html`: report output.
+* :mod:`analysis.display`, :mod:`analysis.latex`: every table's formatting and LaTeX.
+* :mod:`analysis.figures` (:mod:`analysis.figure_style`), :mod:`analysis.tables`,
+  :mod:`analysis.report_summary`, :mod:`analysis.report_vtt`, :mod:`analysis.report_page`,
+  :mod:`analysis.report_html`, :mod:`analysis.thumbnails`: report output.
 * :mod:`analysis.report`: ``python analysis/report.py --runs runs/<split> --out DIR``.
 * :mod:`analysis.synthetic`: generated runs folders and VTT exports for tests.
 """
