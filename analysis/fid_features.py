@@ -184,11 +184,33 @@ def _save_index(index_file: Path, index: dict, names: list[str]) -> None:
     atomic_write_text(index_file, json.dumps(index, separators=(",", ":")))
 
 
+def _npy_header() -> bytes:
+    """The exact header ``np.save`` writes for one (2048,) float32 vector."""
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, np.zeros(FEATURE_DIM, np.float32))
+    return buf.getvalue()[:-FEATURE_DIM * 4]
+
+
+_NPY_HEADER = _npy_header()
+
+
 def _read_cached(path: Path) -> np.ndarray | None:
+    """A cached feature vector, or None when missing or damaged (then it is recomputed).
+    Files that ``np.save`` wrote for a (2048,) float32 vector are read as raw bytes after
+    their known header (a fifth of ``np.load``'s time, which parses the header each time);
+    anything else goes through ``np.load``."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if len(data) == len(_NPY_HEADER) + FEATURE_DIM * 4 and data.startswith(_NPY_HEADER):
+        return np.frombuffer(data, np.float32, offset=len(_NPY_HEADER)).copy()
     try:
         feats = np.load(path, allow_pickle=False)
     except (OSError, ValueError):
-        return None  # missing or damaged: recompute
+        return None
     return feats if feats.shape == (FEATURE_DIM,) and feats.dtype == np.float32 else None
 
 

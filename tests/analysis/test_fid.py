@@ -298,6 +298,21 @@ def test_reference_backend_of_the_torchvision_variant_says_why_it_cannot_run():
         assert unavailable("torchvision") is None
 
 
+def test_cached_features_read_fast_and_damaged_ones_are_recomputed(tmp_path):
+    from analysis.fid_features import FEATURE_DIM, _read_cached
+
+    good = tmp_path / "good.npy"
+    vec = np.arange(FEATURE_DIM, dtype=np.float32)
+    np.save(good, vec)
+    assert np.array_equal(_read_cached(good), vec)
+    short = tmp_path / "short.npy"
+    short.write_bytes(good.read_bytes()[:-4])  # an interrupted copy
+    wide = tmp_path / "wide.npy"
+    np.save(wide, vec.astype(np.float64))  # another writer's dtype
+    assert _read_cached(short) is None and _read_cached(wide) is None
+    assert _read_cached(tmp_path / "missing.npy") is None
+
+
 def test_file_hashes_are_kept_per_folder_and_redone_when_a_file_changes(tmp_path,
                                                                          monkeypatch):
     from analysis import fid_features
