@@ -166,10 +166,11 @@ def folder_fingerprint(folder: str | os.PathLike) -> str:
     return h.hexdigest()[:16]
 
 
-def _key(runs: RunsFolder, method: str, gt_method: str, ids: list[str], extra: str) -> str:
+def _key(runs: RunsFolder, method: str, ids: list[str], extra: str) -> str:
+    """The cache key of a method's FID row; ``extra`` holds the settings and the truth
+    folder's fingerprint (taken once per call of :func:`runs_fid`)."""
     h = hashlib.sha1("\n".join(ids).encode())
-    for part in (folder_fingerprint(runs.root / method),
-                 folder_fingerprint(runs.root / gt_method), extra):
+    for part in (folder_fingerprint(runs.root / method), extra):
         h.update(part.encode())
     return h.hexdigest()[:16]
 
@@ -243,13 +244,14 @@ def runs_fid(runs_dir: str | os.PathLike, methods: list[str], options: FIDOption
     table.weights_sha256 = features.ext.weights_sha256
     ids = [i for i in (image_ids or runs.image_ids()) if runs.path(gt_method, i).is_file()]
     settings = (f"{table.weights_sha256}|{options.variant}|{options.n_resamples}|"
-                f"{options.seed}|{options.level}|{options.interval}|{options.backend}")
+                f"{options.seed}|{options.level}|{options.interval}|{options.backend}|"
+                + folder_fingerprint(runs.root / gt_method))
     old = {} if previous is None else {r["method"]: r for r in previous.to_dict("records")}
     rows = []
     for method in methods:
         have = [i for i in ids if runs.path(method, i).is_file()]
         row = {"method": method, "n": len(have), "fid": 0.0, "fid_low": 0.0, "fid_high": 0.0,
-               "key": _key(runs, method, gt_method, have, settings)}
+               "key": _key(runs, method, have, settings)}
         if method in old and old[method].get("key") == row["key"]:
             rows.append(old[method])
         elif len(have) < 2:
