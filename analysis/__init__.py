@@ -11,7 +11,8 @@ Modules (import them directly; this package imports nothing heavy on its own):
   :mod:`analysis.fid_runs`: FID per method with a bootstrap interval;
   :mod:`analysis.fid_interval`: FID's estimate and interval (linearised or resampled);
   :mod:`analysis.metrics_cache`: the metrics pass, cached per image
-  (:mod:`analysis.metrics_plan`, :mod:`analysis.image_scores`, :mod:`analysis.value_store`).
+  (:mod:`analysis.metrics_plan`, :mod:`analysis.image_scores`, :mod:`analysis.value_store`);
+  :mod:`analysis.evaluation_cache`: the report's evaluation from that cache.
 * :mod:`analysis.leaderboard`, :mod:`analysis.leaderboard_format`: every method x metric
   with intervals and best marks, as CSV, Markdown and LaTeX; published numbers in
   ``analysis/published.csv``.

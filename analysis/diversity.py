@@ -5,9 +5,11 @@ every image we score every pair of its samples with 5-scale MS-SSIM (:mod:`analy
 Fig. 8 shows the histogram of these values (most pairs 0.95-0.99 in the paper) and example
 pairs at several MS-SSIM values. Each sample's per-scale moments are computed once and
 reused for all of its pairs. The report scores the pairs inside the metrics pass
-(:func:`analysis.evaluate.evaluate_runs` with ``sample_prefix``), which decodes each image
-once and reuses the finest-scale moments of the SSIM metric; :func:`pairwise_ms_ssim` is the
-same computation on its own.
+(:func:`analysis.evaluate.evaluate_runs` with ``sample_prefix``, or through the runs
+folder's cache, :func:`analysis.evaluation_cache.cached_evaluation`, which keeps each pair's
+value under its two files' sha256), which decodes each image once and reuses the
+finest-scale moments of the SSIM metric; :func:`pairwise_ms_ssim` is the same computation on
+its own.
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ report reads each image a single time; with ``sample_prefix`` the same pass also
 sample diversity (MS-SSIM of every pair of samples, :mod:`analysis.diversity`). Quantities
 of the ground truth (its Lab a/b, SSIM moments) are computed once per image, not once per
 method. Work is split over image chunks, optionally in several processes; results do not
-depend on the number of workers.
+depend on the number of workers. The report takes the same values through the runs
+folder's cache instead (:func:`analysis.evaluation_cache.cached_evaluation`, which computes
+only what the cache lacks); this is the reference pass that reads no cache.
 """
 
 from __future__ import annotations

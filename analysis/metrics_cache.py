@@ -22,7 +22,9 @@ another writes. With FID asked and its weights here, a shard also fills FID's fe
 for its images. ``compute=False`` (``--merge``) computes no per-image value: it builds the
 tables from every shard's values and lists what is still missing. The truth is the folder's
 :meth:`~analysis.runs.RunsFolder.reference` unless one is named (``gt``; a protocol split's
-``gt_protocol``). The leaderboard (:mod:`analysis.leaderboard`) reads through here.
+``gt_protocol``). The leaderboard (:mod:`analysis.leaderboard`) reads through here; the
+report (:mod:`analysis.evaluation_cache`) reads and fills the same cache, adding each
+output's size, mean a/b and a/b histogram counts and the samples' MS-SSIM pairs.
 """
 
 from __future__ import annotations
@@ -166,7 +168,7 @@ def metrics_pass(runs_dir: str | os.PathLike, methods: Sequence[str] | None = No
     plan = build_plan(runs, methods, mine, gt_method, metrics, runs.root / CACHE_DIR, workers)
     store = ValueStore(runs.root / CACHE_DIR / VALUES_DIR, read=reuse)
     cached = store.lookup(plan.keys, plan.columns)
-    not_computed = _unavailable(plan, cached.present, compute)
+    not_computed = unavailable_metrics(plan, cached.present, compute)
     kept = [k for k in metrics if k not in not_computed]
     todos = plan.todos(cached.present, kept, uncacheable_only=not compute)
     scores = Scores()
@@ -211,7 +213,7 @@ def _reported(skips: list[Skip], plan: Plan, scores: Scores, truth_apart: bool
     return skips
 
 
-def _unavailable(plan: Plan, present: np.ndarray, compute: bool) -> dict[str, str]:
+def unavailable_metrics(plan: Plan, present: np.ndarray, compute: bool) -> dict[str, str]:
     """Metrics that cannot be had: in a computing pass, those whose ``requires`` fails
     and whose values are not all cached; in a merge, those with no cached value (why:
     their ``requires``'s line where it fails here too)."""

@@ -59,6 +59,7 @@ class Plan:
         metrics, columns: the metric names and their cache columns.
         skips: outputs whose file is missing (and truths, when the truth is not a method).
         truth: the truth folder.
+        files: (method, image_id) -> the sha256 of every file hashed (outputs and truths).
     """
 
     rows: list[tuple[str, str]]
@@ -67,6 +68,7 @@ class Plan:
     columns: list[str]
     skips: list[Skip] = field(default_factory=list)
     truth: str = GT_METHOD
+    files: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def cacheable(self) -> np.ndarray:
         """Rows with a cache key (their truth's file exists)."""
@@ -166,7 +168,7 @@ def build_plan(runs: RunsFolder, methods: Sequence[str], ids: Sequence[str], gt_
             keys.append(pair_key(shas[(m, i)], truth) if truth else b"")
     columns = [column_name(k, get_metric(k).version) for k in metrics]
     return Plan(rows, np.asarray(keys, KEY_DTYPE), list(metrics), columns, skips,
-                gt_method)
+                gt_method, shas)
 
 
 def _file_shas(paths: dict[tuple[str, str], Path], hash_dir: str | os.PathLike | None,

@@ -45,7 +45,7 @@ import pandas as pd  # noqa: E402
 
 from analysis import diversity, figures, global_colour, prereg_check, tables, vtt  # noqa: E402
 from analysis.display import Display, display_frame, label  # noqa: E402
-from analysis.evaluate import evaluate_runs  # noqa: E402
+from analysis.evaluation_cache import cached_evaluation  # noqa: E402
 from analysis.fid_runs import FIDOptions, runs_fid  # noqa: E402
 from analysis.lab_stats import AB_EDGES  # noqa: E402
 from analysis.leaderboard import Leaderboard, LeaderboardOptions, leaderboard_from_pass  # noqa: E402
@@ -97,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                    help="processes for the image passes (results do not depend on it)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--recompute", action="store_true",
+                   help="compute every per-image value anew instead of taking it from the "
+                        "runs folder's cache (<runs>/.metrics_cache, which the new values "
+                        "refresh); the numbers are the same")
     p.add_argument("--self-contained", action="store_true",
                    help="write report.html as one file with every image inlined (data: URIs; "
                         "grid thumbnails as JPEG), linking no local file: it opens anywhere")
@@ -121,11 +125,13 @@ def run_report(args: argparse.Namespace) -> Path:
                                acc if acc == "auto" else float(acc),
                                exclude_suspicious_raters=args.exclude_suspicious)
     settings = _settings(args, methods, metric_names, rules)
-    # one pass decodes every image once: metrics, a/b histograms and the sample diversity
-    ev = evaluate_runs(runs.root, methods, metric_names, gt_method=args.gt, ab_bins=AB_EDGES,
-                       progress=not args.no_progress, workers=args.workers,
-                       sample_prefix=args.sample_prefix,
-                       ms_ssim_min_size=args.ms_ssim_min_size)
+    # one pass decodes each image not yet in the runs folder's cache once: metrics, a/b
+    # histograms and the sample diversity (analysis.evaluation_cache)
+    ev = cached_evaluation(runs.root, methods, metric_names, gt_method=args.gt,
+                           ab_bins=AB_EDGES, progress=not args.no_progress,
+                           workers=args.workers, sample_prefix=args.sample_prefix,
+                           ms_ssim_min_size=args.ms_ssim_min_size,
+                           reuse=not getattr(args, "recompute", False))
     responses = vtt.read_responses(args.responses) if args.responses else None
     scores = None if responses is None else vtt_frame(responses, VTTOptions(
         args.resample, args.n_resamples, args.seed, args.confidence, rules, args.sample_prefix))

@@ -16,6 +16,10 @@ Files are written atomically; reading takes every file (later ones win where two
 same cell, which happens only when the same value was computed twice) and skips damaged
 ones. :meth:`ValueStore.write` with ``compact=True`` writes everything the store holds as
 one file and removes the files it read, never one written since.
+
+:class:`VectorStore` keeps vectors (an output's a/b histogram counts,
+:mod:`analysis.evaluation_cache`) by the same keys and under the same rules, one column
+(vectors of one shape and type) after another, in its own folder.
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ import socket
 import time
 import uuid
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -126,37 +131,43 @@ def _union(blocks: Sequence[Block]) -> Block:
     return out
 
 
+def _read_parts(folder: Path, load: Callable[[Path], Any]) -> tuple[list[Any], list[Path]]:
+    """``load`` of every part file of ``folder`` in write order (those it returns None for
+    left out) and their paths; read again when a file vanished meanwhile (a compaction)."""
+    for _ in range(3):
+        found = []
+        try:
+            for path in folder.glob("*.npz"):
+                found.append((path.stat().st_mtime_ns, path.name, path))
+        except FileNotFoundError:
+            continue
+        loaded, parts = [], []
+        for _, _, path in sorted(found):
+            if not path.exists():
+                break
+            item = load(path)
+            if item is not None:
+                loaded.append(item)
+                parts.append(path)
+        else:
+            return loaded, parts
+    return [], []
+
+
+def _part_path(folder: Path, tag: str) -> Path:
+    """A new part file's path: no two writers pick the same."""
+    return folder / (f"{tag}-{time.time_ns()}-{socket.gethostname()}-{os.getpid()}-"
+                     f"{uuid.uuid4().hex[:8]}.npz")
+
+
 class ValueStore:
     """The metric values of one folder (module docstring): those read, plus those added."""
 
     def __init__(self, folder: str | os.PathLike, read: bool = True) -> None:
         self.folder = Path(folder)
-        self.parts: list[Path] = []
-        blocks: list[Block] = []
-        for _ in range(3 if read else 0):  # again if a compaction removed a file meanwhile
-            blocks, self.parts = self._read()
-            if blocks is not None:
-                break
-        self.block = _union(blocks or [])
+        blocks, self.parts = _read_parts(self.folder, Block.load) if read else ([], [])
+        self.block = _union(blocks)
         self.added: list[Block] = []
-
-    def _read(self) -> tuple[list[Block] | None, list[Path]]:
-        """The part files in write order, or (None, []) when one vanished while read."""
-        found = []
-        for path in self.folder.glob("*.npz"):
-            try:
-                found.append((path.stat().st_mtime_ns, path.name, path))
-            except FileNotFoundError:
-                return None, []
-        blocks, parts = [], []
-        for _, _, path in sorted(found):
-            if not path.exists():
-                return None, []
-            block = Block.load(path)
-            if block is not None:
-                blocks.append(block)
-                parts.append(path)
-        return blocks, parts
 
     def lookup(self, keys: np.ndarray, columns: Sequence[str]) -> Block:
         """The cells of ``keys`` x ``columns`` (``present`` False where none is held)."""
@@ -201,12 +212,122 @@ class ValueStore:
             block, old = _union(self.added), []
         else:
             return None
-        name = (f"{tag}-{time.time_ns()}-{socket.gethostname()}-{os.getpid()}-"
-                f"{uuid.uuid4().hex[:8]}.npz")
-        path = self.folder / name
+        path = _part_path(self.folder, tag)
         block.save(path)
         for p in old:
             p.unlink(missing_ok=True)
         self.parts = [p for p in self.parts if p not in old] + [path]
         self.added = []
+        return path
+
+
+@dataclass
+class Vectors:
+    """The vectors of one column: sorted unique ``keys`` (S64) and their ``values``
+    (keys x the column's shape)."""
+
+    keys: np.ndarray
+    values: np.ndarray
+
+
+def _sorted_unique(keys: np.ndarray) -> bool:
+    return bool(np.all(keys[1:] > keys[:-1]))
+
+
+def _newest(parts: Sequence[Vectors | None]) -> Vectors:
+    """One :class:`Vectors` of every key of ``parts``, the later part's vector where two
+    hold a key; parts whose vectors' shape or type differ from the first's are left out."""
+    parts = [p for p in parts if p is not None and len(p.keys)]
+    if not parts:
+        return Vectors(np.zeros(0, KEY_DTYPE), np.zeros(0))
+    like = parts[0].values
+    same = [p for p in parts if p.values.shape[1:] == like.shape[1:]
+            and p.values.dtype == like.dtype]
+    if len(same) < len(parts):
+        log.warning("ignoring %d vector parts of another shape or type", len(parts) - len(same))
+    if len(same) == 1 and _sorted_unique(same[0].keys):
+        return same[0]
+    keys = np.concatenate([p.keys for p in same])[::-1]
+    keys, first = np.unique(keys, return_index=True)  # first in reverse: the latest
+    return Vectors(keys, np.concatenate([p.values for p in same])[::-1][first])
+
+
+def _load_vectors(path: Path) -> dict[str, Vectors] | None:
+    """A vector part file (column -> vectors), or None when unreadable or malformed."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            out = {str(c): Vectors(z[f"keys_{j}"].astype(KEY_DTYPE), z[f"values_{j}"])
+                   for j, c in enumerate(z["columns"])}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        log.warning("ignoring the damaged vector values file %s (%s)", path, err)
+        return None
+    if any(len(v.keys) != len(v.values) or not _sorted_unique(v.keys) for v in out.values()):
+        log.warning("ignoring the malformed vector values file %s", path)
+        return None
+    return out
+
+
+class VectorStore:
+    """Per-key vectors (an image's a/b histogram counts) in part files under the rules of
+    :class:`ValueStore`: one file per write, written atomically, later files winning, damaged
+    ones skipped, ``compact`` removing only the files read. A column (a name and version,
+    with whatever else its vectors depend on) holds vectors of one shape and type; a file
+    holds ``columns`` and, for column j, ``keys_j`` (S64, sorted) and ``values_j``
+    (compressed)."""
+
+    def __init__(self, folder: str | os.PathLike, read: bool = True) -> None:
+        self.folder = Path(folder)
+        parts, self.parts = (_read_parts(self.folder, _load_vectors) if read else ([], []))
+        self.columns: dict[str, Vectors] = {}
+        for part in parts:
+            for c, v in part.items():
+                self.columns[c] = _newest([self.columns.get(c), v])
+        self.added: dict[str, list[Vectors]] = {}
+
+    def lookup(self, keys: np.ndarray, column: str, shape: tuple[int, ...],
+               dtype: np.dtype | type) -> tuple[np.ndarray, np.ndarray]:
+        """(values, present): the vectors of ``keys`` in ``column`` ((keys, *shape) of
+        ``dtype``, zeros where none is held) and which keys have one (a held column of
+        another shape or type holds none)."""
+        keys = np.asarray(keys, KEY_DTYPE)
+        out = np.zeros((len(keys), *shape), dtype)
+        present = np.zeros(len(keys), bool)
+        held = self.columns.get(column)
+        if held is None or not len(held.keys) or not len(keys):
+            return out, present
+        if held.values.shape[1:] != tuple(shape) or held.values.dtype != out.dtype:
+            log.warning("ignoring the cached %s: vectors of shape %s, not %s", column,
+                        held.values.shape[1:], tuple(shape))
+            return out, present
+        pos = np.minimum(np.searchsorted(held.keys, keys), len(held.keys) - 1)
+        present[:] = held.keys[pos] == keys
+        out[present] = held.values[pos[present]]
+        return out, present
+
+    def add(self, column: str, keys: np.ndarray, values: np.ndarray) -> None:
+        """New vectors of ``column`` (one per key; no empty key): held from now on and
+        written by :meth:`write`."""
+        if len(keys):
+            new = _newest([Vectors(np.asarray(keys, KEY_DTYPE), np.asarray(values))])
+            self.added.setdefault(column, []).append(new)
+            self.columns[column] = _newest([self.columns.get(column), new])
+
+    def write(self, tag: str, *, compact: bool = False) -> Path | None:
+        """As :meth:`ValueStore.write`."""
+        if compact and (self.added or len(self.parts) > 1):
+            columns, old = self.columns, list(self.parts)
+        elif self.added:
+            columns, old = {c: _newest(v) for c, v in self.added.items()}, []
+        else:
+            return None
+        arrays: dict[str, np.ndarray] = {"columns": np.asarray(list(columns), str)}
+        for j, v in enumerate(columns.values()):
+            arrays[f"keys_{j}"], arrays[f"values_{j}"] = v.keys.astype(KEY_DTYPE), v.values
+        path = _part_path(self.folder, tag)
+        with atomic_open(path, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        for p in old:
+            p.unlink(missing_ok=True)
+        self.parts = [p for p in self.parts if p not in old] + [path]
+        self.added = {}
         return path

@@ -9,6 +9,12 @@ report in a fresh process for each image count and prints wall time, CPU time (u
 the report and its worker processes), the per-stage times the report prints and the ratio
 to the 60 s target. It measures and prints; it asserts nothing.
 
+Then, at the largest image count, the report through its cache (the runs folder's
+``.metrics_cache``, :mod:`analysis.evaluation_cache`): a first run on a folder without one
+system (``--added``, default ``lrac``) and a fresh cache, a re-run after that system is
+added (as a share of the first) and a re-run with nothing changed; ``--no-incremental``
+leaves it out. Every image count's own run above starts from a fresh cache too.
+
 Usage::
 
     python -m tools.report_speed                      # 250 and 500 images, temporary folder
@@ -28,6 +34,7 @@ import argparse
 import os
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -86,7 +93,9 @@ def subset(keep: Path, full: Path, n: int, raters: int) -> tuple[Path, Path]:
 
 def time_report(runs: Path, responses: Path, out: Path, n_resamples: int, workers: int,
                 extra: list[str]) -> dict:
-    """Run the report in a fresh interpreter; wall and CPU seconds plus its stage lines."""
+    """Run the report in a fresh interpreter; wall and CPU seconds plus its stage lines.
+    The runs folder's cache is used as it is (remove ``<runs>/.metrics_cache`` for a first
+    run)."""
     cmd = [sys.executable, str(ROOT / "analysis" / "report.py"), "--runs", str(runs),
            "--responses", str(responses), "--out", str(out), "--n-resamples",
            str(n_resamples), "--workers", str(workers), "--no-progress", *extra]
@@ -111,6 +120,52 @@ def time_report(runs: Path, responses: Path, out: Path, n_resamples: int, worker
             "inside": last}
 
 
+def _print_run(title: str, r: dict) -> None:
+    cpu = r["user"] + r["sys"]
+    print(f"\n{title}: wall {r['wall']:.1f} s, CPU {cpu:.1f} s "
+          f"(user {r['user']:.1f} + sys {r['sys']:.1f}), CPU/wall "
+          f"{cpu / r['wall']:.2f}, load average before {r['load_before']:.2f}")
+    print(f"  stages (report's own clock, {r['inside']:.1f} s; the rest is "
+          f"interpreter start and imports):")
+    for name, dt in r["stages"]:
+        print(f"    {dt:6.1f} s  {name}")
+
+
+def incremental(keep: Path, full: Path, n: int, args: argparse.Namespace, tmp: Path) -> None:
+    """The report of ``n`` images without ``args.added`` from a fresh cache, then with it,
+    then again with nothing changed; printed with the re-runs as shares of the first."""
+    runs, responses = subset(keep, full, n, args.raters)
+    folder = keep / f"{runs.name}_incremental"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    shutil.copy(runs / "manifest.csv", folder / "manifest.csv")
+    for m in ("gt", *SYSTEMS):
+        if m != args.added:
+            (folder / m).symlink_to(runs / m, target_is_directory=True)
+    timed = {}
+    for step in ("first", "added", "unchanged"):
+        if step == "added":
+            (folder / args.added).symlink_to(runs / args.added, target_is_directory=True)
+        timed[step] = time_report(folder, responses, tmp / f"incremental_{step}",
+                                  args.n_resamples, args.workers, args.report_arg)
+    first = timed["first"]
+    _print_run(f"{n} images, first run without {args.added} (fresh cache)", first)
+    for step, what in (("added", f"re-run after adding {args.added}"),
+                       ("unchanged", "re-run with nothing changed")):
+        r = timed[step]
+        _print_run(f"{n} images, {what}", r)
+        print(f"  = {r['wall'] / first['wall']:.0%} of the first run's wall time, "
+              f"{(r['user'] + r['sys']) / (first['user'] + first['sys']):.0%} of its CPU "
+              f"time; the first stage (image values, VTT scores, leaderboard) "
+              f"{_stage(r) / max(_stage(first), 1e-9):.0%} of the first's")
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _stage(r: dict) -> float:
+    """Seconds of the report's first stage (the image values, VTT scores, leaderboard)."""
+    return r["stages"][0][1] if r["stages"] else float("nan")
+
+
 def _metrics_pass(args: argparse.Namespace, n: int) -> int:
     """``--metrics-pass``: :mod:`tools.metrics_speed` on ``n`` photos."""
     from tools.metrics_speed import main as metrics_speed
@@ -121,7 +176,7 @@ def _metrics_pass(args: argparse.Namespace, n: int) -> int:
                           *(["--old", args.old] if args.old else [])])
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--images", default="250,500",
                    help="comma-separated image counts to time (the largest is generated)")
@@ -138,7 +193,38 @@ def main(argv: list[str] | None = None) -> int:
                         "per second per core, a re-run with one more method, 10,000 x 11)")
     p.add_argument("--old", default=None,
                    help="with --metrics-pass: a checkout of the code to compare with")
-    args = p.parse_args(argv)
+    p.add_argument("--added", default="lrac", choices=SYSTEMS,
+                   help="the system added before the incremental re-run")
+    p.add_argument("--no-incremental", action="store_true",
+                   help="leave out the first run / re-run with one more system / unchanged "
+                        "re-run through the report's cache")
+    return p
+
+
+def _print_totals(results: dict[int, dict]) -> None:
+    """Linearity over the image counts and the largest count against the target."""
+    if len(results) > 1:
+        lo, hi = min(results), max(results)
+        w = results[hi]["wall"] / results[lo]["wall"]
+        c = ((results[hi]["user"] + results[hi]["sys"])
+             / (results[lo]["user"] + results[lo]["sys"]))
+        print(f"\nlinearity: {hi}/{lo} images = {hi / lo:.2f}x the images took "
+              f"{w:.2f}x the wall time and {c:.2f}x the CPU time")
+    n = max(results)
+    r = results[n]
+    scale = TARGET_IMAGES / n
+    print(f"\ntarget: {TARGET_IMAGES} images in {TARGET_S:.0f} s on 2 cores. Measured at "
+          f"{n} images: wall {r['wall']:.1f} s = {r['wall'] * scale / TARGET_S:.2f}x "
+          f"the target{' (scaled linearly to 500)' if n != TARGET_IMAGES else ''}; "
+          f"CPU {r['user'] + r['sys']:.1f} s, i.e. {(r['user'] + r['sys']) * scale / 2:.1f}"
+          f" s on 2 idle cores if the work were perfectly parallel "
+          f"({(r['user'] + r['sys']) * scale / 2 / TARGET_S:.2f}x the target).")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from analysis.metrics_cache import CACHE_DIR
+
     counts = sorted({int(x) for x in args.images.split(",") if x})
     if args.metrics_pass:
         return _metrics_pass(args, max(counts))
@@ -152,33 +238,13 @@ def main(argv: list[str] | None = None) -> int:
         results = {}
         for n in counts:
             runs, responses = subset(keep, full, n, args.raters)
-            r = time_report(runs, responses, Path(tmp) / f"out_{n}", args.n_resamples,
-                            args.workers, args.report_arg)
-            results[n] = r
-            cpu = r["user"] + r["sys"]
-            print(f"\n{n} images: wall {r['wall']:.1f} s, CPU {cpu:.1f} s "
-                  f"(user {r['user']:.1f} + sys {r['sys']:.1f}), CPU/wall "
-                  f"{cpu / r['wall']:.2f}, load average before {r['load_before']:.2f}")
-            print(f"  stages (report's own clock, {r['inside']:.1f} s; the rest is "
-                  f"interpreter start and imports):")
-            for name, dt in r["stages"]:
-                print(f"    {dt:6.1f} s  {name}")
-        if len(results) > 1:
-            lo, hi = min(results), max(results)
-            w = results[hi]["wall"] / results[lo]["wall"]
-            c = ((results[hi]["user"] + results[hi]["sys"])
-                 / (results[lo]["user"] + results[lo]["sys"]))
-            print(f"\nlinearity: {hi}/{lo} images = {hi / lo:.2f}x the images took "
-                  f"{w:.2f}x the wall time and {c:.2f}x the CPU time")
-        n = max(results)
-        r = results[n]
-        scale = TARGET_IMAGES / n
-        print(f"\ntarget: {TARGET_IMAGES} images in {TARGET_S:.0f} s on 2 cores. Measured at "
-              f"{n} images: wall {r['wall']:.1f} s = {r['wall'] * scale / TARGET_S:.2f}x "
-              f"the target{' (scaled linearly to 500)' if n != TARGET_IMAGES else ''}; "
-              f"CPU {r['user'] + r['sys']:.1f} s, i.e. {(r['user'] + r['sys']) * scale / 2:.1f}"
-              f" s on 2 idle cores if the work were perfectly parallel "
-              f"({(r['user'] + r['sys']) * scale / 2 / TARGET_S:.2f}x the target).")
+            shutil.rmtree(runs / CACHE_DIR, ignore_errors=True)  # a first run
+            results[n] = time_report(runs, responses, Path(tmp) / f"out_{n}",
+                                     args.n_resamples, args.workers, args.report_arg)
+            _print_run(f"{n} images", results[n])
+        _print_totals(results)
+        if not args.no_incremental:
+            incremental(keep, full, max(counts), args, Path(tmp))
     return 0
 
 

@@ -9,8 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from analysis import global_colour, report
 from analysis.report_html import pick_grid_ids
@@ -86,9 +88,15 @@ def test_report_end_to_end(full, capsys):
 
 def test_rerun_is_byte_stable(inputs, full):
     again = _run(inputs, "out_again", responses=False)  # no ratings: the other mode
-    for name in ["fig7_ab_histograms.png", "fig7_ab_histograms.pdf", "table3_grid.pdf",
-                 "fig8_ms_ssim_histogram.png"]:
+    for name in ["fig7_ab_histograms.pdf", "table3_grid.pdf"]:
         assert (again / "figures" / name).read_bytes() == (full / "figures" / name).read_bytes()
+    for name in ["fig7_ab_histograms.png", "fig8_ms_ssim_histogram.png"]:
+        # Agg's antialiasing moved one pixel by 2 levels in about 1 run of 5 (the PDFs, drawn
+        # from the same numbers, were identical): the pixels agree, not the bytes
+        a, b = (np.asarray(Image.open(d / "figures" / name).convert("RGB"), np.int16)
+                for d in (again, full))
+        assert a.shape == b.shape and np.abs(a - b).max() <= 4
+        assert (np.abs(a - b).max(-1) > 0).mean() < 1e-3
     assert (again / "tables" / "metrics.md").read_text() == (
         full / "tables" / "metrics.md").read_text()
     assert not (again / "figures" / "fig6_vtt.png").exists()
