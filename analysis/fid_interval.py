@@ -39,6 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg import solve_triangular
 
 from analysis.fid import Interval
 
@@ -145,8 +146,9 @@ def paired_fid(features: np.ndarray, reference: np.ndarray, rng: np.random.Gener
 class TruthFactor:
     """What :func:`linear_fid` needs of the truth's features, computed once per photo set
     and shared by every method: the mean, the centred features, a factor ``R`` of the
-    covariance (``S2 = R R'``, eigenvectors times root eigenvalues over the positive
-    part) and the whitened features ``yc R^+'`` (float32: they only enter the slope)."""
+    covariance (``S2 = R R'``: Cholesky, or for a singular S2 the eigenvectors times root
+    eigenvalues over the positive part) and the whitened features ``yc R^+'`` (float32:
+    they only enter the slope)."""
 
     mean: np.ndarray
     centred: np.ndarray
@@ -157,10 +159,16 @@ class TruthFactor:
     def of(cls, y: np.ndarray) -> TruthFactor:
         y = np.asarray(y, dtype=np.float64)
         yc = y - y.mean(0)
-        w, q = np.linalg.eigh(yc.T @ yc / (len(y) - 1))
-        keep = w > w.max() * 1e-12 if w.max() > 0 else np.zeros(len(w), bool)
-        q, w = q[:, keep], w[keep]
-        return cls(y.mean(0), yc, q * np.sqrt(w), ((yc @ q) / np.sqrt(w)).astype(np.float32))
+        s2 = yc.T @ yc / (len(y) - 1)
+        try:  # Cholesky: S2 = L L', whitened yc L^-T (a fifth of an eigendecomposition)
+            root = np.linalg.cholesky(s2)
+            white = solve_triangular(root, yc.T, lower=True).T
+        except np.linalg.LinAlgError:  # singular: the positive part of the eigenvalues
+            w, q = np.linalg.eigh(s2)
+            keep = w > w.max() * 1e-12 if w.max() > 0 else np.zeros(len(w), bool)
+            q, w = q[:, keep], w[keep]
+            root, white = q * np.sqrt(w), (yc @ q) / np.sqrt(w)
+        return cls(y.mean(0), yc, root, np.ascontiguousarray(white, np.float32))
 
 
 def linear_fid(features: np.ndarray, reference: np.ndarray, rng: np.random.Generator, *,

@@ -175,6 +175,15 @@ def _key(runs: RunsFolder, method: str, ids: list[str], extra: str) -> str:
     return h.hexdigest()[:16]
 
 
+def _stems(folder: Path) -> set[str]:
+    """The image ids with a PNG file in ``folder`` (one directory listing, no stat each)."""
+    try:
+        return {e.name[:-4] for e in os.scandir(folder) if e.name.endswith(".png")
+                and e.is_file()}
+    except FileNotFoundError:
+        return set()
+
+
 class _Features:
     """The features of one runs folder's images (the truth's read once) and the factor of
     the truth's covariance for the current photo set."""
@@ -187,9 +196,11 @@ class _Features:
         self.cache = options.cache_dir or default_cache_dir()
         self.truth: dict[str, np.ndarray] = {}
         self.factor: tuple[tuple[str, ...], object] | None = None
+        self.ref: tuple[tuple[str, ...], np.ndarray] | None = None
 
     def of(self, method: str, ids: list[str]) -> np.ndarray:
-        return image_features([self.runs.path(method, i) for i in ids], self.ext, self.cache)
+        folder = self.runs.root / method
+        return image_features([folder / f"{i}.png" for i in ids], self.ext, self.cache)
 
     def fid(self, method: str, have: list[str]) -> Interval:
         """FID and interval of ``method`` over the photos ``have`` (ImageLoadError,
@@ -197,7 +208,9 @@ class _Features:
         todo = [i for i in have if i not in self.truth]
         self.truth.update(zip(todo, self.of(self.gt_method, todo), strict=True))
         feats = self.of(method, have)
-        ref = np.stack([self.truth[i] for i in have]).astype(np.float64)
+        if self.ref is None or self.ref[0] != tuple(have):  # the truth of this photo set
+            self.ref = (tuple(have), np.stack([self.truth[i] for i in have]).astype(np.float64))
+        ref = self.ref[1]
         o = self.options
         rng = np.random.default_rng(o.seed)
         if o.interval == "linear":
@@ -242,14 +255,16 @@ def runs_fid(runs_dir: str | os.PathLike, methods: list[str], options: FIDOption
     runs = RunsFolder(runs_dir)
     features = _Features(runs, options, gt_method)
     table.weights_sha256 = features.ext.weights_sha256
-    ids = [i for i in (image_ids or runs.image_ids()) if runs.path(gt_method, i).is_file()]
+    truth = _stems(runs.root / gt_method)
+    ids = [i for i in (image_ids or runs.image_ids()) if i in truth]
     settings = (f"{table.weights_sha256}|{options.variant}|{options.n_resamples}|"
                 f"{options.seed}|{options.level}|{options.interval}|{options.backend}|"
                 + folder_fingerprint(runs.root / gt_method))
     old = {} if previous is None else {r["method"]: r for r in previous.to_dict("records")}
     rows = []
     for method in methods:
-        have = [i for i in ids if runs.path(method, i).is_file()]
+        present = _stems(runs.root / method)
+        have = [i for i in ids if i in present]
         row = {"method": method, "n": len(have), "fid": 0.0, "fid_low": 0.0, "fid_high": 0.0,
                "key": _key(runs, method, have, settings)}
         if method in old and old[method].get("key") == row["key"]:

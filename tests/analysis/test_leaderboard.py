@@ -298,6 +298,15 @@ def test_fid_slope_is_the_derivative_in_each_photos_weight(n, d):
                                atol=1e-5 * np.abs(numeric).max())
 
 
+def test_linear_fid_with_a_singular_truth_covariance():
+    """A feature the truth never varies (Cholesky fails): the eigen route still gives FID."""
+    x, y = _pair(np.random.default_rng(5), 40, 6)
+    y[:, 2] = 1.5
+    iv = linear_fid(x, y, np.random.default_rng(0), n_resamples=50)
+    assert iv.estimate == pytest.approx(weighted_fid(x, y), rel=1e-6)
+    assert iv.low < iv.estimate < iv.high
+
+
 @pytest.mark.parametrize("n,d", [(120, 160), (600, 24)])
 def test_linear_fid_interval_matches_the_spread_across_datasets(n, d):
     """The interval's width against FID's real sampling spread: the central 95% of FIDs of
