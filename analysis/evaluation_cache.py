@@ -41,7 +41,13 @@ from analysis.evaluate import MEAN_AB_COLUMNS, RunsEvaluation
 from analysis.image_scores import Scores, Todo, naming_truth, score_images
 from analysis.lab_stats import AB_EDGES, ab_edges
 from analysis.metrics import DEFAULT_METRICS, get_metric
-from analysis.metrics_cache import CACHE_DIR, LOGGED_SKIPS, VALUES_DIR, unavailable_metrics
+from analysis.metrics_cache import (
+    CACHE_DIR,
+    LOGGED_SKIPS,
+    VALUES_DIR,
+    log_skips,
+    unavailable_metrics,
+)
 from analysis.metrics_plan import Plan, build_plan
 from analysis.runs import RunsFolder, Skip, order_methods
 from analysis.ssim import MIN_SIDE, MinSize
@@ -321,11 +327,7 @@ def _ordered_skips(setup: _Setup, plan: Plan, skips: list[Skip], scores: Scores,
                                          metric.get(s.metric, -1)))
     skips = [Skip(s.method, s.image_id, naming_truth(s.reason, plan.truth), s.metric)
              if s.metric else s for s in skips]
-    for s in skips[:LOGGED_SKIPS]:
-        log.warning("skipped %s/%s%s: %s", s.method, s.image_id,
-                    f" ({s.metric})" if s.metric else "", s.reason)
-    if len(skips) > LOGGED_SKIPS:
-        log.warning("... and %d more skipped images or values", len(skips) - LOGGED_SKIPS)
+    log_skips(skips)
     return skips
 
 

@@ -197,6 +197,15 @@ def metrics_pass(runs_dir: str | os.PathLike, methods: Sequence[str] | None = No
     return result
 
 
+def log_skips(skips: list[Skip]) -> None:
+    """The first :data:`LOGGED_SKIPS` skipped images or values as warnings, then a count."""
+    for s in skips[:LOGGED_SKIPS]:
+        log.warning("skipped %s/%s%s: %s", s.method, s.image_id,
+                    f" ({s.metric})" if s.metric else "", s.reason)
+    if len(skips) > LOGGED_SKIPS:
+        log.warning("... and %d more skipped images or values", len(skips) - LOGGED_SKIPS)
+
+
 def _reported(skips: list[Skip], plan: Plan, scores: Scores, truth_apart: bool
               ) -> list[Skip]:
     """``skips`` and, when the truth is not one of the methods (``truth_apart``), the
@@ -205,11 +214,7 @@ def _reported(skips: list[Skip], plan: Plan, scores: Scores, truth_apart: bool
         known = {s.image_id for s in plan.skips if s.method == plan.truth}
         skips = skips + [Skip(plan.truth, i, why) for i, why in scores.truth_failed.items()
                          if i not in known]
-    for s in skips[:LOGGED_SKIPS]:
-        log.warning("skipped %s/%s%s: %s", s.method, s.image_id,
-                    f" ({s.metric})" if s.metric else "", s.reason)
-    if len(skips) > LOGGED_SKIPS:
-        log.warning("... and %d more skipped images or values", len(skips) - LOGGED_SKIPS)
+    log_skips(skips)
     return skips
 
 
