@@ -39,6 +39,26 @@ def demo_report(tmp_path_factory) -> Path:
     return out / "report.html"
 
 
+def test_self_contained_report_opens_anywhere(browser, demo_report, tmp_path):
+    """``--self-contained``: the one file, copied away from its folder, shows every image."""
+    runs = demo_report.parents[1] / "runs" / "demo"
+    out = tmp_path / "one"
+    assert report.main(["--runs", str(runs), "--out", str(out), "--n-resamples", "50",
+                        "--workers", "1", "--no-progress", "--self-contained"]) == 0
+    alone = tmp_path / "elsewhere" / "report.html"
+    alone.parent.mkdir()
+    alone.write_bytes((out / "report.html").read_bytes())
+    page, errors = _open(browser, alone, 1280)
+    try:
+        images = page.evaluate("Array.from(document.images).map(i => "
+                               "[i.getAttribute('src').slice(0, 5), i.complete && "
+                               "i.naturalWidth > 0])")
+        assert len(images) > 20 and all(src == "data:" and ok for src, ok in images)
+        assert errors == [] and _overflow(page) <= 0
+    finally:
+        page.close()
+
+
 def _open(browser, path: Path, width: int):
     page = browser.new_page(viewport={"width": width, "height": 900})
     errors: list[str] = []
