@@ -57,14 +57,10 @@ def _psd_root(s: np.ndarray) -> np.ndarray:
 
 
 def reference_root(y: np.ndarray) -> np.ndarray:
-    """A factor L of the covariance of (n, d) features, S = L L' (Cholesky, else the
-    symmetric root): :func:`weighted_fid`'s ``y_root`` for every method against one truth."""
-    yc = y - y.mean(0)
-    s2 = yc.T @ yc / (len(y) - 1)
-    try:
-        return np.linalg.cholesky(s2)
-    except np.linalg.LinAlgError:
-        return _psd_root(s2)
+    """A factor R of the covariance of (n, d) features, S = R R' (:class:`TruthFactor`'s:
+    Cholesky, else over the positive eigenvalues): :func:`weighted_fid`'s ``y_root`` for
+    every method against one truth."""
+    return TruthFactor.of(y).root
 
 
 def weighted_fid(x: np.ndarray, y: np.ndarray, counts: np.ndarray | None = None,

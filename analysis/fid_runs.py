@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +35,7 @@ import pandas as pd
 
 from analysis.fid import MIN_IMAGES, Interval, default_cache_dir
 from analysis.fid_features import FeatureExtractor, image_features
-from analysis.fid_interval import INTERVALS, TruthFactor, linear_fid, paired_fid, reference_root
+from analysis.fid_interval import INTERVALS, TruthFactor, linear_fid, paired_fid
 from analysis.inception_weights import WeightsNotFound, get_variant, hub_checkpoints_dir
 from analysis.reference_libs import BACKENDS, unavailable
 from analysis.runs import GT_METHOD, RunsFolder
@@ -195,7 +194,7 @@ class _Features:
                                          backend=options.backend)
         self.cache = options.cache_dir or default_cache_dir()
         self.truth: dict[str, np.ndarray] = {}
-        self.factor: tuple[tuple[str, ...], object] | None = None
+        self.factor: tuple[tuple[str, ...], TruthFactor] | None = None
         self.ref: tuple[tuple[str, ...], np.ndarray] | None = None
 
     def of(self, method: str, ids: list[str]) -> np.ndarray:
@@ -213,19 +212,21 @@ class _Features:
         ref = self.ref[1]
         o = self.options
         rng = np.random.default_rng(o.seed)
+        truth = self._factor(have, ref)
         if o.interval == "linear":
             return linear_fid(feats, ref, rng, n_resamples=o.n_resamples, level=o.level,
-                              truth=self._factor(have, ref, TruthFactor.of))
+                              truth=truth)
         return paired_fid(feats, ref, rng, n_resamples=o.n_resamples, level=o.level,
-                          reference_factor=self._factor(have, ref, reference_root))
+                          reference_factor=truth.root if truth else None)
 
-    def _factor(self, have: list[str], ref: np.ndarray, make: Callable) -> object:
-        """``make(ref)`` for the photo set ``have``, kept for the next methods (None when
-        there are no more photos than dimensions: the n x n route needs none)."""
+    def _factor(self, have: list[str], ref: np.ndarray) -> TruthFactor | None:
+        """The truth's :class:`TruthFactor` for the photo set ``have``, kept for the next
+        methods (None when there are no more photos than dimensions: the n x n route needs
+        none)."""
         if len(have) <= ref.shape[1]:
             return None
         if self.factor is None or self.factor[0] != tuple(have):
-            self.factor = (tuple(have), make(ref))
+            self.factor = (tuple(have), TruthFactor.of(ref))
         return self.factor[1]
 
 
